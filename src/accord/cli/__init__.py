@@ -1,0 +1,94 @@
+"""The ``accord`` command line."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from accord.cli import _journeys, _runs
+from accord.cli._common import console, handled, opened
+
+app = typer.Typer(
+    help="Accord: governed, durable journeys for customers and employees.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(_journeys.app, name="journey")
+app.add_typer(_runs.app, name="run")
+capability_app = typer.Typer(help="Capabilities the gateway can invoke.", no_args_is_help=True)
+app.add_typer(capability_app, name="capability")
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+Database = Annotated[
+    str | None, typer.Option("--database", help="database URL (default: ACCORD_DATABASE_URL)")
+]
+
+
+@app.command("demo")
+def demo_command(
+    database: Annotated[Path, typer.Option(help="SQLite file for the demo (recreated)")] = Path(
+        ".accord/demo.db"
+    ),
+) -> None:
+    """Run the sample enterprise's journeys end to end on embedded SQLite."""
+    from accord.cli._demo import run_demo  # noqa: PLC0415 - only the demo needs it
+
+    database.parent.mkdir(parents=True, exist_ok=True)
+    run_demo(database)
+
+
+@app.command("worker")
+def worker_command(
+    batch_size: Annotated[int | None, typer.Option(help="runs held at once")] = None,
+    name: Annotated[str | None, typer.Option(help="worker name in leases and history")] = None,
+    database: Database = None,
+) -> None:
+    """Run a worker until SIGTERM or Ctrl-C. Start as many as you like against PostgreSQL."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with opened(database) as accord, handled():
+        worker = accord.runtime.worker(
+            name=name,
+            batch_size=batch_size or accord.settings.worker_batch_size,
+            poll_interval=accord.settings.poll_interval,
+        )
+        console.print(f"worker {worker.name} on {accord.db.backend}; Ctrl-C stops it")
+        stats = worker.run(stop=stop)
+        console.print(
+            f"stopped: {stats.transitions} transitions in {stats.commits} commits, "
+            f"{stats.lease_lost} lost leases"
+        )
+
+
+@capability_app.command("list")
+def capability_list(database: Database = None) -> None:
+    """Registered capabilities and their contracts."""
+    with opened(database) as accord, handled():
+        table = Table("capability", "side effect", "idempotent", "data categories", "input")
+        for capability in accord.capabilities:
+            fields = ", ".join(capability.input_schema().get("properties", {}))
+            table.add_row(
+                capability.name, capability.side_effect, "yes" if capability.idempotent else "no",
+                ", ".join(capability.data_categories), fields,
+            )
+        console.print(table)
+
+
+@db_app.command("upgrade")
+def db_upgrade(database: Database = None) -> None:
+    """Apply schema migrations (also done automatically on start)."""
+    with opened(database) as accord:
+        console.print(f"schema is current on {accord.db.backend}")
+
+
+def main() -> None:
+    app()

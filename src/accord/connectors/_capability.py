@@ -1,0 +1,145 @@
+"""Capabilities: named operations with typed contracts, and the registry that holds them."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import typing
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from accord.errors import CapabilityNotFound, ConfigurationError
+
+SideEffect = Literal["read", "write", "irreversible"]
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """What a capability knows about the call: who, for which run and block, and its key.
+
+    ``idempotency_key`` is derived from (run, block, visit): a retried or replayed call carries
+    the same key, so a system that honours it applies the effect exactly once.
+    """
+
+    tenant_id: str
+    run_id: str
+    block: str
+    visit: int
+    attempt: int
+    idempotency_key: str
+    subject_id: str | None = None
+    purpose: str | None = None
+    deadline: float | None = None
+
+
+Handler = Callable[[Any, CallContext], Any]
+
+
+@dataclass(frozen=True)
+class Capability:
+    """A named operation with input and output contracts and its governance attributes."""
+
+    name: str
+    input_model: type[BaseModel]
+    output_model: type[BaseModel]
+    handler: Handler
+    side_effect: SideEffect = "read"
+    idempotent: bool = True
+    compensation: str | None = None
+    data_categories: tuple[str, ...] = ()
+    region: str | None = None
+    description: str = ""
+
+    def input_schema(self) -> dict[str, Any]:
+        return self.input_model.model_json_schema()
+
+    def output_schema(self) -> dict[str, Any]:
+        return self.output_model.model_json_schema()
+
+
+@dataclass
+class CapabilityRegistry:
+    """The capabilities a runtime may invoke, by name."""
+
+    _capabilities: dict[str, Capability] = field(default_factory=dict)
+
+    def add(self, capability: Capability) -> Capability:
+        if capability.name in self._capabilities:
+            raise ConfigurationError(
+                f"capability {capability.name!r} is registered twice",
+                hint="give each capability a unique name",
+            )
+        self._capabilities[capability.name] = capability
+        return capability
+
+    def capability(
+        self,
+        name: str,
+        *,
+        side_effect: SideEffect = "read",
+        idempotent: bool = True,
+        compensation: str | None = None,
+        data_categories: tuple[str, ...] = (),
+        region: str | None = None,
+    ) -> Callable[[Handler], Handler]:
+        """Register a function ``(request: In, ctx: CallContext) -> Out`` as a capability.
+
+        The input and output contracts are the Pydantic models in its annotations.
+        """
+
+        def register(func: Handler) -> Handler:
+            hints = typing.get_type_hints(func)
+            params = list(inspect.signature(func).parameters)
+            input_model = hints.get(params[0]) if params else None
+            output_model = hints.get("return")
+            if not (_is_model(input_model) and _is_model(output_model)):
+                raise ConfigurationError(
+                    f"capability {name!r}: annotate the first parameter and the return value "
+                    "with Pydantic models",
+                    hint="def f(request: MyInput, ctx: CallContext) -> MyOutput: ...",
+                )
+            self.add(
+                Capability(
+                    name=name,
+                    input_model=typing.cast(type[BaseModel], input_model),
+                    output_model=typing.cast(type[BaseModel], output_model),
+                    handler=func,
+                    side_effect=side_effect,
+                    idempotent=idempotent,
+                    compensation=compensation,
+                    data_categories=data_categories,
+                    region=region,
+                    description=inspect.getdoc(func) or "",
+                )
+            )
+            return func
+
+        return register
+
+    def get(self, name: str) -> Capability:
+        try:
+            return self._capabilities[name]
+        except KeyError:
+            close = difflib.get_close_matches(name, list(self._capabilities), n=3)
+            hint = (
+                f"did you mean {', '.join(repr(c) for c in close)}?"
+                if close
+                else "run 'accord capability list' to see what is registered"
+            )
+            raise CapabilityNotFound(f"no capability named {name!r}", hint=hint) from None
+
+    def find(self, name: str) -> Capability | None:
+        return self._capabilities.get(name)
+
+    def __iter__(self) -> Iterator[Capability]:
+        return iter(sorted(self._capabilities.values(), key=lambda c: c.name))
+
+    def __len__(self) -> int:
+        return len(self._capabilities)
+
+
+def _is_model(value: object) -> bool:
+    return isinstance(value, type) and issubclass(value, BaseModel)

@@ -1,0 +1,223 @@
+"""Accord's exception tree.
+
+Every error Accord raises on purpose derives from :class:`AccordError` and carries a stable
+:class:`ErrorCode`, which the API maps to RFC 9457 problem details and the CLI prints. The tree is
+split by who must react::
+
+    AccordError
+    ├── InputError                  the caller sent something wrong; fix the input and retry
+    │   ├── JourneyInvalid          a journey file failed to load or lint (carries Diagnostics)
+    │   ├── JourneyNotFound
+    │   ├── RunNotFound
+    │   ├── RunFinished             a signal or cancel for a run that already ended
+    │   ├── IdempotencyConflict     same idempotency key, different request
+    │   ├── CapabilityNotFound
+    │   └── ContractViolation       a payload does not match a capability contract
+    ├── ExecutionError              a block failed while running; retryable is a property of the type
+    │   ├── CapabilityFailed        the capability raised; retryable unless marked otherwise
+    │   ├── BlockTimeout            the block exceeded its timeout (retryable)
+    │   ├── ExpressionError         a CEL expression failed at run time (not retryable)
+    │   └── DecisionError           a decision table produced no or conflicting results
+    ├── ConcurrencyError            the storage layer refused a write to protect consistency
+    │   └── LeaseLost               a worker's lease expired or was taken over; its commit is void
+    └── ConfigurationError          settings or wiring are wrong; an operator must fix them
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = [
+    "AccordError",
+    "BlockTimeout",
+    "CapabilityFailed",
+    "CapabilityNotFound",
+    "ConcurrencyError",
+    "ConfigurationError",
+    "ContractViolation",
+    "DecisionError",
+    "Diagnostic",
+    "ErrorCode",
+    "ExecutionError",
+    "ExpressionError",
+    "IdempotencyConflict",
+    "InputError",
+    "JourneyInvalid",
+    "JourneyNotFound",
+    "LeaseLost",
+    "RunFinished",
+    "RunNotFound",
+]
+
+
+class ErrorCode(StrEnum):
+    """Stable, documented error codes. Never renumber or reuse one."""
+
+    JOURNEY_INVALID = "journey_invalid"
+    JOURNEY_NOT_FOUND = "journey_not_found"
+    RUN_NOT_FOUND = "run_not_found"
+    RUN_FINISHED = "run_finished"
+    IDEMPOTENCY_CONFLICT = "idempotency_conflict"
+    CAPABILITY_NOT_FOUND = "capability_not_found"
+    CONTRACT_VIOLATION = "contract_violation"
+    CAPABILITY_FAILED = "capability_failed"
+    BLOCK_TIMEOUT = "block_timeout"
+    EXPRESSION_ERROR = "expression_error"
+    DECISION_ERROR = "decision_error"
+    LEASE_LOST = "lease_lost"
+    CONFIGURATION = "configuration"
+    INVALID_INPUT = "invalid_input"
+
+
+class AccordError(Exception):
+    """Base of every error Accord raises deliberately."""
+
+    code: ErrorCode = ErrorCode.INVALID_INPUT
+    retryable: bool = False
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}\n  hint: {self.hint}"
+        return self.message
+
+
+class InputError(AccordError):
+    """The caller sent something wrong. Nothing was changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One problem found in a journey definition, located in its source file."""
+
+    message: str
+    file: str
+    line: int | None = None
+    column: int | None = None
+    path: str = ""
+    hint: str | None = None
+    severity: str = "error"
+
+    def render(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        text = f"{where}: {self.severity}: {self.message}"
+        if self.path:
+            text += f" (at {self.path})"
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+
+class JourneyInvalid(InputError):
+    """A journey definition failed to load or lint. ``diagnostics`` lists every problem found."""
+
+    code = ErrorCode.JOURNEY_INVALID
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        count = len(diagnostics)
+        summary = "\n".join(d.render() for d in diagnostics)
+        super().__init__(f"journey has {count} problem{'s' if count != 1 else ''}:\n{summary}")
+        self.diagnostics = diagnostics
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class JourneyNotFound(InputError):
+    code = ErrorCode.JOURNEY_NOT_FOUND
+
+
+class RunNotFound(InputError):
+    code = ErrorCode.RUN_NOT_FOUND
+
+
+class RunFinished(InputError):
+    code = ErrorCode.RUN_FINISHED
+
+
+class IdempotencyConflict(InputError):
+    code = ErrorCode.IDEMPOTENCY_CONFLICT
+
+
+class CapabilityNotFound(InputError):
+    code = ErrorCode.CAPABILITY_NOT_FOUND
+
+
+class ContractViolation(InputError):
+    code = ErrorCode.CONTRACT_VIOLATION
+
+
+class ExecutionError(AccordError):
+    """A block failed while running. ``retryable`` tells the runtime whether to try again."""
+
+    code = ErrorCode.CAPABILITY_FAILED
+    retryable = True
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, retryable: bool | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        if retryable is not None:
+            self.retryable = retryable
+
+    @property
+    def error_type(self) -> str:
+        """The name journeys use in ``retry.non_retryable`` and ``on_error`` filters."""
+        return type(self).__name__
+
+
+class CapabilityFailed(ExecutionError):
+    code = ErrorCode.CAPABILITY_FAILED
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_type: str = "CapabilityFailed",
+        hint: str | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint, retryable=retryable)
+        self._error_type = error_type
+
+    @property
+    def error_type(self) -> str:
+        return self._error_type
+
+
+class BlockTimeout(ExecutionError):
+    code = ErrorCode.BLOCK_TIMEOUT
+
+
+class ExpressionError(ExecutionError):
+    code = ErrorCode.EXPRESSION_ERROR
+    retryable = False
+
+
+class DecisionError(ExecutionError):
+    code = ErrorCode.DECISION_ERROR
+    retryable = False
+
+
+class ConcurrencyError(AccordError):
+    code = ErrorCode.LEASE_LOST
+    retryable = True
+
+
+class LeaseLost(ConcurrencyError):
+    """The worker no longer holds the run's lease; the transition it tried to commit is void."""
+
+    code = ErrorCode.LEASE_LOST
+
+
+class ConfigurationError(AccordError):
+    code = ErrorCode.CONFIGURATION

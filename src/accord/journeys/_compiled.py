@@ -1,0 +1,159 @@
+"""A deployed journey prepared for execution: blocks indexed, expressions compiled once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError, create_model
+
+from accord.core import digest
+from accord.errors import ContractViolation
+from accord.journeys._expressions import (
+    CompiledMapping,
+    Expression,
+    compile_expression,
+    compile_mapping,
+)
+from accord.journeys._lint import iter_flows
+from accord.journeys._spec import (
+    AnyBlock,
+    CallBlock,
+    ChoiceBlock,
+    DecideBlock,
+    EndBlock,
+    EscalateBlock,
+    JourneySpec,
+    MapBlock,
+    TaskBlock,
+    WaitBlock,
+)
+from accord.journeys._tables import CompiledTable, compile_table
+
+_PY_TYPES: dict[str, Any] = {
+    "string": str,
+    "integer": int,
+    "number": float,
+    "boolean": bool,
+    "object": dict[str, Any],
+    "array": list[Any],
+    "any": Any,
+}
+
+
+@dataclass(frozen=True)
+class Node:
+    """One block with its compiled expressions and the flow it belongs to."""
+
+    block: AnyBlock
+    flow: str
+    mapping: CompiledMapping | None = None
+    compensation: CompiledMapping | None = None
+    choices: tuple[tuple[Expression, str], ...] = ()
+    table: CompiledTable | None = None
+    expression: Expression | None = None
+
+
+@dataclass(frozen=True)
+class FlowInfo:
+    id: str
+    start: str
+    container: str | None
+
+
+@dataclass(frozen=True)
+class CompiledJourney:
+    """What the runtime executes. Build it with :func:`compile_journey`."""
+
+    spec: JourneySpec
+    version: int
+    digest: str
+    nodes: dict[str, Node]
+    flows: dict[str, FlowInfo]
+    input_model: type[BaseModel] = field(repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.spec.journey
+
+    def validate_input(self, data: Any) -> dict[str, Any]:
+        """Check run input against the journey's input contract and fill defaults.
+
+        Raises:
+            ContractViolation: naming every bad field.
+        """
+        if not isinstance(data, dict):
+            raise ContractViolation(
+                f"input for journey {self.name!r} must be an object, got {type(data).__name__}"
+            )
+        try:
+            model = self.input_model.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
+                for e in exc.errors(include_url=False)
+            )
+            fields = ", ".join(f"{k} ({f.type})" for k, f in self.spec.input.items())
+            raise ContractViolation(
+                f"input for journey {self.name!r} is invalid: {problems}",
+                hint=f"the journey takes: {fields or 'no fields'}",
+            ) from exc
+        return model.model_dump(mode="json")
+
+
+def compile_journey(spec: JourneySpec, *, version: int = 0) -> CompiledJourney:
+    """Index blocks and compile every expression. The spec must have passed lint."""
+    nodes: dict[str, Node] = {}
+    flows: dict[str, FlowInfo] = {}
+    for flow in iter_flows(spec):
+        flows[flow.id] = FlowInfo(flow.id, flow.start, flow.container)
+        for block, _ in flow.blocks:
+            nodes[block.id] = _compile_node(block, flow.id)
+    fields: dict[str, Any] = {}
+    for name, f in spec.input.items():
+        annotation = _PY_TYPES[f.type]
+        if f.required and f.default is None:
+            fields[name] = (annotation, ...)
+        else:
+            fields[name] = (annotation | None, f.default)
+    input_model = create_model(  # type: ignore[call-overload]
+        f"{spec.journey}_input", __config__={"extra": "forbid", "strict": False}, **fields
+    )
+    return CompiledJourney(
+        spec=spec,
+        version=version,
+        digest=journey_digest(spec),
+        nodes=nodes,
+        flows=flows,
+        input_model=input_model,
+    )
+
+
+def journey_digest(spec: JourneySpec) -> str:
+    return digest(spec.model_dump(mode="json"))
+
+
+def _compile_node(block: AnyBlock, flow: str) -> Node:
+    compensation = compile_mapping(block.compensate.input) if block.compensate else None
+    if isinstance(block, TaskBlock | CallBlock):
+        return Node(block, flow, mapping=compile_mapping(block.input), compensation=compensation)
+    if isinstance(block, EndBlock):
+        return Node(block, flow, mapping=compile_mapping(block.output))
+    if isinstance(block, ChoiceBlock):
+        choices = tuple((compile_expression(c.when), c.next) for c in block.choices)
+        return Node(block, flow, choices=choices)
+    if isinstance(block, DecideBlock):
+        return Node(block, flow, table=compile_table(block))
+    if isinstance(block, MapBlock):
+        return Node(
+            block,
+            flow,
+            expression=compile_expression(block.items),
+            mapping=compile_mapping(block.result) if block.result else None,
+        )
+    if isinstance(block, WaitBlock):
+        source = block.until or (block.event.correlation if block.event else None)
+        return Node(block, flow, expression=compile_expression(source) if source else None)
+    if isinstance(block, EscalateBlock):
+        return Node(block, flow, expression=compile_expression(block.reason))
+    return Node(block, flow, compensation=compensation)

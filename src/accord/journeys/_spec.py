@@ -1,0 +1,303 @@
+"""The journey file format (language v1), as Pydantic models.
+
+YAML files and the Python builder both produce a :class:`JourneySpec`; linting, deployment and the
+runtime consume it. String values in ``input``/``output`` mappings are CEL expressions; numbers,
+booleans and ``null`` are literals; nested maps and lists are mapped field by field.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from accord.core import parse_duration
+
+BLOCK_KINDS = (
+    "task",
+    "decide",
+    "choice",
+    "wait",
+    "approve",
+    "parallel",
+    "map",
+    "call",
+    "end",
+    "escalate",
+)
+
+IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
+NAME = r"^[A-Za-z_][A-Za-z0-9_.\-]*$"
+
+Duration = Annotated[float, Field(ge=0)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _duration(value: Any) -> Any:
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return parse_duration(value)
+    return value
+
+
+class RetryPolicy(_Model):
+    """How a failed block is retried: exponential backoff with jitter, for retryable errors only."""
+
+    max_attempts: int = Field(3, ge=1, le=1000)
+    initial_interval: Duration = 1.0
+    backoff: float = Field(2.0, ge=1.0, le=100.0)
+    max_interval: Duration = 300.0
+    jitter: float = Field(0.2, ge=0.0, le=1.0)
+    non_retryable: tuple[str, ...] = ()
+
+    _parse = field_validator("initial_interval", "max_interval", mode="before")(_duration)
+
+    def delay(self, attempt: int, random_fraction: float) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based).
+
+        ``random_fraction`` in [0, 1) spreads the delay by ±``jitter`` of itself.
+        """
+        base = min(self.initial_interval * self.backoff ** (attempt - 1), self.max_interval)
+        spread = base * self.jitter * (2.0 * random_fraction - 1.0)
+        return max(0.0, base + spread)
+
+
+class Compensation(_Model):
+    """The capability that undoes a block's side effect, and its input mapping."""
+
+    capability: str = Field(pattern=NAME)
+    input: dict[str, Any] = Field(default_factory=dict)
+
+
+class InputField(_Model):
+    """One field of a journey's input contract."""
+
+    type: Literal["string", "integer", "number", "boolean", "object", "array", "any"] = "string"
+    required: bool = True
+    default: Any = None
+    description: str = ""
+
+
+class _Block(_Model):
+    id: str = Field(pattern=IDENT, max_length=64)
+    description: str = ""
+    purpose: str | None = None
+    reads: tuple[str, ...] = ()
+    next: str | None = None
+    timeout: Duration | None = None
+    retry: RetryPolicy | None = None
+    on_error: str | None = None
+    compensate: Compensation | None = None
+
+    _parse = field_validator("timeout", mode="before")(_duration)
+
+
+class TaskBlock(_Block):
+    """Invoke a capability through the gateway."""
+
+    kind: Literal["task"]
+    capability: str = Field(pattern=NAME)
+    input: dict[str, Any] = Field(default_factory=dict)
+
+
+class Rule(_Model):
+    when: dict[str, Any] = Field(default_factory=dict)
+    then: dict[str, Any]
+    priority: int = 0
+    description: str = ""
+
+
+class DecideBlock(_Block):
+    """A decision table: input columns (CEL), rules of unary tests, and a hit policy."""
+
+    kind: Literal["decide"]
+    inputs: dict[str, str]
+    rules: tuple[Rule, ...] = Field(min_length=1)
+    hit_policy: Literal["unique", "first", "priority", "any", "collect", "rule_order"] = "unique"
+    default: dict[str, Any] | None = None
+
+
+class Choice(_Model):
+    when: str
+    next: str
+
+
+class ChoiceBlock(_Block):
+    """Branch on the first CEL condition that holds, else ``default``."""
+
+    kind: Literal["choice"]
+    choices: tuple[Choice, ...] = Field(min_length=1)
+    default: str
+
+
+class EventWait(_Model):
+    name: str = Field(pattern=NAME)
+    correlation: str | None = None
+
+
+class WaitBlock(_Block):
+    """Wait durably for a timer (``timer``/``until``) or an external event."""
+
+    kind: Literal["wait"]
+    timer: Duration | None = None
+    until: str | None = None
+    event: EventWait | None = None
+    on_timeout: str | None = None
+
+    _parse_timer = field_validator("timer", mode="before")(_duration)
+
+
+class ApproveBlock(_Block):
+    """A durable human wait, resumed by a decision signal named after the block."""
+
+    kind: Literal["approve"]
+    role: str = "reviewer"
+    title: str = ""
+    on: dict[str, str] = Field(default_factory=dict)
+    on_timeout: str | None = None
+
+
+class EscalateBlock(_Block):
+    """Hand the case to a human queue; the decision's outcome picks the way on (or ends the run)."""
+
+    kind: Literal["escalate"]
+    queue: str = "supervisors"
+    reason: str = '"escalated"'
+    on: dict[str, str] = Field(default_factory=dict)
+    on_timeout: str | None = None
+
+
+def link_sequence(data: Any) -> Any:
+    """Give every block without ``next`` the following block of its list as ``next``.
+
+    ``end`` and ``choice`` blocks route themselves, the last block of a list ends its flow, and an
+    explicit ``next: null`` ends the flow early.
+    """
+    if not isinstance(data, dict) or not isinstance(data.get("blocks"), list):
+        return data
+    blocks = list(data["blocks"])
+    for i, block in enumerate(blocks[:-1]):
+        following = blocks[i + 1]
+        if (
+            isinstance(block, dict)
+            and "next" not in block
+            and block.get("kind") not in ("end", "choice")
+            and isinstance(following, dict)
+            and isinstance(following.get("id"), str)
+        ):
+            blocks[i] = {**block, "next": following["id"]}
+    return {**data, "blocks": blocks}
+
+
+class Flow(_Model):
+    """A sequence of blocks with its own entry point: a parallel branch or a map iteration."""
+
+    name: str | None = Field(None, pattern=IDENT)
+    start: str | None = None
+    blocks: tuple[Block, ...] = Field(min_length=1)
+
+    _link = model_validator(mode="before")(link_sequence)
+
+
+class ParallelBlock(_Block):
+    """Run branches concurrently; continue when all (or any) have finished."""
+
+    kind: Literal["parallel"]
+    branches: tuple[Flow, ...] = Field(min_length=1)
+    join: Literal["all", "any"] = "all"
+
+
+class MapBlock(_Block):
+    """Run a flow once per item of a list, at most ``max_concurrency`` at a time."""
+
+    kind: Literal["map"]
+    items: str
+    do: Flow
+    max_concurrency: int = Field(8, ge=1, le=1000)
+    result: str | None = None
+
+
+class CallBlock(_Block):
+    """Start a sub-journey and wait for it to end."""
+
+    kind: Literal["call"]
+    journey: str = Field(pattern=NAME)
+    version: int | None = Field(None, ge=1)
+    input: dict[str, Any] = Field(default_factory=dict)
+
+
+class EndBlock(_Block):
+    """End the run with an outcome and an optional output mapping."""
+
+    kind: Literal["end"]
+    outcome: str = Field("completed", pattern=IDENT)
+    output: dict[str, Any] = Field(default_factory=dict)
+
+
+Block = Annotated[
+    TaskBlock
+    | DecideBlock
+    | ChoiceBlock
+    | WaitBlock
+    | ApproveBlock
+    | ParallelBlock
+    | MapBlock
+    | CallBlock
+    | EndBlock
+    | EscalateBlock,
+    Field(discriminator="kind"),
+]
+
+
+class JourneySpec(_Model):
+    """A whole journey definition: its name, input contract and top-level flow."""
+
+    journey: str = Field(pattern=NAME, max_length=128)
+    description: str = ""
+    language: Literal[1] = 1
+    input: dict[str, InputField] = Field(default_factory=dict)
+    start: str | None = None
+    blocks: tuple[Block, ...] = Field(min_length=1)
+
+    _link = model_validator(mode="before")(link_sequence)
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _short_fields(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: {"type": v} if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    @property
+    def name(self) -> str:
+        return self.journey
+
+
+Flow.model_rebuild()
+ParallelBlock.model_rebuild()
+MapBlock.model_rebuild()
+JourneySpec.model_rebuild()
+
+AnyBlock = (
+    TaskBlock
+    | DecideBlock
+    | ChoiceBlock
+    | WaitBlock
+    | ApproveBlock
+    | ParallelBlock
+    | MapBlock
+    | CallBlock
+    | EndBlock
+    | EscalateBlock
+)
+
+
+def journey_json_schema() -> dict[str, Any]:
+    """The JSON Schema of the journey file format, as published in ``docs/``."""
+    schema = JourneySpec.model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://accord.dev/schemas/journey-v1.json"
+    schema["title"] = "Accord journey (language v1)"
+    return schema

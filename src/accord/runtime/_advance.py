@@ -1,0 +1,773 @@
+"""Computing one transition of one run: consume signals, fire timers, execute blocks.
+
+:class:`Advance` is built for a claimed run, runs in memory, and produces a
+:class:`~accord.storage.TransitionWrite` that the worker commits under the run's lease. A
+transition executes at most one task (one side effect); the pure blocks around it (``choice``,
+``decide``, waits being registered, fan-out and joins, ``end``) ride in the same commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from accord.connectors import CallContext
+from accord.core import canonical_dumps
+from accord.errors import (
+    BlockTimeout,
+    CapabilityFailed,
+    DecisionError,
+    ExecutionError,
+    ExpressionError,
+)
+from accord.gateway import Gateway
+from accord.journeys import (
+    ApproveBlock,
+    CallBlock,
+    ChoiceBlock,
+    CompiledJourney,
+    DecideBlock,
+    EndBlock,
+    EscalateBlock,
+    MapBlock,
+    ParallelBlock,
+    RetryPolicy,
+    TaskBlock,
+    WaitBlock,
+    branch_flow_id,
+    branch_name,
+    map_flow_id,
+)
+from accord.runtime._state import Join, RunState, Scope, Token, Wait
+from accord.storage import (
+    HistoryEvent,
+    NewEvent,
+    NewRun,
+    NewSignal,
+    NewTimer,
+    NewWait,
+    RunRecord,
+    RunStatus,
+    SignalRecord,
+    TransitionWrite,
+)
+
+DEFAULT_RETRY = RetryPolicy()
+MAX_PURE_STEPS = 1000
+
+
+@dataclass(frozen=True)
+class AdvanceDeps:
+    """What computing a transition needs from the outside world."""
+
+    gateway: Gateway
+    new_id: Callable[[str], str]
+    random: Callable[[], float]
+    pending_signals: Callable[[str, str], list[SignalRecord]]
+    parked_signals: Callable[[str, str, str], list[SignalRecord]]
+    resolve_journey: Callable[[str, str, int | None], CompiledJourney]
+
+
+def initial_state(journey: CompiledJourney) -> RunState:
+    state = RunState()
+    token = Token(id=state.new_token_id(), flow="", block=journey.flows[""].start)
+    state.tokens[token.id] = token
+    return state
+
+
+def child_run_id(parent_run_id: str, block: str, visit: int, scope: str | None) -> str:
+    key = f"{parent_run_id}/{scope or ''}{block}/{visit}"
+    return "run_" + hashlib.sha256(key.encode()).hexdigest()[:26]
+
+
+class Advance:
+    """One transition of one run, computed in memory."""
+
+    def __init__(
+        self,
+        run: RunRecord,
+        journey: CompiledJourney,
+        state: RunState,
+        *,
+        now: float,
+        deps: AdvanceDeps,
+    ) -> None:
+        self.run = run
+        self.journey = journey
+        self.state = state
+        self.now = now
+        self.deps = deps
+        self.events: list[HistoryEvent] = []
+        self.timers_add: list[NewTimer] = []
+        self.timers_delete: list[str] = []
+        self.waits_add: list[NewWait] = []
+        self.waits_delete: list[str] = []
+        self.consumed: list[str] = []
+        self.outbox: list[NewEvent] = []
+        self.new_runs: list[NewRun] = []
+        self.new_signals: list[NewSignal] = []
+        self.ended: RunStatus | None = None
+        self.outcome: str | None = None
+        self.error: dict[str, Any] | None = None
+        self._pending: list[SignalRecord] | None = None
+        self._run_vars = {
+            "id": run.run_id,
+            "journey": run.journey_name,
+            "version": run.journey_version,
+            "subject": run.subject_id,
+            "tenant": run.tenant_id,
+        }
+
+    def compute(self) -> TransitionWrite | None:
+        """The transition to commit, or ``None`` when the run has nothing due."""
+        if self.run.inbox_version != self.state.inbox_seen:
+            self.state.inbox_seen = self.run.inbox_version
+            self._consume_signals()
+        if self.ended is None:
+            self._fire_timers()
+        if self.ended is None:
+            self._execute_ready()
+        if not self.events:
+            return None
+        return self._write()
+
+    def _write(self) -> TransitionWrite:
+        if self.ended is not None:
+            status: RunStatus = self.ended
+            wake_at = None
+        elif any(t.status == "ready" for t in self.state.tokens.values()):
+            status = "ready"
+            wake_at = self.now
+        else:
+            status = "waiting"
+            times = [t.wait.at for t in self.state.tokens.values() if t.wait and t.wait.at]
+            wake_at = min(times) if times else None
+        return TransitionWrite(
+            run_id=self.run.run_id,
+            tenant_id=self.run.tenant_id,
+            expected_seq=self.run.seq,
+            lease_token=self.run.lease_token,
+            inbox_seen=self.state.inbox_seen,
+            status=status,
+            state=self.state.dumps(),
+            wake_at=wake_at,
+            at=self.now,
+            release=status != "ready",
+            events=self.events,
+            outcome=self.outcome,
+            error=self.error,
+            timers_add=self.timers_add,
+            timers_delete=self.timers_delete,
+            waits_add=self.waits_add,
+            waits_delete=self.waits_delete,
+            signals_consumed=self.consumed,
+            outbox=self.outbox,
+            new_runs=self.new_runs,
+            new_signals=self.new_signals,
+        )
+
+    def _event(self, kind: str, token: Token | None = None, **detail: Any) -> None:
+        self.events.append(
+            HistoryEvent(
+                kind=kind,
+                block=self._path(token) if token else None,
+                visit=token.visit if token else None,
+                attempt=token.attempt if token else None,
+                detail=detail,
+            )
+        )
+
+    def _publish(self, event_type: str, **payload: Any) -> None:
+        payload.setdefault("run_id", self.run.run_id)
+        payload.setdefault("journey", self.run.journey_name)
+        self.outbox.append(NewEvent(self.deps.new_id("evt"), event_type, payload))
+
+    @staticmethod
+    def _path(token: Token) -> str:
+        return f"{token.scope}/{token.block}" if token.scope else token.block
+
+    def _signals(self) -> list[SignalRecord]:
+        if self._pending is None:
+            self._pending = self.deps.pending_signals(self.run.tenant_id, self.run.run_id)
+        return self._pending
+
+    def _consume(self, signal: SignalRecord) -> None:
+        self.consumed.append(signal.signal_id)
+        if self._pending is not None and signal in self._pending:
+            self._pending.remove(signal)
+
+    def _consume_signals(self) -> None:
+        for signal in list(self._signals()):
+            if self.ended is not None:
+                return
+            if signal.kind == "cancel":
+                self._consume(signal)
+                self._event("signal.received", None, kind="cancel", **signal.payload)
+                self._end_run("cancelled", outcome="cancelled", error=None)
+                return
+            for token in list(self.state.tokens.values()):
+                if token.status == "waiting" and self._matches(token, signal):
+                    self._consume(signal)
+                    self._resume(token, signal)
+                    break
+
+    @staticmethod
+    def _matches(token: Token, signal: SignalRecord) -> bool:
+        wait = token.wait
+        if wait is None:
+            return False
+        if signal.kind == "event":
+            return (
+                wait.kind == "event"
+                and wait.name == signal.name
+                and (signal.correlation_key is None or signal.correlation_key == wait.correlation)
+            )
+        if signal.kind == "decision":
+            return wait.kind == "human" and token.block == signal.name
+        if signal.kind == "child":
+            return wait.kind == "child" and token.id == signal.name
+        return False
+
+    def _resume(self, token: Token, signal: SignalRecord) -> None:
+        assert token.wait is not None
+        block = self.journey.nodes[token.block].block
+        self._clear_wait(token)
+        if signal.kind == "event":
+            self._event("signal.consumed", token, name=signal.name, signal_id=signal.signal_id)
+            self._set_output(token, signal.payload)
+            self._goto(token, block.next)
+        elif signal.kind == "decision":
+            self._human_decided(token, block, signal)
+        elif signal.kind == "child":
+            self._child_ended(token, block, signal.payload)
+
+    def _human_decided(self, token: Token, block: Any, signal: SignalRecord) -> None:
+        payload = signal.payload
+        decision = str(payload.get("decision"))
+        output = {
+            "decision": decision,
+            "by": payload.get("by"),
+            "reason": payload.get("reason"),
+            "data": payload.get("data"),
+        }
+        self._event("decision.received", token, signal_id=signal.signal_id, **output)
+        self._set_output(token, output)
+        assert isinstance(block, ApproveBlock | EscalateBlock)
+        target = block.on.get(decision)
+        if target is None and isinstance(block, EscalateBlock) and not block.next:
+            self._end_run("completed", outcome="escalated", error=None)
+            return
+        if target is None and isinstance(block, ApproveBlock) and decision in ("reject", "rejected"):
+            self._fail_block(
+                token,
+                CapabilityFailed(
+                    f"approval {block.id!r} was rejected by {payload.get('by') or 'a reviewer'}",
+                    error_type="Rejected",
+                    retryable=False,
+                ),
+            )
+            return
+        self._goto(token, target or block.next)
+
+    def _child_ended(self, token: Token, block: Any, payload: dict[str, Any]) -> None:
+        status = payload.get("status")
+        self._event("call.ended", token, child=payload.get("run_id"), status=status)
+        if status == "completed":
+            self._set_output(
+                token,
+                {
+                    "run_id": payload.get("run_id"),
+                    "outcome": payload.get("outcome"),
+                    "output": payload.get("output"),
+                },
+            )
+            self._goto(token, block.next)
+        else:
+            error = payload.get("error") or {}
+            self._fail_block(
+                token,
+                CapabilityFailed(
+                    f"sub-journey run {payload.get('run_id')} ended {status}: "
+                    f"{error.get('message', '')}".rstrip(": "),
+                    error_type="ChildRunFailed" if status == "failed" else "ChildRunCancelled",
+                    retryable=False,
+                ),
+            )
+
+    def _fire_timers(self) -> None:
+        for token in list(self.state.tokens.values()):
+            wait = token.wait
+            if token.status != "waiting" or wait is None or wait.at is None:
+                continue
+            if wait.at > self.now or token.id not in self.state.tokens:
+                continue
+            block = self.journey.nodes[token.block].block
+            self._clear_wait(token)
+            if wait.kind == "retry":
+                token.status = "ready"
+                token.attempt += 1
+                self._event("timer.fired", token, purpose="retry")
+            elif wait.kind == "timer":
+                self._event("timer.fired", token, purpose="wait")
+                self._set_output(token, {"fired_at": self.now})
+                self._goto(token, block.next)
+            else:
+                self._event("timer.fired", token, purpose="timeout")
+                target = getattr(block, "on_timeout", None)
+                if target:
+                    self._set_output(token, {"timed_out": True})
+                    self._goto(token, target)
+                else:
+                    self._fail_block(
+                        token, BlockTimeout(f"block {block.id!r} timed out", retryable=False)
+                    )
+
+    def _execute_ready(self) -> None:
+        effects = 0
+        for _ in range(MAX_PURE_STEPS):
+            if self.ended is not None:
+                return
+            token = next((t for t in self.state.tokens.values() if t.status == "ready"), None)
+            if token is None:
+                return
+            block = self.journey.nodes[token.block].block
+            if isinstance(block, TaskBlock):
+                if effects:
+                    return
+                effects += 1
+            if token.visit == 0:
+                key = self._visit_key(token)
+                token.visit = self.state.visits.get(key, 0) + 1
+                self.state.visits[key] = token.visit
+            try:
+                self._execute(token, block)
+            except ExecutionError as exc:
+                self._fail_block(token, exc)
+        token = next(t for t in self.state.tokens.values() if t.status == "ready")
+        self._fail_block(
+            token,
+            ExpressionError(
+                f"more than {MAX_PURE_STEPS} blocks ran without a task or a wait, at "
+                f"{token.block!r}",
+                hint="a loop in the journey needs a wait block",
+            ),
+        )
+
+    @staticmethod
+    def _visit_key(token: Token) -> str:
+        return f"{token.scope}/{token.block}" if token.scope else token.block
+
+    def variables(self, token: Token) -> dict[str, Any]:
+        steps = self.state.steps
+        item = index = None
+        if token.scope is not None:
+            chain = []
+            scope_id: str | None = token.scope
+            while scope_id is not None:
+                scope = self.state.scopes[scope_id]
+                chain.append(scope)
+                scope_id = scope.parent
+            steps = dict(steps)
+            for scope in reversed(chain):
+                steps.update(scope.steps)
+            item, index = chain[0].item, chain[0].index
+        return {
+            "input": self.run.input,
+            "steps": steps,
+            "run": self._run_vars,
+            "now": self.now,
+            "errors": self.state.errors,
+            "item": item,
+            "index": index,
+        }
+
+    def _set_output(self, token: Token, output: Any) -> None:
+        if token.scope is not None:
+            self.state.scopes[token.scope].steps[token.block] = output
+        else:
+            self.state.steps[token.block] = output
+
+    def _execute(self, token: Token, block: Any) -> None:
+        node = self.journey.nodes[token.block]
+        if isinstance(block, TaskBlock):
+            self._run_task(token, block, node)
+        elif isinstance(block, ChoiceBlock):
+            variables = self.variables(token)
+            for i, (condition, target) in enumerate(node.choices):
+                result = condition.evaluate(variables)
+                if not isinstance(result, bool):
+                    raise ExpressionError(
+                        f"choice {block.id!r}: condition `{condition.source}` gave "
+                        f"{type(result).__name__}, not a boolean"
+                    )
+                if result:
+                    self._event("choice.taken", token, choice=i, next=target)
+                    self._goto(token, target)
+                    return
+            self._event("choice.taken", token, choice=None, next=block.default)
+            self._goto(token, block.default)
+        elif isinstance(block, DecideBlock):
+            assert node.table is not None
+            result, matched = node.table.evaluate(self.variables(token))
+            self._set_output(token, result)
+            self._event("decision.made", token, rules=[i + 1 for i in matched], output=result)
+            self._goto(token, block.next)
+        elif isinstance(block, WaitBlock):
+            self._start_wait(token, block, node)
+        elif isinstance(block, ApproveBlock | EscalateBlock):
+            self._start_human_wait(token, block, node)
+        elif isinstance(block, ParallelBlock):
+            self._fan_out(token, block)
+        elif isinstance(block, MapBlock):
+            self._start_map(token, block, node)
+        elif isinstance(block, CallBlock):
+            self._start_call(token, block, node)
+        elif isinstance(block, EndBlock):
+            assert node.mapping is not None
+            output = node.mapping.evaluate(self.variables(token)) if block.output else None
+            self.state.output = output
+            self._event("end.reached", token, outcome=block.outcome)
+            self._end_run("completed", outcome=block.outcome, error=None)
+
+    def _run_task(self, token: Token, block: TaskBlock, node: Any) -> None:
+        assert node.mapping is not None
+        variables = self.variables(token)
+        payload = node.mapping.evaluate(variables)
+        context = CallContext(
+            tenant_id=self.run.tenant_id,
+            run_id=self.run.run_id,
+            block=self._path(token),
+            visit=token.visit,
+            attempt=token.attempt,
+            idempotency_key=f"{self.run.run_id}/{self._visit_key(token)}/{token.visit}",
+            subject_id=self.run.subject_id,
+            purpose=block.purpose,
+            deadline=self.now + block.timeout if block.timeout else None,
+        )
+        output = self.deps.gateway.invoke(block.capability, payload, context)
+        self._set_output(token, output)
+        self._event("block.completed", token, capability=block.capability, output=output)
+        if node.compensation is not None and block.compensate is not None:
+            entry: dict[str, Any] = {
+                "block": self._path(token),
+                "visit": token.visit,
+                "capability": block.compensate.capability,
+            }
+            try:
+                entry["input"] = node.compensation.evaluate(self.variables(token))
+            except ExpressionError as exc:
+                entry["error"] = exc.message
+            self.state.compensations.append(entry)
+        self._goto(token, block.next)
+
+    def _fail_block(self, token: Token, exc: ExecutionError) -> None:
+        block = self.journey.nodes[token.block].block
+        policy = block.retry or (DEFAULT_RETRY if isinstance(block, TaskBlock) else None)
+        error = {"type": exc.error_type, "message": exc.message, "code": str(exc.code)}
+        retryable = (
+            policy is not None and exc.retryable and exc.error_type not in policy.non_retryable
+        )
+        if policy is not None and retryable and token.attempt < policy.max_attempts:
+            delay = policy.delay(token.attempt, self.deps.random())
+            self._event("block.retry_scheduled", token, error=error, delay=round(delay, 6))
+            self._wait(token, Wait(kind="retry", at=self.now + delay))
+            return
+        self._event("block.failed", token, error=error)
+        if block.on_error:
+            self.state.errors[block.id] = error
+            self._goto(token, block.on_error)
+            return
+        self._end_run("failed", outcome=None, error={**error, "block": self._path(token)})
+
+    def _wait(self, token: Token, wait: Wait) -> None:
+        token.status = "waiting"
+        if wait.at is not None:
+            wait.timer_id = f"{self.run.run_id}/tm{self.state.new_serial()}"
+            self.timers_add.append(NewTimer(wait.timer_id, token.id, wait.kind, wait.at))
+        token.wait = wait
+
+    def _clear_wait(self, token: Token) -> None:
+        wait = token.wait
+        if wait is None:
+            return
+        if wait.timer_id is not None:
+            self._delete_timer(wait.timer_id)
+        if wait.kind == "event":
+            self.waits_delete.append(token.id)
+        token.wait = None
+
+    def _delete_timer(self, timer_id: str) -> None:
+        added = [t for t in self.timers_add if t.timer_id == timer_id]
+        if added:
+            self.timers_add.remove(added[0])
+        else:
+            self.timers_delete.append(timer_id)
+
+    def _start_wait(self, token: Token, block: WaitBlock, node: Any) -> None:
+        if block.event is None:
+            if block.timer is not None:
+                at = self.now + block.timer
+            else:
+                assert node.expression is not None
+                at = _as_epoch(node.expression.evaluate(self.variables(token)), block.id)
+            self._event("wait.started", token, until=at)
+            self._wait(token, Wait(kind="timer", at=at))
+            return
+        correlation = None
+        if node.expression is not None:
+            correlation = str(node.expression.evaluate(self.variables(token)))
+        name = block.event.name
+        at = self.now + block.timeout if block.timeout is not None else None
+        self._event("wait.started", token, event=name, correlation=correlation)
+        self._wait(token, Wait(kind="event", name=name, correlation=correlation, at=at))
+        for signal in self._signals():
+            if self._matches(token, signal):
+                self._consume(signal)
+                self._resume(token, signal)
+                return
+        if correlation is not None:
+            parked = self.deps.parked_signals(self.run.tenant_id, name, correlation)
+            if parked:
+                self._consume(parked[0])
+                self._resume(token, parked[0])
+                return
+        self.waits_add.append(NewWait(token.id, name, correlation))
+        self._publish("run.waiting", block=block.id, waiting_for=name, correlation=correlation)
+
+    def _start_human_wait(
+        self, token: Token, block: ApproveBlock | EscalateBlock, node: Any
+    ) -> None:
+        at = self.now + block.timeout if block.timeout is not None else None
+        if isinstance(block, EscalateBlock):
+            assert node.expression is not None
+            reason = node.expression.evaluate(self.variables(token))
+            self._event("escalated", token, queue=block.queue, reason=reason)
+            self._publish("run.escalated", block=block.id, queue=block.queue, reason=reason)
+        else:
+            self._event("approval.requested", token, role=block.role, title=block.title)
+            self._publish("review.requested", block=block.id, role=block.role, title=block.title)
+        self._wait(token, Wait(kind="human", name=block.id, at=at))
+        for signal in self._signals():
+            if self._matches(token, signal):
+                self._consume(signal)
+                self._resume(token, signal)
+                return
+
+    def _fan_out(self, token: Token, block: ParallelBlock) -> None:
+        join = Join(mode=block.join)
+        for i, branch in enumerate(block.branches):
+            flow_id = branch_flow_id(block.id, i)
+            child = Token(
+                id=self.state.new_token_id(),
+                flow=flow_id,
+                block=self.journey.flows[flow_id].start,
+                parent=token.id,
+                scope=token.scope,
+                branch=branch_name(branch, i),
+            )
+            self.state.tokens[child.id] = child
+            join.pending.append(child.id)
+            join.branches[child.branch or ""] = "running"
+        token.status = "joining"
+        token.join = join
+        self._event("parallel.started", token, branches=list(join.branches))
+
+    def _start_map(self, token: Token, block: MapBlock, node: Any) -> None:
+        assert node.expression is not None
+        items = node.expression.evaluate(self.variables(token))
+        if not isinstance(items, list):
+            raise ExpressionError(
+                f"map {block.id!r}: items `{block.items}` gave {type(items).__name__}, not a list"
+            )
+        self._event("map.started", token, items=len(items))
+        if not items:
+            self._set_output(token, [])
+            self._goto(token, block.next)
+            return
+        token.status = "joining"
+        token.join = Join(mode="map", items=items, results=[None] * len(items))
+        for _ in range(min(block.max_concurrency, len(items))):
+            self._spawn_item(token, block)
+
+    def _spawn_item(self, token: Token, block: MapBlock) -> None:
+        join = token.join
+        assert join is not None
+        index = join.next_index
+        join.next_index += 1
+        scope_id = f"{token.scope or ''}{block.id}[{index}]"
+        self.state.scopes[scope_id] = Scope(item=join.items[index], index=index, parent=token.scope)
+        flow_id = map_flow_id(block.id)
+        child = Token(
+            id=self.state.new_token_id(),
+            flow=flow_id,
+            block=self.journey.flows[flow_id].start,
+            parent=token.id,
+            scope=scope_id,
+        )
+        self.state.tokens[child.id] = child
+        join.pending.append(child.id)
+
+    def _start_call(self, token: Token, block: CallBlock, node: Any) -> None:
+        assert node.mapping is not None
+        child_journey = self.deps.resolve_journey(self.run.tenant_id, block.journey, block.version)
+        child_input = child_journey.validate_input(node.mapping.evaluate(self.variables(token)))
+        run_id = child_run_id(self.run.run_id, block.id, token.visit, token.scope)
+        started = HistoryEvent(
+            kind="run.started",
+            detail={"journey": child_journey.name, "version": child_journey.version,
+                    "parent_run_id": self.run.run_id},
+        )
+        self.new_runs.append(
+            NewRun(
+                run_id=run_id,
+                tenant_id=self.run.tenant_id,
+                journey_name=child_journey.name,
+                journey_version=child_journey.version,
+                subject_id=self.run.subject_id,
+                input=child_input,
+                state=initial_state(child_journey).dumps(),
+                idempotency_key=None,
+                request_digest=canonical_dumps([child_journey.name, child_input])[:80],
+                parent_run_id=self.run.run_id,
+                parent_token=token.id,
+                at=self.now,
+                started=started,
+            )
+        )
+        self._event(
+            "call.started", token, child=run_id, journey=child_journey.name,
+            version=child_journey.version,
+        )
+        self._wait(token, Wait(kind="child", run_id=run_id))
+
+    def _goto(self, token: Token, target: str | None) -> None:
+        if target is None:
+            self._finish_token(token)
+            return
+        token.block = target
+        token.visit = 0
+        token.attempt = 1
+        token.status = "ready"
+        token.wait = None
+
+    def _finish_token(self, token: Token) -> None:
+        del self.state.tokens[token.id]
+        if token.parent is None:
+            self._end_run("completed", outcome="completed", error=None)
+            return
+        parent = self.state.tokens[token.parent]
+        join = parent.join
+        assert join is not None
+        join.pending.remove(token.id)
+        block = self.journey.nodes[parent.block].block
+        if join.mode == "map":
+            assert isinstance(block, MapBlock) and token.scope is not None
+            node = self.journey.nodes[parent.block]
+            scope = self.state.scopes[token.scope]
+            result = (
+                node.mapping.evaluate(self.variables(token)) if node.mapping else scope.steps
+            )
+            join.results[scope.index] = result
+            del self.state.scopes[token.scope]
+            if join.next_index < len(join.items):
+                self._spawn_item(parent, block)
+            if not join.pending:
+                self._event("map.completed", parent, items=len(join.items))
+                self._set_output(parent, join.results)
+                parent.join = None
+                self._goto(parent, block.next)
+            return
+        join.branches[token.branch or ""] = "completed"
+        if join.mode == "any":
+            for other in list(join.pending):
+                sibling = self.state.tokens[other]
+                join.branches[sibling.branch or ""] = "cancelled"
+                self._drop_token(sibling)
+            join.pending.clear()
+        if not join.pending:
+            self._event("parallel.completed", parent, branches=dict(join.branches))
+            self._set_output(parent, {"branches": dict(join.branches)})
+            parent.join = None
+            self._goto(parent, block.next)
+
+    def _drop_token(self, token: Token) -> None:
+        """Remove a token and everything below it: timers, waits, child runs, scopes."""
+        self._clear_wait_for_drop(token)
+        if token.join is not None:
+            for child in list(token.join.pending):
+                if child in self.state.tokens:
+                    self._drop_token(self.state.tokens[child])
+        if token.scope is not None and token.parent is not None:
+            parent = self.state.tokens.get(token.parent)
+            if parent is not None and parent.join is not None and parent.join.mode == "map":
+                self.state.scopes.pop(token.scope, None)
+        self.state.tokens.pop(token.id, None)
+
+    def _clear_wait_for_drop(self, token: Token) -> None:
+        wait = token.wait
+        if wait is not None and wait.kind == "child" and wait.run_id is not None:
+            self.new_signals.append(
+                NewSignal(
+                    signal_id=self.deps.new_id("sig"),
+                    tenant_id=self.run.tenant_id,
+                    run_id=wait.run_id,
+                    kind="cancel",
+                    name="cancel",
+                    payload={"reason": "parent run no longer needs it", "by": self.run.run_id},
+                )
+            )
+        self._clear_wait(token)
+
+    def _end_run(self, status: RunStatus, *, outcome: str | None, error: Any) -> None:
+        for token in list(self.state.tokens.values()):
+            if token.parent is None:
+                self._drop_token(token)
+        self.state.tokens.clear()
+        self.state.scopes.clear()
+        self.ended = status
+        self.outcome = outcome
+        self.error = error
+        self._event(f"run.{status}", None, outcome=outcome, error=error)
+        self._publish(f"run.{status}", outcome=outcome, error=error)
+        if self.run.parent_run_id and self.run.parent_token:
+            self.new_signals.append(
+                NewSignal(
+                    signal_id=self.deps.new_id("sig"),
+                    tenant_id=self.run.tenant_id,
+                    run_id=self.run.parent_run_id,
+                    kind="child",
+                    name=self.run.parent_token,
+                    payload={
+                        "run_id": self.run.run_id,
+                        "status": status,
+                        "outcome": outcome,
+                        "output": self.state.output,
+                        "error": error,
+                    },
+                )
+            )
+
+
+def _as_epoch(value: Any, block_id: str) -> float:
+    if isinstance(value, dt.datetime):
+        return value.timestamp()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError as exc:
+            raise ExpressionError(
+                f"wait {block_id!r}: until gave {value!r}, not a time",
+                hint="give epoch seconds, an RFC 3339 string or a CEL timestamp()",
+            ) from exc
+    raise ExpressionError(
+        f"wait {block_id!r}: until gave {type(value).__name__}, not a time",
+        hint="give epoch seconds, an RFC 3339 string or a CEL timestamp()",
+    )
+
+
+__all__ = ["Advance", "AdvanceDeps", "DecisionError", "child_run_id", "initial_state"]

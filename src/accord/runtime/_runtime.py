@@ -1,0 +1,418 @@
+"""The runtime: start runs, signal and cancel them, read them back, and make workers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy.exc import IntegrityError
+
+from accord.core import Clock, IdGenerator, TenantId, digest
+from accord.errors import (
+    IdempotencyConflict,
+    InputError,
+    RunFinished,
+    RunNotFound,
+)
+from accord.gateway import Gateway
+from accord.runtime._advance import AdvanceDeps, initial_state
+from accord.runtime._catalog import JourneyCatalog
+from accord.runtime._state import RunState
+from accord.runtime._worker import FaultHook, Worker
+from accord.storage import (
+    TERMINAL,
+    Database,
+    HistoryEntry,
+    HistoryEvent,
+    NewEvent,
+    NewRun,
+    NewTimer,
+    RunRecord,
+    TransitionWrite,
+    runs,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StartResult:
+    """The run a start request refers to; ``created`` is False when an idempotent replay."""
+
+    run_id: str
+    created: bool
+    journey: str
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class SignalResult:
+    """Where a signal went: a run's inbox, several runs, or parked for a later wait."""
+
+    signal_ids: tuple[str, ...]
+    run_ids: tuple[str, ...]
+    parked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where one path of a run stands."""
+
+    block: str
+    status: str
+    waiting_for: str | None
+    until: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunView:
+    """A run as people and APIs see it."""
+
+    run_id: str
+    tenant_id: str
+    journey: str
+    version: int
+    subject_id: str | None
+    status: str
+    outcome: str | None
+    error: dict[str, Any] | None
+    input: dict[str, Any]
+    steps: dict[str, Any]
+    output: Any
+    positions: tuple[Position, ...]
+    transitions: int
+    created_at: float
+    updated_at: float
+    ended_at: float | None
+    parent_run_id: str | None
+
+    @classmethod
+    def from_record(cls, record: RunRecord) -> RunView:
+        state = RunState.loads(record.state)
+        positions = []
+        for token in state.tokens.values():
+            waiting_for = None
+            until = None
+            if token.wait is not None:
+                waiting_for = token.wait.kind
+                if token.wait.name:
+                    waiting_for += f":{token.wait.name}"
+                until = token.wait.at
+            positions.append(Position(token.block, token.status, waiting_for, until))
+        return cls(
+            run_id=record.run_id,
+            tenant_id=record.tenant_id,
+            journey=record.journey_name,
+            version=record.journey_version,
+            subject_id=record.subject_id,
+            status=record.status,
+            outcome=record.outcome,
+            error=record.error,
+            input=record.input,
+            steps=state.steps,
+            output=state.output,
+            positions=tuple(positions),
+            transitions=record.seq,
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+            ended_at=record.ended_at,
+            parent_run_id=record.parent_run_id,
+        )
+
+
+class Runtime:
+    """Durable execution of journeys on one database.
+
+    Args:
+        db: the database (SQLite embedded, or PostgreSQL shared by many workers).
+        gateway: the one path to capabilities.
+        clock, ids: time and identity sources; tests inject deterministic ones.
+        lease_seconds: how long a claimed run stays a worker's without a commit.
+        fencing: reject commits from workers whose lease is gone. Only tests that demonstrate
+            what fencing prevents turn it off.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        gateway: Gateway,
+        *,
+        clock: Clock,
+        ids: IdGenerator,
+        lease_seconds: float = 30.0,
+        fencing: bool = True,
+    ) -> None:
+        self.db = db
+        self.gateway = gateway
+        self.clock = clock
+        self.ids = ids
+        self.lease_seconds = lease_seconds
+        self.fencing = fencing
+        self.catalog = JourneyCatalog(db, gateway.capabilities, clock)
+        self.deps = AdvanceDeps(
+            gateway=gateway,
+            new_id=ids.new_id,
+            random=ids.random,
+            pending_signals=self._pending_signals,
+            parked_signals=self._parked_signals,
+            resolve_journey=self.catalog.get,
+        )
+
+    def _pending_signals(self, tenant: str, run_id: str) -> list[runs.SignalRecord]:
+        with self.db.read() as connection:
+            return runs.pending_signals(connection, tenant, run_id)
+
+    def _parked_signals(self, tenant: str, name: str, key: str) -> list[runs.SignalRecord]:
+        with self.db.read() as connection:
+            return runs.parked_signals(connection, tenant, name, key)
+
+    def start(
+        self,
+        tenant: TenantId,
+        journey: str,
+        *,
+        input: dict[str, Any] | None = None,
+        subject: str | None = None,
+        version: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> StartResult:
+        """Start a run of a deployed journey (its latest version unless ``version`` is given).
+
+        With an ``idempotency_key``, repeating the same request returns the first run
+        (``created=False``); the same key with a different request is refused.
+
+        Raises:
+            JourneyNotFound, ContractViolation, IdempotencyConflict: nothing was started.
+        """
+        compiled = self.catalog.get(tenant, journey, version)
+        data = compiled.validate_input(input or {})
+        request = digest([journey, version, data, subject])
+        if idempotency_key is not None:
+            existing = self._by_key(tenant, idempotency_key, request)
+            if existing is not None:
+                return existing
+        now = self.clock.now()
+        run_id = self.ids.new_id("run")
+        new = NewRun(
+            run_id=run_id,
+            tenant_id=tenant,
+            journey_name=compiled.name,
+            journey_version=compiled.version,
+            subject_id=subject,
+            input=data,
+            state=initial_state(compiled).dumps(),
+            idempotency_key=idempotency_key,
+            request_digest=request,
+            parent_run_id=None,
+            parent_token=None,
+            at=now,
+            started=HistoryEvent(
+                "run.started",
+                detail={"journey": compiled.name, "version": compiled.version,
+                        "subject": subject},
+            ),
+        )
+        event = NewEvent(
+            self.ids.new_id("evt"),
+            "run.started",
+            {"run_id": run_id, "journey": compiled.name, "version": compiled.version},
+        )
+        try:
+            with self.db.transaction() as connection:
+                runs.insert_run(connection, new, [event])
+                self.db.notify_ready(connection)
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+            existing = self._by_key(tenant, idempotency_key, request)
+            if existing is None:
+                raise
+            return existing
+        return StartResult(run_id, True, compiled.name, compiled.version)
+
+    def _by_key(self, tenant: TenantId, key: str, request: str) -> StartResult | None:
+        with self.db.read() as connection:
+            found = runs.find_run_by_key(connection, tenant, key)
+        if found is None:
+            return None
+        if found.request_digest != request:
+            raise IdempotencyConflict(
+                f"idempotency key {key!r} was already used for run {found.run_id} with a "
+                "different request",
+                hint="use a new key for a new request, or resend the original request",
+            )
+        return StartResult(found.run_id, False, found.journey_name, found.journey_version)
+
+    def signal(
+        self,
+        tenant: TenantId,
+        name: str,
+        *,
+        run_id: str | None = None,
+        correlation_key: str | None = None,
+        payload: dict[str, Any] | None = None,
+        kind: Literal["event", "decision"] = "event",
+    ) -> SignalResult:
+        """Deliver an external event or a human decision.
+
+        Address it to one run by ``run_id``, or to whichever runs wait for ``name`` with
+        ``correlation_key``; an event for a key nobody waits for yet is parked and consumed by
+        the first run that starts waiting for it.
+
+        Raises:
+            RunNotFound: ``run_id`` names no run of this tenant.
+            RunFinished: the run has already ended; nothing was stored.
+        """
+        if (run_id is None) == (correlation_key is None):
+            raise InputError(
+                "address a signal with exactly one of run_id or correlation_key",
+                hint="e.g. --run run_01h... or --correlation order-42",
+            )
+        payload = payload or {}
+        if kind == "decision" and not isinstance(payload.get("decision"), str):
+            raise InputError(
+                "a decision needs a 'decision' value, e.g. approve or reject",
+                hint='--data \'{"decision": "approve", "by": "ann", "reason": "..."}\'',
+            )
+        now = self.clock.now()
+        with self.db.transaction() as connection:
+            if run_id is not None:
+                record = runs.get_run(connection, tenant, run_id)
+                if record is None:
+                    raise RunNotFound(
+                        f"no run {run_id!r} in tenant {tenant!r}",
+                        hint="'accord run list' shows runs",
+                    )
+                if record.status in TERMINAL:
+                    raise RunFinished(
+                        f"run {run_id} already ended ({record.status}); the signal was not "
+                        "stored",
+                        hint="start a new run if the work must be done again",
+                    )
+                targets = [run_id]
+            else:
+                assert correlation_key is not None
+                targets = runs.waiting_runs(connection, tenant, name, correlation_key)
+            ids = []
+            for target in targets or [None]:
+                signal_id = self.ids.new_id("sig")
+                runs.insert_signal(
+                    connection,
+                    signal_id=signal_id,
+                    tenant=tenant,
+                    run_id=target,
+                    kind=kind,
+                    name=name,
+                    payload=payload,
+                    correlation_key=correlation_key,
+                    at=now,
+                )
+                ids.append(signal_id)
+            self.db.notify_ready(connection)
+        return SignalResult(tuple(ids), tuple(t for t in targets), parked=not targets)
+
+    def decide(
+        self,
+        tenant: TenantId,
+        run_id: str,
+        block: str,
+        decision: str,
+        *,
+        by: str,
+        reason: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> SignalResult:
+        """Record a human decision for an ``approve`` or ``escalate`` block."""
+        payload = {"decision": decision, "by": by, "reason": reason, "data": data}
+        return self.signal(tenant, block, run_id=run_id, payload=payload, kind="decision")
+
+    def cancel(self, tenant: TenantId, run_id: str, *, reason: str, by: str) -> SignalResult:
+        """Ask for a run to be cancelled; a worker ends it in its next transition.
+
+        Raises:
+            RunNotFound, RunFinished: nothing was stored.
+        """
+        with self.db.transaction() as connection:
+            record = runs.get_run(connection, tenant, run_id)
+            if record is None:
+                raise RunNotFound(f"no run {run_id!r} in tenant {tenant!r}")
+            if record.status in TERMINAL:
+                raise RunFinished(f"run {run_id} already ended ({record.status})")
+            signal_id = self.ids.new_id("sig")
+            runs.insert_signal(
+                connection,
+                signal_id=signal_id,
+                tenant=tenant,
+                run_id=run_id,
+                kind="cancel",
+                name="cancel",
+                payload={"reason": reason, "by": by},
+                correlation_key=None,
+                at=self.clock.now(),
+            )
+            self.db.notify_ready(connection)
+        return SignalResult((signal_id,), (run_id,))
+
+    def get(self, tenant: TenantId, run_id: str) -> RunView:
+        with self.db.read() as connection:
+            record = runs.get_run(connection, tenant, run_id)
+        if record is None:
+            raise RunNotFound(
+                f"no run {run_id!r} in tenant {tenant!r}", hint="'accord run list' shows runs"
+            )
+        return RunView.from_record(record)
+
+    def list(
+        self,
+        tenant: TenantId,
+        *,
+        journey: str | None = None,
+        status: str | None = None,
+        subject: str | None = None,
+        limit: int = 50,
+        before: tuple[float, str] | None = None,
+    ) -> list[RunView]:
+        with self.db.read() as connection:
+            records = runs.list_runs(
+                connection, tenant, journey=journey, status=status, subject=subject,
+                limit=limit, before=before,
+            )
+        return [RunView.from_record(r) for r in records]
+
+    def history(self, tenant: TenantId, run_id: str) -> list[HistoryEntry]:
+        with self.db.read() as connection:
+            if runs.get_run(connection, tenant, run_id) is None:
+                raise RunNotFound(f"no run {run_id!r} in tenant {tenant!r}")
+            return runs.history(connection, tenant, run_id)
+
+    def timers(self, tenant: TenantId, run_id: str) -> list[NewTimer]:
+        with self.db.read() as connection:
+            return runs.timers_of(connection, tenant, run_id)
+
+    def worker(self, **options: Any) -> Worker:
+        """A worker bound to this runtime; see :class:`Worker` for options."""
+        return Worker(self, **options)
+
+    def drive(self, *, max_seconds: float | None = None, fault: FaultHook | None = None) -> int:
+        """Embedded mode: run an in-process worker until nothing is due. Returns transitions."""
+        return self.worker(fault=fault).run_until_idle(max_seconds=max_seconds).transitions
+
+    def internal_failure(self, record: RunRecord, exc: Exception, *, now: float) -> TransitionWrite:
+        """Fail a run that the runtime itself could not advance, rather than retry it forever."""
+        error = {"type": "InternalError", "message": f"{type(exc).__name__}: {exc}"}
+        return TransitionWrite(
+            run_id=record.run_id,
+            tenant_id=record.tenant_id,
+            expected_seq=record.seq,
+            lease_token=record.lease_token,
+            inbox_seen=record.inbox_version,
+            status="failed",
+            state=record.state,
+            wake_at=None,
+            at=now,
+            release=True,
+            events=[HistoryEvent("run.failed", detail={"error": error})],
+            error=error,
+            outbox=[NewEvent(self.ids.new_id("evt"), "run.failed",
+                             {"run_id": record.run_id, "error": error})],
+        )
+
+

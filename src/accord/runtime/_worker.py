@@ -1,0 +1,228 @@
+"""Workers: claim due runs under a lease, advance them, and group-commit their transitions.
+
+A worker holds up to ``batch_size`` runs. Each round it computes one transition for every held
+run and commits them all in one database transaction, each fenced by its own lease token. A
+write whose lease is gone is rejected by the database; the worker rolls back, drops that run
+and commits the rest. Runs that end or start waiting are released; runs with more ready work
+stay held for the next round.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from accord.journeys import CompiledJourney
+from accord.runtime._advance import Advance
+from accord.runtime._state import RunState
+from accord.storage import CommitResult, RunRecord, TransitionWrite, runs
+
+if TYPE_CHECKING:
+    from accord.runtime._runtime import Runtime
+
+log = logging.getLogger("accord.worker")
+
+FaultHook = Callable[[str], None]
+"""Called at named points (``claimed``, ``executed``, ``mid_commit``, ``committed``) so that
+tests can crash a worker exactly there. Production workers have none."""
+
+
+@dataclass(slots=True)
+class _Held:
+    record: RunRecord
+    state: RunState
+    journey: CompiledJourney
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    claimed: int = 0
+    transitions: int = 0
+    commits: int = 0
+    lease_lost: int = 0
+    internal_errors: int = 0
+    lost_runs: list[str] = field(default_factory=list)
+
+
+class _Rejected(Exception):
+    def __init__(self, results: list[CommitResult]) -> None:
+        super().__init__("some transitions lost their lease")
+        self.results = results
+
+
+class Worker:
+    """Executes runs. Use :meth:`run_until_idle` embedded, or :meth:`run` as a process."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        name: str | None = None,
+        batch_size: int = 16,
+        poll_interval: float = 0.5,
+        claim_interval: float = 0.05,
+        fault: FaultHook | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.claim_interval = claim_interval
+        self.stats = WorkerStats()
+        self._held: dict[str, _Held] = {}
+        self._fault = fault
+        self._last_claim = 0.0
+        self._stop = threading.Event()
+
+    def _hit(self, point: str) -> None:
+        if self._fault is not None:
+            self._fault(point)
+
+    def claim(self) -> int:
+        """Lease more due runs, up to the batch size."""
+        room = self.batch_size - len(self._held)
+        if room <= 0:
+            return 0
+        rt = self.runtime
+        self._last_claim = time.monotonic()
+        with rt.db.transaction() as connection:
+            claimed = runs.claim_runs(
+                connection,
+                owner=self.name,
+                limit=room,
+                now=rt.clock.now(),
+                lease_seconds=rt.lease_seconds,
+                db_now=rt.db.db_now(),
+                skip_locked=rt.db.backend == "postgresql",
+                fencing=rt.fencing,
+            )
+        for record in claimed:
+            journey = rt.catalog.get(record.tenant_id, record.journey_name, record.journey_version)
+            self._held[record.run_id] = _Held(record, RunState.loads(record.state), journey)
+        self.stats.claimed += len(claimed)
+        if claimed:
+            self._hit("claimed")
+        return len(claimed)
+
+    def step(self) -> int:
+        """One round: claim if there is room, advance every held run, commit. Returns commits."""
+        if not self._held or (
+            len(self._held) < self.batch_size
+            and time.monotonic() - self._last_claim >= self.claim_interval
+        ):
+            self.claim()
+        if not self._held:
+            return 0
+        writes: list[TransitionWrite] = []
+        idle: list[str] = []
+        now = self.runtime.clock.now()
+        for run_id, held in list(self._held.items()):
+            write = self._advance(held, now)
+            if write is None:
+                idle.append(run_id)
+            else:
+                writes.append(write)
+        if idle:
+            with self.runtime.db.transaction() as connection:
+                runs.release_runs(connection, self.name, idle)
+            for run_id in idle:
+                self._held.pop(run_id, None)
+        self._hit("executed")
+        return self._commit(writes)
+
+    def _advance(self, held: _Held, now: float) -> TransitionWrite | None:
+        rt = self.runtime
+        try:
+            return Advance(held.record, held.journey, held.state, now=now, deps=rt.deps).compute()
+        except Exception as exc:
+            self.stats.internal_errors += 1
+            log.exception("internal error advancing run %s", held.record.run_id)
+            return rt.internal_failure(held.record, exc, now=now)
+
+    def _commit(self, writes: list[TransitionWrite]) -> int:
+        rt = self.runtime
+        while writes:
+            try:
+                with rt.db.transaction() as connection:
+                    results = runs.commit_transitions(
+                        connection,
+                        writes,
+                        owner=self.name,
+                        lease_seconds=rt.lease_seconds,
+                        db_now=rt.db.db_now(),
+                        fencing=rt.fencing,
+                    )
+                    if any(not r.committed for r in results):
+                        raise _Rejected(results)
+                    if any(w.new_signals or w.new_runs for w in writes):
+                        rt.db.notify_ready(connection)
+                    self._hit("mid_commit")
+            except _Rejected as rejected:
+                lost = {r.run_id for r in rejected.results if not r.committed}
+                for run_id in lost:
+                    self._held.pop(run_id, None)
+                    self.stats.lease_lost += 1
+                    self.stats.lost_runs.append(run_id)
+                    log.warning("lease lost for run %s; its transition was discarded", run_id)
+                writes = [w for w in writes if w.run_id not in lost]
+                continue
+            self._hit("committed")
+            self.stats.commits += 1
+            self.stats.transitions += len(writes)
+            self._after_commit(writes, results)
+            return len(writes)
+        return 0
+
+    def _after_commit(self, writes: list[TransitionWrite], results: list[CommitResult]) -> None:
+        for write, result in zip(writes, results, strict=True):
+            held = self._held.get(write.run_id)
+            if held is None:
+                continue
+            if write.release or result.status != "ready":
+                del self._held[write.run_id]
+                continue
+            held.record = replace(
+                held.record,
+                seq=result.seq or held.record.seq,
+                inbox_version=result.inbox_version or 0,
+                status="ready",
+            )
+
+    def run_until_idle(self, *, max_seconds: float | None = None) -> WorkerStats:
+        """Work until no run is due now (embedded mode); timers in the future are left alone."""
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        while deadline is None or time.monotonic() < deadline:
+            self.step()
+            if not self._held and self.claim() == 0:
+                break
+        self.release_all()
+        return self.stats
+
+    def run(self, *, stop: threading.Event | None = None) -> WorkerStats:
+        """Work until ``stop`` is set (or :meth:`stop` is called), sleeping when idle."""
+        stop = stop or self._stop
+        waker = self.runtime.db.waker()
+        try:
+            while not stop.is_set():
+                if self.step() == 0 and not self._held:
+                    waker.wait(self.poll_interval)
+        finally:
+            self.release_all()
+            waker.close()
+        return self.stats
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def release_all(self) -> None:
+        if not self._held:
+            return
+        with self.runtime.db.transaction() as connection:
+            runs.release_runs(connection, self.name, list(self._held))
+        self._held.clear()

@@ -1,0 +1,6 @@
+"""Settings and the composition root that the CLI, API and console share."""
+
+from accord.service._root import Accord, build, load_capabilities
+from accord.service._settings import Settings
+
+__all__ = ["Accord", "Settings", "build", "load_capabilities"]

@@ -1,0 +1,31 @@
+"""Settings, read from ``ACCORD_*`` environment variables (and a ``.env`` file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything an operator configures. Each field maps to ``ACCORD_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="ACCORD_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default_factory=lambda: f"sqlite:///{Path('.accord') / 'accord.db'}",
+        description="sqlite:///path.db (embedded) or postgresql://user@host/db",
+    )
+    tenant: str = Field("default", description="tenant used by the CLI")
+    sqlite_synchronous: str = Field("FULL", description="SQLite synchronous pragma")
+    lease_seconds: float = Field(30.0, gt=0, description="worker lease on a claimed run")
+    worker_batch_size: int = Field(16, ge=1, le=1000, description="runs a worker holds at once")
+    poll_interval: float = Field(0.5, gt=0, description="idle worker poll interval (seconds)")
+    capability_modules: list[str] = Field(
+        default_factory=lambda: ["accord.sandbox"],
+        description="modules whose register(registry) adds capabilities",
+    )
+    embedded_workers: bool = Field(
+        True, description="CLI commands drive runs in-process after starting or signalling"
+    )

@@ -1,0 +1,134 @@
+"""The relational schema, in SQLAlchemy Core. Alembic migrations in ``migrations/`` create it.
+
+Every table carries ``tenant_id``. Times are epoch seconds (double precision) so that SQLite and
+PostgreSQL compare them the same way; JSON documents are stored as text, serialised once.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+journeys = sa.Table(
+    "journeys",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("digest", sa.String(80), nullable=False),
+    sa.Column("source_name", sa.String(512), nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("model", sa.Text, nullable=False),
+    sa.Column("deployed_at", sa.Float, nullable=False),
+    sa.Column("deployed_by", sa.String(128), nullable=False),
+    sa.Index(None, "tenant_id", "name", "digest"),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("journey_name", sa.String(128), nullable=False),
+    sa.Column("journey_version", sa.Integer, nullable=False),
+    sa.Column("subject_id", sa.String(128)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("outcome", sa.String(64)),
+    sa.Column("error", sa.Text),
+    sa.Column("input", sa.Text, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("inbox_version", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("wake_at", sa.Float),
+    sa.Column("lease_owner", sa.String(128)),
+    sa.Column("lease_token", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("lease_expires_at", sa.Float),
+    sa.Column("idempotency_key", sa.String(256)),
+    sa.Column("request_digest", sa.String(80), nullable=False),
+    sa.Column("parent_run_id", sa.String(64)),
+    sa.Column("parent_token", sa.String(64)),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("ended_at", sa.Float),
+    sa.UniqueConstraint("tenant_id", "idempotency_key"),
+    sa.Index(None, "status", "wake_at"),
+    sa.Index(None, "tenant_id", "journey_name", "status"),
+    sa.Index(None, "tenant_id", "created_at"),
+)
+
+transitions = sa.Table(
+    "transitions",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("kind", sa.String(48), nullable=False),
+    sa.Column("block", sa.String(256)),
+    sa.Column("visit", sa.Integer),
+    sa.Column("attempt", sa.Integer),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("worker", sa.String(128)),
+    sa.Column("lease_token", sa.BigInteger),
+)
+
+timers = sa.Table(
+    "timers",
+    metadata,
+    sa.Column("timer_id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("token", sa.String(64), nullable=False),
+    sa.Column("purpose", sa.String(16), nullable=False),
+    sa.Column("fire_at", sa.Float, nullable=False),
+    sa.Index(None, "run_id"),
+)
+
+signals = sa.Table(
+    "signals",
+    metadata,
+    sa.Column("signal_id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("correlation_key", sa.String(256)),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("consumed_seq", sa.Integer),
+    sa.Column("consumed_at", sa.Float),
+    sa.Index(None, "run_id", "consumed_seq"),
+    sa.Index(None, "tenant_id", "name", "correlation_key"),
+)
+
+waits = sa.Table(
+    "waits",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("token", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("correlation_key", sa.String(256)),
+    sa.Index(None, "tenant_id", "name", "correlation_key"),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("event_id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("run_seq", sa.Integer),
+    sa.Column("type", sa.String(96), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("dispatched_at", sa.Float),
+    sa.Index(None, "dispatched_at", "created_at"),
+)
