@@ -169,7 +169,7 @@ class Advance:
             new_signals=self.new_signals,
         )
 
-    def _event(self, kind: str, token: Token | None = None, **detail: Any) -> None:
+    def _event(self, kind: str, token: Token | None = None, /, **detail: Any) -> None:
         self.events.append(
             HistoryEvent(
                 kind=kind,
@@ -205,7 +205,13 @@ class Advance:
                 return
             if signal.kind == "cancel":
                 self._consume(signal)
-                self._event("signal.received", None, kind="cancel", **signal.payload)
+                self._event(
+                    "signal.received",
+                    None,
+                    signal="cancel",
+                    reason=signal.payload.get("reason"),
+                    by=signal.payload.get("by"),
+                )
                 self._end_run("cancelled", outcome="cancelled", error=None)
                 return
             for token in list(self.state.tokens.values()):
