@@ -27,7 +27,8 @@ class FlowBuilder:
 
     def _add(self, kind: str, block_id: str, fields: dict[str, Any]) -> Self:
         block = {"id": block_id, "kind": kind}
-        block.update({k: v for k, v in fields.items() if v is not None})
+        # An explicit next=None ends the flow here, as 'next: null' does in YAML.
+        block.update({k: v for k, v in fields.items() if v is not None or k == "next"})
         self._blocks.append(block)
         return self
 

@@ -173,18 +173,20 @@ def lint(
 
 def _check_unique_ids(ctx: _Context, flows: list[FlowView]) -> None:
     seen: dict[str, PathKey] = {}
-    for flow in flows:
-        for block, path in flow.blocks:
-            if block.id in seen:
-                first = ctx.source.locate(seen[block.id])
-                where = f" (first on line {first[0]})" if first else ""
-                ctx.error(
-                    (*path, "id"),
-                    f"block id {block.id!r} is used twice{where}",
-                    hint="block ids must be unique across the whole journey",
-                )
-            else:
-                seen[block.id] = path
+    blocks = [entry for flow in flows for entry in flow.blocks]
+    # in file order, so "first on line N" names the earlier line
+    blocks.sort(key=lambda entry: ctx.source.locate(entry[1]) or (0, 0))
+    for block, path in blocks:
+        if block.id in seen:
+            first = ctx.source.locate(seen[block.id])
+            where = f" (first on line {first[0]})" if first else ""
+            ctx.error(
+                (*path, "id"),
+                f"block id {block.id!r} is used twice{where}",
+                hint="block ids must be unique across the whole journey",
+            )
+        else:
+            seen[block.id] = path
 
 
 def _check_references(
@@ -230,11 +232,11 @@ def _field_path(field_name: str) -> PathKey:
     return tuple(parts)
 
 
-def _suggest(name: str, candidates: set[str]) -> str:
+def _suggest(name: str, candidates: set[str], *, listing: str = "blocks here") -> str:
     close = difflib.get_close_matches(name, sorted(candidates), n=2)
     if close:
         return "did you mean " + " or ".join(repr(c) for c in close) + "?"
-    return "blocks here: " + ", ".join(sorted(candidates))
+    return f"{listing}: " + ", ".join(sorted(candidates))
 
 
 def _check_reachability(ctx: _Context, flow: FlowView) -> None:
@@ -365,7 +367,11 @@ def _check_block_shape(ctx: _Context, block: AnyBlock, path: PathKey, flow: Flow
             ctx.error(
                 (*path, "capability"),
                 f"unknown capability {block.capability!r}",
-                hint=_suggest(block.capability, names) if names else "no capabilities registered",
+                hint=(
+                    _suggest(block.capability, names, listing="capabilities")
+                    if names
+                    else "no capabilities registered"
+                ),
             )
     if block.compensate and ctx.capabilities is not None:
         if ctx.capabilities.find(block.compensate.capability) is None:
@@ -405,6 +411,7 @@ def _check_expressions(
     }
     outputs = {b.id: _output_exemplar(ctx, b, by_id) for b, _, _ in by_id.values()}
     ancestors = _ancestors(flows, by_id)
+    item_exemplars: dict[str, Any] = {}
     base: dict[str, Any] = {
         "input": input_exemplar,
         "run": {"id": "x", "journey": "x", "version": 1, "subject": "x", "tenant": "x"},
@@ -420,16 +427,14 @@ def _check_expressions(
                 scope["index"] = 1
                 container = flow.container
                 while container is not None:
-                    parent_block = by_id[container][0]
-                    if isinstance(parent_block, MapBlock):
-                        item = _check(ctx, parent_block.items, (*by_id[container][1], "items"),
-                                      _scope_for(container, base, outputs, ancestors))
-                        if isinstance(item, list) and item:
-                            scope["item"] = item[0]
+                    if isinstance(by_id[container][0], MapBlock):
+                        scope["item"] = item_exemplars.get(container, DYN)
                         break
                     container = by_id[container][2].container
+            values: dict[PathKey, Any] = {}
             for expr_path, source, expected in _expressions_of(block):
                 value = _check(ctx, source, (*path, *expr_path), scope)
+                values[expr_path] = value
                 if value is DYN or expected is None or value is None:
                     continue
                 if not accepts(expected, value) and not (
@@ -452,20 +457,24 @@ def _check_expressions(
                     "input",
                 )
             if isinstance(block, DecideBlock):
-                _check_cells(ctx, block, path)
+                columns = {name: values.get(("inputs", name), DYN) for name in block.inputs}
+                _check_cells(ctx, block, path, columns)
+            if isinstance(block, MapBlock):
+                items = values.get(("items",), DYN)
+                item_exemplars[block.id] = items[0] if isinstance(items, list) and items else DYN
+                if block.result is not None:
+                    body = {b: outputs[b] for b in _all_ids(block.do.blocks)}
+                    result_scope = {
+                        **scope,
+                        "steps": {**scope["steps"], **body},
+                        "item": item_exemplars[block.id],
+                        "index": 1,
+                    }
+                    _check(ctx, block.result, (*path, "result"), result_scope)
 
 
 def render(path: PathKey) -> str:
     return ".".join(str(p) for p in path)
-
-
-def _scope_for(
-    block_id: str,
-    base: Mapping[str, Any],
-    outputs: Mapping[str, Any],
-    ancestors: Mapping[str, set[str]],
-) -> dict[str, Any]:
-    return {**base, "steps": {a: outputs[a] for a in ancestors[block_id]}}
 
 
 def _check(ctx: _Context, source: str, path: PathKey, scope: Mapping[str, Any]) -> Any:
@@ -544,7 +553,11 @@ def _check_contract(
             ctx.error(
                 (*path, name),
                 f"{capability_name!r} has no {label} field {name!r}",
-                hint=_suggest(name, set(properties)) if properties else "it takes no input",
+                hint=(
+                    _suggest(name, set(properties), listing="its fields")
+                    if properties
+                    else "it takes no input"
+                ),
             )
             continue
         if isinstance(value, str):
@@ -580,7 +593,9 @@ def _json_type(prop: Mapping[str, Any], root: Mapping[str, Any]) -> str | None:
     return None if exemplar is DYN else type_name(exemplar)
 
 
-def _check_cells(ctx: _Context, block: DecideBlock, path: PathKey) -> None:
+def _check_cells(
+    ctx: _Context, block: DecideBlock, path: PathKey, columns: Mapping[str, Any]
+) -> None:
     for i, rule in enumerate(block.rules):
         for column, cell in rule.when.items():
             cell_path: PathKey = (*path, "rules", i, "when", column)
@@ -592,12 +607,20 @@ def _check_cells(ctx: _Context, block: DecideBlock, path: PathKey) -> None:
                 )
                 continue
             try:
-                compile_cell(column, cell)
+                test = compile_cell(column, cell)
             except ExpressionSyntaxError as exc:
                 ctx.error(
                     cell_path,
                     f"cell {cell!r} is not a valid test: {exc.message}",
                     hint="write e.g. '> 100', '[1..10]', 'in [\"DE\", \"FR\"]', '\"gold\"' or '-'",
+                )
+                continue
+            checked = check_expression(test, columns) if test is not None else None
+            if checked is not None and checked.problem:
+                ctx.error(
+                    cell_path,
+                    f"cell {cell!r}: {checked.problem}",
+                    hint="a cell sees only the table's input columns; quote text, e.g. '\"gold\"'",
                 )
     outputs = {tuple(sorted(r.then)) for r in block.rules}
     if len(outputs) > 1:

@@ -183,7 +183,24 @@ def _index(
     locations: dict[PathKey, Location],
     duplicates: list[Diagnostic],
     source_name: str,
+    *,
+    enclosing: frozenset[int] = frozenset(),
 ) -> None:
+    if id(node) in enclosing:
+        line, column = locations.get(path[:-1], (None, None))
+        raise JourneyInvalid(
+            [
+                Diagnostic(
+                    "an alias refers to a value that contains it",
+                    source_name,
+                    line=line,
+                    column=column,
+                    path=render_path(path),
+                    hint="an alias may repeat a value elsewhere, not inside itself",
+                )
+            ]
+        )
+    enclosing = enclosing | {id(node)}
     start = node.start_mark
     column = start.column + 1
     if isinstance(node, yaml.ScalarNode) and node.style in ("'", '"'):
@@ -205,10 +222,12 @@ def _index(
                     )
                 )
             seen[key] = key_node.start_mark.line + 1
-            _index(value_node, (*path, key), locations, duplicates, source_name)
+            _index(
+                value_node, (*path, key), locations, duplicates, source_name, enclosing=enclosing
+            )
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _index(item, (*path, i), locations, duplicates, source_name)
+            _index(item, (*path, i), locations, duplicates, source_name, enclosing=enclosing)
 
 
 def _kind_diagnostics(data: Mapping[str, Any], source_map: SourceMap) -> list[Diagnostic]:

@@ -7,6 +7,7 @@ booleans and ``null`` are literals; nested maps and lists are mapped field by fi
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -59,7 +60,11 @@ class RetryPolicy(_Model):
 
         ``random_fraction`` in [0, 1) spreads the delay by ±``jitter`` of itself.
         """
-        base = min(self.initial_interval * self.backoff ** (attempt - 1), self.max_interval)
+        try:
+            grown = self.initial_interval * self.backoff ** (attempt - 1)
+        except OverflowError:
+            grown = math.inf if self.initial_interval > 0 else 0.0
+        base = min(grown, self.max_interval)
         spread = base * self.jitter * (2.0 * random_fraction - 1.0)
         return max(0.0, base + spread)
 

@@ -354,7 +354,7 @@ def count_runs_by_status(connection: Connection, tenant: TenantId) -> dict[str, 
         .where(runs.c.tenant_id == tenant)
         .group_by(runs.c.status)
     )
-    return {status: count for status, count in connection.execute(query).tuples()}
+    return {row[0]: int(row[1]) for row in connection.execute(query)}
 
 
 def history(connection: Connection, tenant: TenantId, run_id: str) -> list[HistoryEntry]:
