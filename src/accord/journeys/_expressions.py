@@ -28,6 +28,7 @@ class _Dyn:
 DYN: Final = _Dyn()
 
 _PATH = re.compile(r"(?<![\w.\"'])([A-Za-z_]\w*)((?:\.[A-Za-z_]\w*)*)")
+_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'')
 _SYNTAX_POS = re.compile(r"<input>:(\d+):(\d+):\s*(.*)")
 
 
@@ -214,7 +215,7 @@ class TypeCheck:
 
 def check_expression(expression: Expression, scope: Mapping[str, Any]) -> TypeCheck:
     """Type an expression by evaluating it against exemplars of the variables in ``scope``."""
-    for root, rest in _PATH.findall(expression.source):
+    for root, rest in _paths(expression.source):
         if root not in scope:
             continue
         value = scope[root]
@@ -260,6 +261,11 @@ def check_expression(expression: Expression, scope: Mapping[str, Any]) -> TypeCh
     return TypeCheck(value=result)
 
 
+def _paths(source: str) -> list[tuple[str, str]]:
+    """Dotted names in ``source``, not counting the text inside string literals."""
+    return _PATH.findall(_STRING.sub('""', source))
+
+
 def _is_function_call(source: str, walked: str, field: str) -> bool:
     return re.search(re.escape(f"{walked}.{field}") + r"\s*\(", source) is not None
 
@@ -276,7 +282,7 @@ def _strip_dyn(value: Any) -> Any:
 
 def _describe_types(source: str, scope: Mapping[str, Any]) -> str:
     described = []
-    for root, rest in _PATH.findall(source):
+    for root, rest in _paths(source):
         if root not in scope or not rest:
             continue
         value = scope[root]
