@@ -108,7 +108,10 @@ def make_accord(
     def make(**options: object) -> Accord:
         settings = Settings(database_url=database_url, lease_seconds=options.pop("lease", 30.0))
         instance = build(
-            settings, capabilities=capabilities, clock=clock, ids=SequentialIds(len(built)),
+            settings,
+            capabilities=capabilities,
+            clock=clock,
+            ids=SequentialIds(len(built)),
             **options,  # type: ignore[arg-type]
         )
         built.append(instance)

@@ -13,7 +13,7 @@ split by who must react::
     │   ├── IdempotencyConflict     same idempotency key, different request
     │   ├── CapabilityNotFound
     │   └── ContractViolation       a payload does not match a capability contract
-    ├── ExecutionError              a block failed while running; retryable is a property of the type
+    ├── ExecutionError              a block failed while running; the type says if retryable
     │   ├── CapabilityFailed        the capability raised; retryable unless marked otherwise
     │   ├── BlockTimeout            the block exceeded its timeout (retryable)
     │   ├── ExpressionError         a CEL expression failed at run time (not retryable)

@@ -103,8 +103,13 @@ def main() -> None:
     stats_dir = os.environ.get("ACCORD_STATS_DIR")
     if stats_dir:
         Path(stats_dir, f"{os.getpid()}.json").write_text(
-            json.dumps({"lease_lost": stats.lease_lost, "transitions": stats.transitions,
-                        "lost_runs": stats.lost_runs})
+            json.dumps(
+                {
+                    "lease_lost": stats.lease_lost,
+                    "transitions": stats.transitions,
+                    "lost_runs": stats.lost_runs,
+                }
+            )
         )
     accord.close()
 

@@ -16,15 +16,15 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-
-from accord.storage import Database
-from accord.storage._schema import transitions
 from tests.integration.test_crash_recovery import (
     Fleet,
     completed_count,
     prepare,
     violations,
 )
+
+from accord.storage import Database
+from accord.storage._schema import transitions
 
 
 @pytest.mark.postgres
@@ -39,7 +39,12 @@ def test_paused_workers_are_fenced_out(postgres_server: str, tmp_path: Path) -> 
     stats.mkdir()
     run_ids = prepare(postgres_server, effects, n_runs)
     fleet = Fleet(
-        postgres_server, effects, stats, crash_p=0.0, lease_seconds=1.0, batch=8,
+        postgres_server,
+        effects,
+        stats,
+        crash_p=0.0,
+        lease_seconds=1.0,
+        batch=8,
         step_sleep=0.003,
     )
     fleet.start(4)
@@ -62,7 +67,8 @@ def test_paused_workers_are_fenced_out(postgres_server: str, tmp_path: Path) -> 
     problems = violations(db, effects, run_ids)
     with db.read() as connection:
         completions = connection.execute(
-            sa.select(sa.func.count()).select_from(transitions)
+            sa.select(sa.func.count())
+            .select_from(transitions)
             .where(transitions.c.kind == "run.completed")
         ).scalar_one()
         workers = connection.execute(

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from tests.integration.crash_worker import open_effects, register
 
 from accord.connectors import CapabilityRegistry
 from accord.core import TenantId
@@ -33,7 +34,6 @@ from accord.journeys import load_journey_text
 from accord.service import Settings, build
 from accord.storage import Database
 from accord.storage._schema import runs, transitions
-from tests.integration.crash_worker import open_effects, register
 
 T = TenantId("default")
 ROOT = Path(__file__).resolve().parents[2]
@@ -149,8 +149,9 @@ def violations(db: Database, effects: Path, run_ids: list[str]) -> list[str]:
     with db.read() as connection:
         statuses = {r[0]: r[1] for r in connection.execute(sa.select(runs.c.run_id, runs.c.status))}
         rows = connection.execute(
-            sa.select(transitions.c.run_id, transitions.c.seq, transitions.c.kind,
-                      transitions.c.block).order_by(transitions.c.run_id, transitions.c.seq)
+            sa.select(
+                transitions.c.run_id, transitions.c.seq, transitions.c.kind, transitions.c.block
+            ).order_by(transitions.c.run_id, transitions.c.seq)
         ).all()
     by_run: dict[str, list[tuple[int, str, str | None]]] = {}
     for run_id, seq, kind, block in rows:

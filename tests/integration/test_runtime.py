@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
+from tests.capabilities import Calls
 
 from accord.core import TenantId
 from accord.errors import (
@@ -23,7 +24,6 @@ from accord.service import Accord
 from accord.storage import runs as run_store
 from accord.storage._schema import outbox, signals
 from accord.testing import FrozenClock
-from tests.capabilities import Calls
 
 T = TenantId("default")
 
@@ -63,14 +63,20 @@ def test_run_completes_with_gap_free_history_and_events(accord: Accord, calls: C
     view = accord.runtime.get(T, started.run_id)
     assert (view.status, view.outcome, view.output) == ("completed", "ok", {"final": "hi!"})
     assert kinds(accord, started.run_id) == [
-        "run.started", "block.completed", "block.completed", "end.reached", "run.completed",
+        "run.started",
+        "block.completed",
+        "block.completed",
+        "end.reached",
+        "run.completed",
     ]
     assert_gap_free(accord, started.run_id)
     assert calls.by_capability["test.echo"] == 2
     with accord.db.read() as connection:
-        types = connection.execute(
-            sa.select(outbox.c.type).where(outbox.c.run_id == started.run_id)
-        ).scalars().all()
+        types = (
+            connection.execute(sa.select(outbox.c.type).where(outbox.c.run_id == started.run_id))
+            .scalars()
+            .all()
+        )
     assert types == ["run.started", "run.completed"]
 
 
@@ -81,7 +87,7 @@ def test_idempotent_start_returns_the_first_run(accord: Accord) -> None:
     assert again.run_id == first.run_id and not again.created
     with pytest.raises(IdempotencyConflict, match="k1"):
         accord.runtime.start(T, "linear", input={"value": "other"}, idempotency_key="k1")
-    assert len(accord.runtime.list(T)) == 1
+    assert len(accord.runtime.list_runs(T)) == 1
 
 
 def test_bad_start_requests_change_nothing(accord: Accord) -> None:
@@ -92,7 +98,7 @@ def test_bad_start_requests_change_nothing(accord: Accord) -> None:
         accord.runtime.start(T, "linear", input={"value": 1.5, "extra": True})
     with pytest.raises(JourneyNotFound, match="versions: 1"):
         accord.runtime.start(T, "linear", input={"value": "x"}, version=7)
-    assert accord.runtime.list(T) == []
+    assert accord.runtime.list_runs(T) == []
 
 
 def test_signals_to_unknown_or_finished_runs_are_refused(accord: Accord) -> None:
@@ -146,8 +152,11 @@ def test_retries_wait_for_their_backoff_and_keep_the_idempotency_key(
     assert view.status == "completed"
     assert view.steps["call"]["attempts"] == 3
     assert len(calls.by_key) == 1, "every attempt of one visit carries the same key"
-    delays = [e.detail["delay"] for e in accord.runtime.history(T, run_id)
-              if e.kind == "block.retry_scheduled"]
+    delays = [
+        e.detail["delay"]
+        for e in accord.runtime.history(T, run_id)
+        if e.kind == "block.retry_scheduled"
+    ]
     assert delays == [10.0, 20.0]
     assert_gap_free(accord, run_id)
 
@@ -182,8 +191,11 @@ def test_on_error_takes_the_fallback_path(accord: Accord, calls: Calls) -> None:
     run_id = accord.runtime.start(T, "fallback").run_id
     accord.runtime.drive()
     view = accord.runtime.get(T, run_id)
-    assert (view.status, view.outcome, view.output) == ("completed", "recovered",
-                                                        {"why": "Declined"})
+    assert (view.status, view.outcome, view.output) == (
+        "completed",
+        "recovered",
+        {"why": "Declined"},
+    )
     assert calls.by_capability["test.flaky"] == 1, "non-retryable errors are not retried"
 
 
@@ -236,8 +248,9 @@ def test_events_resume_runs_by_correlation_key(accord: Accord) -> None:
     run_id = accord.runtime.start(T, "event", input={"order": "o-1"}).run_id
     other = accord.runtime.start(T, "event", input={"order": "o-2"}).run_id
     accord.runtime.drive()
-    result = accord.runtime.signal(T, "payment_received", correlation_key="o-1",
-                                   payload={"amount": 12})
+    result = accord.runtime.signal(
+        T, "payment_received", correlation_key="o-1", payload={"amount": 12}
+    )
     assert result.run_ids == (run_id,)
     accord.runtime.drive()
     assert accord.runtime.get(T, run_id).output == {"amount": 12}
@@ -246,8 +259,9 @@ def test_events_resume_runs_by_correlation_key(accord: Accord) -> None:
 
 def test_early_events_are_parked_until_a_run_waits(accord: Accord) -> None:
     deploy(accord, EVENT)
-    parked = accord.runtime.signal(T, "payment_received", correlation_key="o-9",
-                                   payload={"amount": 5})
+    parked = accord.runtime.signal(
+        T, "payment_received", correlation_key="o-9", payload={"amount": 5}
+    )
     assert parked.parked and parked.run_ids == ()
     run_id = accord.runtime.start(T, "event", input={"order": "o-9"}).run_id
     accord.runtime.drive()
@@ -390,7 +404,7 @@ def test_call_waits_for_the_sub_journey(accord: Accord, fail_times: int, outcome
     accord.runtime.drive()
     view = accord.runtime.get(T, run_id)
     assert view.outcome == outcome
-    children = [v for v in accord.runtime.list(T, journey="child")]
+    children = [v for v in accord.runtime.list_runs(T, journey="child")]
     assert len(children) == 1 and children[0].parent_run_id == run_id
     if outcome == "ok":
         assert view.output == {"child": {"attempts": 1}}
@@ -438,7 +452,7 @@ def test_tenants_do_not_see_each_other(accord: Accord) -> None:
         accord.runtime.signal(other, "x", run_id=run_id)
     with pytest.raises(RunNotFound):
         accord.runtime.cancel(other, run_id, reason="x", by="x")
-    assert accord.runtime.list(other) == []
+    assert accord.runtime.list_runs(other) == []
 
 
 def test_a_worker_whose_lease_expired_cannot_commit(
@@ -468,8 +482,9 @@ def test_a_signal_arriving_mid_transition_is_not_lost(accord: Accord) -> None:
 
     def send_during_step(point: str) -> None:
         if point == "executed" and not sent:
-            sent.append(accord.runtime.signal(T, "payment_received", run_id=run_id,
-                                              payload={"amount": 3}))
+            sent.append(
+                accord.runtime.signal(T, "payment_received", run_id=run_id, payload={"amount": 3})
+            )
 
     accord.runtime.drive(fault=send_during_step)
     assert sent, "the signal was sent between execution and commit"

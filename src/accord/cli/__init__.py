@@ -77,8 +77,11 @@ def capability_list(database: Database = None) -> None:
         for capability in accord.capabilities:
             fields = ", ".join(capability.input_schema().get("properties", {}))
             table.add_row(
-                capability.name, capability.side_effect, "yes" if capability.idempotent else "no",
-                ", ".join(capability.data_categories), fields,
+                capability.name,
+                capability.side_effect,
+                "yes" if capability.idempotent else "no",
+                ", ".join(capability.data_categories),
+                fields,
             )
         console.print(table)
 

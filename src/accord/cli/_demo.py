@@ -49,14 +49,20 @@ def run_demo(database: Path) -> None:
         run_ids = {}
         for order, note in orders.items():
             result = runtime.start(
-                TENANT, "refund_request", input={"order_id": order},
-                subject=f"customer-of-{order}", idempotency_key=f"refund-{order}",
+                TENANT,
+                "refund_request",
+                input={"order_id": order},
+                subject=f"customer-of-{order}",
+                idempotency_key=f"refund-{order}",
             )
             run_ids[order] = result.run_id
             console.print(f"   {order} ({note}) → run {result.run_id}")
         again = runtime.start(
-            TENANT, "refund_request", input={"order_id": "ord-0042"},
-            subject="customer-of-ord-0042", idempotency_key="refund-ord-0042",
+            TENANT,
+            "refund_request",
+            input={"order_id": "ord-0042"},
+            subject="customer-of-ord-0042",
+            idempotency_key="refund-ord-0042",
         )
         console.print(
             f"   the same request again (same idempotency key) → run {again.run_id}, "
@@ -66,13 +72,27 @@ def run_demo(database: Path) -> None:
         _status(runtime, run_ids, "3. The worker runs them until they wait")
 
         console.print("\n[bold]4. People decide[/bold]")
-        runtime.decide(TENANT, run_ids["ord-0750"], "approval", "approve", by="sam.supervisor",
-                       reason="long-standing customer")
-        runtime.decide(TENANT, run_ids["ord-2500"], "approval", "reject", by="sam.supervisor",
-                       reason="item was used")
+        runtime.decide(
+            TENANT,
+            run_ids["ord-0750"],
+            "approval",
+            "approve",
+            by="sam.supervisor",
+            reason="long-standing customer",
+        )
+        runtime.decide(
+            TENANT,
+            run_ids["ord-2500"],
+            "approval",
+            "reject",
+            by="sam.supervisor",
+            reason="item was used",
+        )
         console.print("   ord-0750 approved by sam.supervisor; ord-2500 rejected")
-        console.print("   (the payment provider fails the first attempt of large refunds; "
-                      "the block retries with backoff and the same idempotency key)")
+        console.print(
+            "   (the payment provider fails the first attempt of large refunds; "
+            "the block retries with backoff and the same idempotency key)"
+        )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             runtime.drive()
@@ -87,13 +107,19 @@ def run_demo(database: Path) -> None:
         table = Table("seq", "at", "event", "block", "visit", "try")
         for entry in runtime.history(TENANT, focus):
             table.add_row(
-                str(entry.seq), when(entry.at)[11:], entry.kind, entry.block or "",
-                str(entry.visit or ""), str(entry.attempt or ""),
+                str(entry.seq),
+                when(entry.at)[11:],
+                entry.kind,
+                entry.block or "",
+                str(entry.visit or ""),
+                str(entry.attempt or ""),
             )
         console.print(table)
         calls = accord.capabilities.get("payments.refund")
-        console.print(f"\nCapabilities called through the gateway: {len(accord.capabilities)} "
-                      f"registered (e.g. {calls.name}, side effect: {calls.side_effect}).")
+        console.print(
+            f"\nCapabilities called through the gateway: {len(accord.capabilities)} "
+            f"registered (e.g. {calls.name}, side effect: {calls.side_effect})."
+        )
         console.print(
             "\nExplore this database:\n"
             f"   accord run list --database {url}\n"
@@ -106,8 +132,8 @@ def _status(runtime: Runtime, run_ids: dict[str, str], title: str) -> None:
     table = Table("order", "run", "status", "outcome", "where", "transitions")
     for order, run_id in run_ids.items():
         view = runtime.get(TENANT, run_id)
-        where = ", ".join(
-            f"{p.block} ({p.waiting_for or p.status})" for p in view.positions
-        ) or (view.error or {}).get("message", "")
+        where = ", ".join(f"{p.block} ({p.waiting_for or p.status})" for p in view.positions) or (
+            view.error or {}
+        ).get("message", "")
         table.add_row(order, run_id, view.status, view.outcome or "", where, str(view.transitions))
     console.print(table)

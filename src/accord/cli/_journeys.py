@@ -71,8 +71,11 @@ def list_command(database: Database = None) -> None:
         table = Table("journey", "version", "digest", "deployed", "from")
         for record in records:
             table.add_row(
-                record.name, str(record.version), record.digest[7:19],
-                when(record.deployed_at), record.source_name,
+                record.name,
+                str(record.version),
+                record.digest[7:19],
+                when(record.deployed_at),
+                record.source_name,
             )
         console.print(table if records else "no journeys deployed yet")
 

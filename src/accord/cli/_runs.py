@@ -35,15 +35,19 @@ def _print_run(view: RunView, *, json_output: bool) -> None:
     colour = {"completed": "green", "failed": "red", "cancelled": "yellow"}.get(view.status, "cyan")
     console.print(
         f"[bold]{view.run_id}[/bold]  {view.journey} v{view.version}  "
-        f"[{colour}]{view.status}[/{colour}]" + (f"  outcome={view.outcome}" if view.outcome else "")
+        f"[{colour}]{view.status}[/{colour}]"
+        + (f"  outcome={view.outcome}" if view.outcome else "")
     )
     for position in view.positions:
         wait = f" waiting for {position.waiting_for}" if position.waiting_for else ""
         until = f" until {when(position.until)}" if position.until else ""
         console.print(f"  at {position.block} ({position.status}){wait}{until}")
     if view.error:
-        console.print(f"  error: {view.error.get('type')}: {view.error.get('message')}",
-                      style="red", markup=False)
+        console.print(
+            f"  error: {view.error.get('type')}: {view.error.get('message')}",
+            style="red",
+            markup=False,
+        )
     if view.output is not None:
         console.print(f"  output: {as_json(view.output)}", markup=False)
 
@@ -64,7 +68,11 @@ def start_command(
     data = parse_json_option(input, "--input")
     with opened(database) as accord, handled():
         result = accord.runtime.start(
-            tenant_of(accord), journey, input=data, subject=subject, version=version,
+            tenant_of(accord),
+            journey,
+            input=data,
+            subject=subject,
+            version=version,
             idempotency_key=idempotency_key,
         )
         if not result.created:
@@ -88,23 +96,28 @@ def show_command(run_id: str, json_output: Json = False, database: Database = No
 @app.command("list")
 def list_command(
     journey: Annotated[str | None, typer.Option(help="only this journey")] = None,
-    status: Annotated[str | None, typer.Option(help="ready|waiting|completed|failed|cancelled")]
-    = None,
+    status: Annotated[
+        str | None, typer.Option(help="ready|waiting|completed|failed|cancelled")
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     json_output: Json = False,
     database: Database = None,
 ) -> None:
     """Runs, newest first."""
     with opened(database) as accord, handled():
-        views = accord.runtime.list(tenant_of(accord), journey=journey, status=status, limit=limit)
+        views = accord.runtime.list_runs(tenant_of(accord), journey=journey, status=status, limit=limit)
         if json_output:
             console.print(as_json(views), markup=False)
             return
         table = Table("run", "journey", "status", "outcome", "at", "started")
         for view in views:
             table.add_row(
-                view.run_id, f"{view.journey} v{view.version}", view.status, view.outcome or "",
-                ", ".join(p.block for p in view.positions), when(view.created_at),
+                view.run_id,
+                f"{view.journey} v{view.version}",
+                view.status,
+                view.outcome or "",
+                ", ".join(p.block for p in view.positions),
+                when(view.created_at),
             )
         console.print(table if views else "no runs")
 
@@ -141,8 +154,10 @@ def signal_command(
         else:
             result = accord.runtime.signal(tenant, name, run_id=target, payload=payload)
         if result.parked:
-            console.print(f"no run waits for {name!r} with key {target!r} yet; the event is "
-                          "parked and the first run to wait for it will receive it")
+            console.print(
+                f"no run waits for {name!r} with key {target!r} yet; the event is "
+                "parked and the first run to wait for it will receive it"
+            )
         drive_if_embedded(accord, lambda: None)
         for run_id in result.run_ids:
             _print_run(accord.runtime.get(tenant, run_id), json_output=False)
@@ -174,7 +189,12 @@ def history_command(run_id: str, json_output: Json = False, database: Database =
         for e in entries:
             detail = as_json(e.detail).replace("\n", " ")
             table.add_row(
-                str(e.seq), when(e.at), e.kind, e.block or "", str(e.visit or ""),
-                str(e.attempt or ""), detail if len(detail) < 90 else detail[:87] + "...",
+                str(e.seq),
+                when(e.at),
+                e.kind,
+                e.block or "",
+                str(e.visit or ""),
+                str(e.attempt or ""),
+                detail if len(detail) < 90 else detail[:87] + "...",
             )
         console.print(table)

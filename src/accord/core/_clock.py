@@ -5,7 +5,7 @@ from typing import Protocol
 
 
 class Clock(Protocol):
-    """Wall-clock time in epoch seconds. Replace it in tests (see ``accord.testing.FrozenClock``)."""
+    """Wall-clock time in epoch seconds; tests replace it (``accord.testing.FrozenClock``)."""
 
     def now(self) -> float: ...
 

@@ -48,8 +48,13 @@ class FlowBuilder:
         return self._add(
             "decide",
             block_id,
-            {"inputs": inputs, "rules": rules, "hit_policy": hit_policy, "default": default,
-             **options},
+            {
+                "inputs": inputs,
+                "rules": rules,
+                "hit_policy": hit_policy,
+                "default": default,
+                **options,
+            },
         )
 
     def choice(
@@ -80,14 +85,23 @@ class FlowBuilder:
         )
 
     def approve(
-        self, block_id: str, *, role: str = "reviewer", on: dict[str, str] | None = None,
+        self,
+        block_id: str,
+        *,
+        role: str = "reviewer",
+        on: dict[str, str] | None = None,
         **options: Any,
     ) -> Self:
         return self._add("approve", block_id, {"role": role, "on": on, **options})
 
     def escalate(
-        self, block_id: str, *, queue: str = "supervisors", reason: str | None = None,
-        on: dict[str, str] | None = None, **options: Any,
+        self,
+        block_id: str,
+        *,
+        queue: str = "supervisors",
+        reason: str | None = None,
+        on: dict[str, str] | None = None,
+        **options: Any,
     ) -> Self:
         return self._add(
             "escalate", block_id, {"queue": queue, "reason": reason, "on": on, **options}
@@ -115,12 +129,22 @@ class FlowBuilder:
         return self._add(
             "map",
             block_id,
-            {"items": items, "do": do.to_dict(), "max_concurrency": max_concurrency,
-             "result": result, **options},
+            {
+                "items": items,
+                "do": do.to_dict(),
+                "max_concurrency": max_concurrency,
+                "result": result,
+                **options,
+            },
         )
 
     def call(
-        self, block_id: str, journey: str, *, input: Any = None, version: int | None = None,
+        self,
+        block_id: str,
+        journey: str,
+        *,
+        input: Any = None,
+        version: int | None = None,
         **options: Any,
     ) -> Self:
         return self._add(
@@ -144,13 +168,13 @@ class FlowBuilder:
 class JourneyBuilder(FlowBuilder):
     """Build a journey in code::
 
-        spec = (
-            JourneyBuilder("refund_request")
-            .input(order_id="string", amount="number")
-            .task("lookup", "orders.lookup", input={"order_id": "input.order_id"})
-            .end("done", outcome="refunded")
-            .build()
-        )
+    spec = (
+        JourneyBuilder("refund_request")
+        .input(order_id="string", amount="number")
+        .task("lookup", "orders.lookup", input={"order_id": "input.order_id"})
+        .end("done", outcome="refunded")
+        .build()
+    )
     """
 
     def __init__(self, name: str, *, description: str = "", start: str | None = None) -> None:

@@ -116,7 +116,7 @@ def compile_journey(spec: JourneySpec, *, version: int = 0) -> CompiledJourney:
             fields[name] = (annotation, ...)
         else:
             fields[name] = (annotation | None, f.default)
-    input_model = create_model(  # type: ignore[call-overload]
+    input_model = create_model(
         f"{spec.journey}_input", __config__={"extra": "forbid", "strict": False}, **fields
     )
     return CompiledJourney(

@@ -150,7 +150,7 @@ def exemplar_from_schema(schema: Mapping[str, Any], root: Mapping[str, Any] | No
             return exemplar_from_schema(options[0], root) if len(options) == 1 else DYN
     if "allOf" in schema and len(schema["allOf"]) == 1:
         return exemplar_from_schema(schema["allOf"][0], root)
-    if "enum" in schema and schema["enum"]:
+    if schema.get("enum"):
         return schema["enum"][0]
     if "const" in schema:
         return schema["const"]

@@ -11,7 +11,6 @@ from accord.connectors import CapabilityRegistry
 from accord.errors import Diagnostic
 from accord.journeys._expressions import (
     DYN,
-    Expression,
     ExpressionSyntaxError,
     accepts,
     check_expression,
@@ -81,9 +80,7 @@ def iter_flows(spec: JourneySpec) -> Iterator[FlowView]:
         in_map: bool,
     ) -> Iterator[FlowView]:
         listed = [(b, (*path, "blocks", i)) for i, b in enumerate(blocks)]
-        yield FlowView(
-            flow_id, start or blocks[0].id, listed, (*path, "blocks"), container, in_map
-        )
+        yield FlowView(flow_id, start or blocks[0].id, listed, (*path, "blocks"), container, in_map)
         for block, block_path in listed:
             if isinstance(block, ParallelBlock):
                 for j, branch in enumerate(block.branches):
@@ -197,7 +194,7 @@ def _check_references(
 ) -> None:
     if flow.start not in ids:
         ctx.error(
-            flow.path[:-1] + ("start",) if flow.path[:-1] else ("start",),
+            (*flow.path[:-1], "start") if flow.path[:-1] else ("start",),
             f"start block {flow.start!r} does not exist in this flow",
             hint=_suggest(flow.start, ids),
         )
@@ -267,7 +264,7 @@ def _check_loops(ctx: _Context, flow: FlowView) -> None:
             continue
         if any(blocks[b][0].kind in WAITING_KINDS for b in component):
             continue
-        order = sorted(component, key=lambda b: [x.id for x, _ in flow.blocks].index(b))
+        order = sorted(component, key=[x.id for x, _ in flow.blocks].index)
         ctx.error(
             (*blocks[order[0]][1], "id"),
             "loop without a wait: " + " → ".join([*order, order[0]]),
@@ -361,25 +358,31 @@ def _check_block_shape(ctx: _Context, block: AnyBlock, path: PathKey, flow: Flow
         )
     if block.retry is not None and block.kind not in ("task", "call"):
         ctx.warning((*path, "retry"), f"retry has no effect on a {block.kind} block")
-    if isinstance(block, TaskBlock) and ctx.capabilities is not None:
-        if ctx.capabilities.find(block.capability) is None:
-            names = {c.name for c in ctx.capabilities}
-            ctx.error(
-                (*path, "capability"),
-                f"unknown capability {block.capability!r}",
-                hint=(
-                    _suggest(block.capability, names, listing="capabilities")
-                    if names
-                    else "no capabilities registered"
-                ),
-            )
-    if block.compensate and ctx.capabilities is not None:
-        if ctx.capabilities.find(block.compensate.capability) is None:
-            ctx.error(
-                (*path, "compensate", "capability"),
-                f"unknown compensating capability {block.compensate.capability!r}",
-                hint="register it, or remove the compensate entry",
-            )
+    if (
+        isinstance(block, TaskBlock)
+        and ctx.capabilities is not None
+        and ctx.capabilities.find(block.capability) is None
+    ):
+        names = {c.name for c in ctx.capabilities}
+        ctx.error(
+            (*path, "capability"),
+            f"unknown capability {block.capability!r}",
+            hint=(
+                _suggest(block.capability, names, listing="capabilities")
+                if names
+                else "no capabilities registered"
+            ),
+        )
+    if (
+        block.compensate
+        and ctx.capabilities is not None
+        and ctx.capabilities.find(block.compensate.capability) is None
+    ):
+        ctx.error(
+            (*path, "compensate", "capability"),
+            f"unknown compensating capability {block.compensate.capability!r}",
+            hint="register it, or remove the compensate entry",
+        )
     if isinstance(block, CallBlock):
         if block.journey == ctx.spec.journey:
             ctx.error(
@@ -447,11 +450,14 @@ def _check_expressions(
                         hint="convert it, e.g. int(...), double(...), string(...)",
                     )
             if isinstance(block, TaskBlock):
-                _check_contract(ctx, block.capability, block.input, (*path, "input"), scope,
-                                "input")
+                _check_contract(
+                    ctx, block.capability, block.input, (*path, "input"), scope, "input"
+                )
             if block.compensate is not None:
                 _check_contract(
-                    ctx, block.compensate.capability, block.compensate.input,
+                    ctx,
+                    block.compensate.capability,
+                    block.compensate.input,
                     (*path, "compensate", "input"),
                     {**scope, "steps": {**scope["steps"], block.id: outputs[block.id]}},
                     "input",
@@ -516,8 +522,9 @@ def _expressions_of(block: AnyBlock) -> Iterator[tuple[PathKey, str, str | None]
         yield ("reason",), block.reason, "string"
     elif isinstance(block, CallBlock | EndBlock):
         mapping = block.input if isinstance(block, CallBlock) else block.output
-        for leaf_path, source in _leaves(mapping, ("input" if isinstance(block, CallBlock)
-                                                   else "output",)):
+        for leaf_path, source in _leaves(
+            mapping, ("input" if isinstance(block, CallBlock) else "output",)
+        ):
             yield leaf_path, source, None
 
 

@@ -24,9 +24,7 @@ class _Yaml12Loader(yaml.SafeLoader):
 
 
 _Yaml12Loader.yaml_implicit_resolvers = {
-    first: [
-        (tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"
-    ]
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _Yaml12Loader.add_implicit_resolver(
@@ -291,7 +289,10 @@ def _explain(error: Mapping[str, Any], path: PathKey) -> tuple[str, str | None]:
     kind = error["type"]
     field_name = path[-1] if path else "journey"
     if kind == "extra_forbidden":
-        return f"unknown field {field_name!r}", "remove it or check its spelling in docs/language.md"
+        return (
+            f"unknown field {field_name!r}",
+            "remove it or check its spelling in docs/language.md",
+        )
     if kind == "missing":
         return f"missing required field {field_name!r}", "add it; see docs/language.md"
     if kind == "string_pattern_mismatch":

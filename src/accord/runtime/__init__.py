@@ -4,8 +4,8 @@ from accord.runtime._advance import child_run_id, initial_state
 from accord.runtime._catalog import Deployment, JourneyCatalog
 from accord.runtime._runtime import (
     Position,
-    RunView,
     Runtime,
+    RunView,
     SignalResult,
     StartResult,
 )

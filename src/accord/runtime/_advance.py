@@ -266,7 +266,11 @@ class Advance:
         if target is None and isinstance(block, EscalateBlock) and not block.next:
             self._end_run("completed", outcome="escalated", error=None)
             return
-        if target is None and isinstance(block, ApproveBlock) and decision in ("reject", "rejected"):
+        if (
+            target is None
+            and isinstance(block, ApproveBlock)
+            and decision in ("reject", "rejected")
+        ):
             self._fail_block(
                 token,
                 CapabilityFailed(
@@ -526,9 +530,9 @@ class Advance:
         if node.expression is not None:
             correlation = str(node.expression.evaluate(self.variables(token)))
         name = block.event.name
-        at = self.now + block.timeout if block.timeout is not None else None
+        deadline = self.now + block.timeout if block.timeout is not None else None
         self._event("wait.started", token, event=name, correlation=correlation)
-        self._wait(token, Wait(kind="event", name=name, correlation=correlation, at=at))
+        self._wait(token, Wait(kind="event", name=name, correlation=correlation, at=deadline))
         for signal in self._signals():
             if self._matches(token, signal):
                 self._consume(signal)
@@ -623,8 +627,11 @@ class Advance:
         run_id = child_run_id(self.run.run_id, block.id, token.visit, token.scope)
         started = HistoryEvent(
             kind="run.started",
-            detail={"journey": child_journey.name, "version": child_journey.version,
-                    "parent_run_id": self.run.run_id},
+            detail={
+                "journey": child_journey.name,
+                "version": child_journey.version,
+                "parent_run_id": self.run.run_id,
+            },
         )
         self.new_runs.append(
             NewRun(
@@ -644,7 +651,10 @@ class Advance:
             )
         )
         self._event(
-            "call.started", token, child=run_id, journey=child_journey.name,
+            "call.started",
+            token,
+            child=run_id,
+            journey=child_journey.name,
             version=child_journey.version,
         )
         self._wait(token, Wait(kind="child", run_id=run_id))
@@ -673,9 +683,7 @@ class Advance:
             assert isinstance(block, MapBlock) and token.scope is not None
             node = self.journey.nodes[parent.block]
             scope = self.state.scopes[token.scope]
-            result = (
-                node.mapping.evaluate(self.variables(token)) if node.mapping else scope.steps
-            )
+            result = node.mapping.evaluate(self.variables(token)) if node.mapping else scope.steps
             join.results[scope.index] = result
             del self.state.scopes[token.scope]
             if join.next_index < len(join.items):

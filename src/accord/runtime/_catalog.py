@@ -66,8 +66,9 @@ class JourneyCatalog:
             JourneyInvalid: lint found errors; nothing was stored.
         """
         if isinstance(loaded, JourneySpec):
-            text = yaml.safe_dump(loaded.model_dump(mode="json", exclude_defaults=True),
-                                  sort_keys=False)
+            text = yaml.safe_dump(
+                loaded.model_dump(mode="json", exclude_defaults=True), sort_keys=False
+            )
             loaded = LoadedJourney(loaded, text, SourceMap(file=f"<builder {loaded.journey}>"))
         found = self.lint(tenant, loaded)
         errors = [d for d in found if d.severity == "error"]
@@ -101,8 +102,12 @@ class JourneyCatalog:
             except IntegrityError:
                 continue
         raise JourneyInvalid(
-            [Diagnostic("concurrent deploys of this journey kept colliding; try again",
-                        loaded.source_map.file)]
+            [
+                Diagnostic(
+                    "concurrent deploys of this journey kept colliding; try again",
+                    loaded.source_map.file,
+                )
+            ]
         )
 
     def get(self, tenant: TenantId | str, name: str, version: int | None = None) -> CompiledJourney:

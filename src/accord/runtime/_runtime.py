@@ -89,7 +89,7 @@ class RunView:
         state = RunState.loads(record.state)
         positions = []
         for token in state.tokens.values():
-            waiting_for = None
+            waiting_for: str | None = None
             until = None
             if token.wait is not None:
                 waiting_for = token.wait.kind
@@ -206,8 +206,7 @@ class Runtime:
             at=now,
             started=HistoryEvent(
                 "run.started",
-                detail={"journey": compiled.name, "version": compiled.version,
-                        "subject": subject},
+                detail={"journey": compiled.name, "version": compiled.version, "subject": subject},
             ),
         )
         event = NewEvent(
@@ -283,16 +282,16 @@ class Runtime:
                     )
                 if record.status in TERMINAL:
                     raise RunFinished(
-                        f"run {run_id} already ended ({record.status}); the signal was not "
-                        "stored",
+                        f"run {run_id} already ended ({record.status}); the signal was not stored",
                         hint="start a new run if the work must be done again",
                     )
-                targets = [run_id]
+                targets: list[str] = [run_id]
             else:
                 assert correlation_key is not None
                 targets = runs.waiting_runs(connection, tenant, name, correlation_key)
             ids = []
-            for target in targets or [None]:
+            addressed: list[str | None] = list(targets) or [None]
+            for target in addressed:
                 signal_id = self.ids.new_id("sig")
                 runs.insert_signal(
                     connection,
@@ -360,7 +359,7 @@ class Runtime:
             )
         return RunView.from_record(record)
 
-    def list(
+    def list_runs(
         self,
         tenant: TenantId,
         *,
@@ -372,8 +371,13 @@ class Runtime:
     ) -> list[RunView]:
         with self.db.read() as connection:
             records = runs.list_runs(
-                connection, tenant, journey=journey, status=status, subject=subject,
-                limit=limit, before=before,
+                connection,
+                tenant,
+                journey=journey,
+                status=status,
+                subject=subject,
+                limit=limit,
+                before=before,
             )
         return [RunView.from_record(r) for r in records]
 
@@ -411,8 +415,9 @@ class Runtime:
             release=True,
             events=[HistoryEvent("run.failed", detail={"error": error})],
             error=error,
-            outbox=[NewEvent(self.ids.new_id("evt"), "run.failed",
-                             {"run_id": record.run_id, "error": error})],
+            outbox=[
+                NewEvent(
+                    self.ids.new_id("evt"), "run.failed", {"run_id": record.run_id, "error": error}
+                )
+            ],
         )
-
-

@@ -95,8 +95,11 @@ class RetailSystems:
         digits = "".join(ch for ch in request.order_id if ch.isdigit())
         total = float(digits[-4:]) if digits else float(seed % 900 + 20)
         items = [
-            LineItem(sku=f"SKU-{(seed >> (8 * i)) % 1000:03d}", quantity=1 + i,
-                     unit_price=round(total / 3 / (1 + i), 2))
+            LineItem(
+                sku=f"SKU-{(seed >> (8 * i)) % 1000:03d}",
+                quantity=1 + i,
+                unit_price=round(total / 3 / (1 + i), 2),
+            )
             for i in range(3)
         ]
         return Order(
@@ -163,8 +166,8 @@ def register(registry: CapabilityRegistry, systems: RetailSystems | None = None)
         "payments.refund", side_effect="irreversible", data_categories=("pd:PaymentCard",)
     )(systems.refund)
     registry.capability("inventory.restock", side_effect="write")(systems.restock)
-    registry.capability(
-        "notify.send", side_effect="write", data_categories=("pd:EmailAddress",)
-    )(systems.notify)
+    registry.capability("notify.send", side_effect="write", data_categories=("pd:EmailAddress",))(
+        systems.notify
+    )
     registry.capability("helpdesk.resolve", side_effect="write")(systems.update_ticket)
     return systems

@@ -81,8 +81,8 @@ class Database:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only transaction with a consistent snapshot."""
-        with self.engine.connect() as connection:
-            connection = connection.execution_options(accord_read_only=True)
+        with self.engine.connect() as plain:
+            connection = plain.execution_options(accord_read_only=True)
             with connection.begin():
                 yield connection
 
