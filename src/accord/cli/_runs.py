@@ -105,7 +105,9 @@ def list_command(
 ) -> None:
     """Runs, newest first."""
     with opened(database) as accord, handled():
-        views = accord.runtime.list_runs(tenant_of(accord), journey=journey, status=status, limit=limit)
+        views = accord.runtime.list_runs(
+            tenant_of(accord), journey=journey, status=status, limit=limit
+        )
         if json_output:
             console.print(as_json(views), markup=False)
             return

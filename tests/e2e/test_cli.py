@@ -1,0 +1,118 @@
+"""The ``accord`` command line, run as a real process against a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def accord(*args: str, cwd: Path, database: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200"}
+    if database is not None:
+        env["ACCORD_DATABASE_URL"] = f"sqlite:///{database}"
+    return subprocess.run(
+        [sys.executable, "-m", "accord", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_demo_runs_the_sample_journeys_end_to_end(tmp_path: Path) -> None:
+    result = accord("demo", "--database", str(tmp_path / "demo.db"), cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "created=False" in out
+    assert out.count("completed") >= 3
+    assert "refunded" in out and "declined" in out
+    assert "block.retry_sch" in out and "timer.fired" in out
+
+
+def test_lint_points_at_the_problem(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "journey: bad\n"
+        "blocks:\n"
+        "  - id: a\n"
+        "    kind: task\n"
+        "    capability: orders.lookup\n"
+        "    input: {order_id: input.order}\n"
+        "    next: b\n"
+        "  - {id: b, kind: tusk}\n"
+    )
+    result = accord("journey", "lint", str(bad), cwd=tmp_path, database=tmp_path / "a.db")
+    assert result.returncode == 2
+    assert f"{bad}:8:19: error: unknown block kind 'tusk'" in result.stderr
+    assert "did you mean 'task'?" in result.stderr
+
+
+def test_deploy_start_signal_history_cancel(tmp_path: Path) -> None:
+    db = tmp_path / "a.db"
+    journey = ROOT / "examples" / "journeys"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return accord(*args, cwd=tmp_path, database=db)
+
+    deployed = run(
+        "journey",
+        "deploy",
+        str(journey / "notify_customer.yaml"),
+        str(journey / "refund_request.yaml"),
+    )
+    assert deployed.returncode == 0, deployed.stderr
+    assert "deployed refund_request v1" in deployed.stdout
+    again = run("journey", "deploy", str(journey / "refund_request.yaml"))
+    assert "unchanged refund_request v1" in again.stdout
+
+    started = run("run", "start", "refund_request", "--input", '{"order_id": "ord-0750"}', "--json")
+    assert started.returncode == 0, started.stderr
+    view = json.loads(started.stdout)
+    assert view["status"] == "waiting"
+    assert view["positions"][0]["waiting_for"] == "human:approval"
+    run_id = view["run_id"]
+
+    bad_json = run("run", "start", "refund_request", "--input", "{order")
+    assert bad_json.returncode == 2 and "not valid JSON" in bad_json.stderr
+    no_by = run("run", "signal", run_id, "approval", "--decision", "approve")
+    assert no_by.returncode == 2 and "--by" in no_by.stderr
+    unknown = run("run", "signal", "run_nope", "approval", "--decision", "approve", "--by", "x")
+    assert unknown.returncode == 2 and "no run 'run_nope'" in unknown.stderr
+
+    decided = run(
+        "run",
+        "signal",
+        run_id,
+        "approval",
+        "--decision",
+        "reject",
+        "--by",
+        "ann",
+        "--reason",
+        "used item",
+    )
+    assert decided.returncode == 0, decided.stderr
+    assert "outcome=declined" in decided.stdout
+
+    history = json.loads(run("run", "history", run_id, "--json").stdout)
+    assert [e["seq"] for e in history] == list(range(1, len(history) + 1))
+    assert history[-1]["kind"] == "run.completed"
+
+    listed = run("run", "list")
+    assert run_id in listed.stdout
+    late = run("run", "cancel", run_id)
+    assert late.returncode == 2 and "already ended" in late.stderr
+
+
+@pytest.mark.parametrize("command", [["journey", "list"], ["capability", "list"]])
+def test_listing_commands_work_on_an_empty_database(tmp_path: Path, command: list[str]) -> None:
+    result = accord(*command, cwd=tmp_path, database=tmp_path / "a.db")
+    assert result.returncode == 0, result.stderr
