@@ -19,6 +19,7 @@ def accord(*args: str, cwd: Path, database: Path | None = None) -> subprocess.Co
         env["ACCORD_DATABASE_URL"] = f"sqlite:///{database}"
     return subprocess.run(
         [sys.executable, "-m", "accord", *args],
+        check=False,
         cwd=cwd,
         env=env,
         capture_output=True,

@@ -16,15 +16,15 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+
+from accord.storage import Database
+from accord.storage._schema import transitions
 from tests.integration.test_crash_recovery import (
     Fleet,
     completed_count,
     prepare,
     violations,
 )
-
-from accord.storage import Database
-from accord.storage._schema import transitions
 
 
 @pytest.mark.postgres

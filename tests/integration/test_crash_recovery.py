@@ -26,7 +26,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from tests.integration.crash_worker import open_effects, register
 
 from accord.connectors import CapabilityRegistry
 from accord.core import TenantId
@@ -34,6 +33,7 @@ from accord.journeys import load_journey_text
 from accord.service import Settings, build
 from accord.storage import Database
 from accord.storage._schema import runs, transitions
+from tests.integration.crash_worker import open_effects, register
 
 T = TenantId("default")
 ROOT = Path(__file__).resolve().parents[2]

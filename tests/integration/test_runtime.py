@@ -8,7 +8,6 @@ from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
-from tests.capabilities import Calls
 
 from accord.core import TenantId
 from accord.errors import (
@@ -24,6 +23,7 @@ from accord.service import Accord
 from accord.storage import runs as run_store
 from accord.storage._schema import outbox, signals
 from accord.testing import FrozenClock
+from tests.capabilities import Calls
 
 T = TenantId("default")
 
