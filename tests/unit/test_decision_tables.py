@@ -56,14 +56,9 @@ def table(
 
 
 def matches(column: str, cell: Any, value: Any) -> bool:
-    evaluate = table(
-        [{"when": {column: cell}, "then": {"hit": True}}], default={"hit": False}
-    )
+    evaluate = table([{"when": {column: cell}, "then": {"hit": True}}], default={"hit": False})
     result, _ = evaluate(**{column: value})
     return bool(result["hit"])
-
-
-# --- Cell syntax ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -115,7 +110,7 @@ def test_number_cells(cell: Any, value: float, expected: bool) -> None:
         ('not("DE")', "FR", True),
         ('not("DE")', "DE", False),
         ('?.startsWith("D")', "DK", True),
-        ('size(?) == 3', "GBR", True),
+        ("size(?) == 3", "GBR", True),
     ],
 )
 def test_text_cells(cell: Any, value: str, expected: bool) -> None:
@@ -196,9 +191,6 @@ def test_number_cells_mean_what_python_means(
 ) -> None:
     cell, meaning = cell_and_meaning
     assert matches("amount", cell, value) is meaning(value), f"cell {cell!r} with {value!r}"
-
-
-# --- Hit policies --------------------------------------------------------------------------------
 
 
 TIERS = [
@@ -315,9 +307,9 @@ def test_hit_policies_agree_with_a_reference_model(
     elif policy == "priority":
         best = max(hits, key=lambda i: (rows[i][1], -i))
         expected = ({"out": rows[best][2]}, [best])
-    elif policy == "unique" and len(hits) > 1:
-        expected = DecisionError
-    elif policy == "any" and any(o != outputs[0] for o in outputs):
+    elif (policy == "unique" and len(hits) > 1) or (
+        policy == "any" and any(o != outputs[0] for o in outputs)
+    ):
         expected = DecisionError
     else:
         expected = (outputs[0], hits)
@@ -328,8 +320,6 @@ def test_hit_policies_agree_with_a_reference_model(
     else:
         assert evaluate(count=value) == expected
 
-
-# --- Lint ----------------------------------------------------------------------------------------
 
 FILE = "table.yaml"
 
@@ -406,7 +396,9 @@ def test_unquoted_text_in_a_cell_is_an_unknown_name() -> None:
                     then: {tier: none}
             """)
     )
-    assert problem.message == "cell 'cancelled': unknown name 'cancelled' in `status == (cancelled)`"
+    assert (
+        problem.message == "cell 'cancelled': unknown name 'cancelled' in `status == (cancelled)`"
+    )
     assert_at(problem, 9, 24)
 
 
@@ -428,7 +420,9 @@ def test_a_cell_cannot_read_run_variables() -> None:
                     then: {over: true}
             """)
     )
-    assert problem.message == "cell '> input.limit': unknown name 'input' in `amount > (input.limit)`"
+    assert (
+        problem.message == "cell '> input.limit': unknown name 'input' in `amount > (input.limit)`"
+    )
     assert_at(problem, 10, 25)
 
 

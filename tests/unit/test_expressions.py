@@ -64,7 +64,7 @@ def test_a_failing_expression_raises_a_non_retryable_expression_error(
 
 
 def test_cel_does_not_convert_types_but_offers_conversions() -> None:
-    assert compile_expression("string(input.n) + \" items\"").evaluate({"input": {"n": 3}}) == (
+    assert compile_expression('string(input.n) + " items"').evaluate({"input": {"n": 3}}) == (
         "3 items"
     )
     assert compile_expression("int(input.n) + 1").evaluate({"input": {"n": 2.9}}) == 3
@@ -107,9 +107,6 @@ def test_integer_arithmetic_matches_python(a: int, b: int, c: int) -> None:
     # CEL's % truncates toward zero, like math.fmod, not like Python's %
     remainder = abs(a) % c * (1 if a >= 0 else -1)
     assert expression.evaluate({"a": a, "b": b, "c": c}) == (a + b) * 2 - remainder
-
-
-# --- Mappings: strings are CEL, everything else is a literal ------------------------------------
 
 
 def test_mapping_strings_are_cel_and_other_scalars_are_literals() -> None:
@@ -158,9 +155,6 @@ def test_a_quoted_yaml_string_is_a_cel_string_literal() -> None:
     mapping = compile_journey(loaded.spec).nodes["done"].mapping
     assert mapping is not None
     assert mapping.evaluate({}) == {"template": "refund_issued", "number": 42, "bare": 42}
-
-
-# --- The variables lint knows ---------------------------------------------------------------------
 
 
 def problems(text: str) -> list[Diagnostic]:

@@ -105,9 +105,6 @@ def shop() -> CapabilityRegistry:
     return registry
 
 
-# --- Malformed YAML and the shape of the file ------------------------------------------------
-
-
 def test_bad_indentation_is_reported_where_the_parser_stopped() -> None:
     problem = only(
         load_problems("""\
@@ -198,9 +195,6 @@ def test_load_journey_file_names_diagnostics_after_the_file(tmp_path: Path) -> N
     problem = only(caught.value.diagnostics)
     assert (problem.file, problem.line, problem.column) == (str(path), 4, 11)
     assert f"{path}:4:11: error: unknown block kind 'ned'" in str(caught.value)
-
-
-# --- Block kinds and fields --------------------------------------------------------------------
 
 
 def test_unknown_block_kind_suggests_the_closest_kind() -> None:
@@ -360,9 +354,6 @@ def test_on_keys_and_yes_no_are_strings_under_yaml_1_2() -> None:
     assert lint(loaded.spec, loaded.source_map) == []
 
 
-# --- The implicit next rule --------------------------------------------------------------------
-
-
 def test_blocks_without_next_continue_with_the_following_block() -> None:
     spec = load("""\
         journey: refund
@@ -429,9 +420,6 @@ def test_an_explicit_null_next_ends_the_flow_and_leaves_later_blocks_unreachable
     assert_at(problem, 7, 9)
 
 
-# --- References and reachability ----------------------------------------------------------------
-
-
 def test_next_to_a_missing_block_suggests_a_close_name() -> None:
     problem = only(
         lint_problems("""\
@@ -458,7 +446,9 @@ def test_next_to_a_missing_block_suggests_a_close_name() -> None:
         ("on.reject", "on: {reject: nowhere}", 6, 18),
     ],
 )
-def test_every_routing_field_is_checked(field: str, yaml_field: str, line: int, column: int) -> None:
+def test_every_routing_field_is_checked(
+    field: str, yaml_field: str, line: int, column: int
+) -> None:
     problem = only(
         lint_problems(f"""\
             journey: refund
@@ -584,9 +574,6 @@ def test_a_block_reached_only_through_on_error_is_reachable() -> None:
     )
 
 
-# --- Loops ---------------------------------------------------------------------------------------
-
-
 def test_a_loop_without_a_wait_is_rejected() -> None:
     problem = only(
         lint_problems("""\
@@ -652,9 +639,6 @@ def test_a_loop_through_a_wait_approve_or_escalate_is_accepted(pause: str) -> No
             """)
         == []
     )
-
-
-# --- Block shapes --------------------------------------------------------------------------------
 
 
 def test_wait_needs_exactly_one_of_timer_until_event() -> None:
@@ -769,9 +753,6 @@ def test_retry_on_a_block_that_cannot_fail_is_a_warning() -> None:
     )
     assert problem.severity == "warning"
     assert problem.message == "retry has no effect on a wait block"
-
-
-# --- Expressions: types, names and syntax ---------------------------------------------------------
 
 
 def test_comparing_a_number_with_a_string_is_a_type_error() -> None:
@@ -907,9 +888,6 @@ def test_a_block_cannot_read_the_output_of_a_block_that_runs_after_it() -> None:
     assert_at(problem, 6, 15)
 
 
-# --- Capability contracts -----------------------------------------------------------------------
-
-
 def test_a_string_mapped_into_an_integer_field_is_a_type_error(shop: CapabilityRegistry) -> None:
     problem = only(
         lint_problems(
@@ -949,7 +927,10 @@ def test_a_literal_of_the_wrong_type_is_a_type_error(shop: CapabilityRegistry) -
             capabilities=shop,
         )
     )
-    assert problem.message == "input field 'quantity' of 'stock.reserve' needs integer, but 2.5 is number"
+    assert (
+        problem.message
+        == "input field 'quantity' of 'stock.reserve' needs integer, but 2.5 is number"
+    )
     assert_at(problem, 6, 37)
 
 
@@ -1127,9 +1108,6 @@ def test_a_compensation_may_read_the_output_of_its_own_block(shop: CapabilityReg
     assert_at(problem, 11, 19)
 
 
-# --- Maps -------------------------------------------------------------------------------------------
-
-
 def test_map_items_must_be_a_list() -> None:
     problem = only(
         lint_problems("""\
@@ -1249,18 +1227,12 @@ def test_a_valid_map_result_passes() -> None:
     )
 
 
-# --- The bundled examples -------------------------------------------------------------------------
-
-
 @pytest.mark.parametrize("name", ["refund_request.yaml", "notify_customer.yaml"])
 def test_the_example_journeys_pass_lint_against_the_demo_capabilities(name: str) -> None:
     registry = CapabilityRegistry()
     register_sandbox(registry)
     loaded = load_journey_file(ROOT / "examples" / "journeys" / name)
     assert lint(loaded.spec, loaded.source_map, capabilities=registry) == []
-
-
-# --- Input contract ------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -1293,7 +1265,10 @@ def test_validate_input_fills_defaults_and_converts_numbers(contract_journey: Jo
     [
         ({"amount": 5}, "order_id: Field required"),
         ({"order_id": "o-1", "amount": "lots"}, "amount: Input should be a valid number"),
-        ({"order_id": "o-1", "amount": 5, "colour": "red"}, "colour: Extra inputs are not permitted"),
+        (
+            {"order_id": "o-1", "amount": 5, "colour": "red"},
+            "colour: Extra inputs are not permitted",
+        ),
         ({"order_id": 7, "amount": 5}, "order_id: Input should be a valid string"),
     ],
 )
@@ -1312,9 +1287,6 @@ def test_validate_input_rejects_a_non_object(contract_journey: JourneySpec) -> N
     with pytest.raises(ContractViolation) as caught:
         compile_journey(contract_journey).validate_input(["o-1", 5])
     assert caught.value.message == "input for journey 'refund' must be an object, got list"
-
-
-# --- The Python builder --------------------------------------------------------------------------
 
 
 REFUND_YAML = """\
@@ -1477,12 +1449,15 @@ def test_builder_yaml_loads_back_to_the_same_spec() -> None:
 def test_builder_next_none_ends_the_flow_like_yaml_next_null() -> None:
     spec = JourneyBuilder("notify").wait("pause", timer="1s", next=None).end("done").build()
     assert spec.blocks[0].next is None
-    assert spec == load("""\
+    assert (
+        spec
+        == load("""\
         journey: notify
         blocks:
           - {id: pause, kind: wait, timer: 1s, next: null}
           - {id: done, kind: end}
         """).spec
+    )
 
 
 def test_builder_reports_problems_by_path() -> None:
@@ -1569,9 +1544,6 @@ def test_builder_and_yaml_agree_on_generated_linear_journeys(
     for block, parsed in zip(blocks, from_yaml.blocks, strict=True):
         if "next" in block:
             assert parsed.next == block["next"]
-
-
-# --- The published JSON Schema -------------------------------------------------------------------
 
 
 def test_the_published_json_schema_is_current() -> None:

@@ -17,7 +17,7 @@ from accord.errors import AccordError, InputError, JourneyInvalid
 from accord.service import Accord, Settings, build
 
 console = Console(highlight=False)
-errors = Console(stderr=True, highlight=False)
+errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
 T = TypeVar("T")
 
