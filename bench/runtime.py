@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import _peers
 import psycopg
 from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import make_url
 
-import _peers
 from accord.connectors import CallContext, CapabilityRegistry
 from accord.core import TenantId
 from accord.journeys import JourneyBuilder, JourneySpec
@@ -71,6 +71,7 @@ class Row:
     latencies_ms: list[float]
     steps_per_s: float | None = None
     bytes_per_run: float | None = None
+    transitions_per_run: float | None = None
 
     @property
     def key(self) -> str:
@@ -208,7 +209,8 @@ def postgres_database(url: str) -> Iterator[str]:
         with psycopg.connect(admin, autocommit=True, connect_timeout=5) as connection:
             connection.execute(f'CREATE DATABASE "{name}"')
     except psycopg.OperationalError as exc:
-        raise PostgresUnavailableError(f"PostgreSQL at {url} is unreachable: {exc}") from exc
+        reason = str(exc).strip().splitlines()[0]
+        raise PostgresUnavailableError(f"PostgreSQL at {url} is unreachable ({reason})") from exc
     try:
         yield server.set(database=name).render_as_string(hide_password=False)
     finally:
@@ -237,11 +239,12 @@ def accord_w1_sequential(target: AccordTarget, runs: int) -> Row:
     before = target.stored_bytes()
     run_ids: list[str] = []
     latencies: list[float] = []
+    transitions = 0
     began = time.perf_counter()
     for _ in range(runs):
         started = time.perf_counter()
         run_ids.append(_start_w1(runtime))
-        runtime.drive()
+        transitions += runtime.drive()
         latencies.append(_ms_since(started))
     seconds = time.perf_counter() - began
     check_completed(runtime, run_ids)
@@ -253,6 +256,7 @@ def accord_w1_sequential(target: AccordTarget, runs: int) -> Row:
         latencies,
         steps_per_s=runs * _peers.W1_STEPS / seconds,
         bytes_per_run=(target.stored_bytes() - before) / runs,
+        transitions_per_run=transitions / runs,
     )
 
 
@@ -295,6 +299,7 @@ def accord_w1_concurrent(target: AccordTarget, runs: int) -> Row:
         latencies,
         steps_per_s=runs * _peers.W1_STEPS / seconds,
         bytes_per_run=(target.stored_bytes() - before) / runs,
+        transitions_per_run=worker.stats.transitions / runs,
     )
 
 
@@ -312,15 +317,18 @@ def accord_w2(target: AccordTarget, runs: int) -> Row:
     runtime = target.runtime
     run_ids: list[str] = []
     latencies: list[float] = []
+    transitions = 0
     for _ in range(runs):
         run_id = _park_w2(runtime)
         started = time.perf_counter()
         runtime.decide(TENANT, run_id, APPROVAL_BLOCK, "approve", by="bench")
-        runtime.drive()
+        transitions += runtime.drive()
         latencies.append(_ms_since(started))
         run_ids.append(run_id)
     check_completed(runtime, run_ids)
-    return Row("accord", target.backend, "W2", "resume", latencies)
+    return Row(
+        "accord", target.backend, "W2", "resume", latencies, transitions_per_run=transitions / runs
+    )
 
 
 def warm_up_accord(target: AccordTarget) -> None:
@@ -427,7 +435,8 @@ def _fmt(value: float | None, digits: int) -> str:
 
 def results_table(rows: list[Row]) -> Table:
     table = Table(title="Accord durable runtime vs peers (W1: 10 steps; W2: resume after approval)")
-    for header in ("system", "db", "work", "mode", "runs", "steps/s", "p50 ms", "p99 ms", "B/run"):
+    headers = ("system", "db", "work", "mode", "runs", "steps/s", "p50 ms", "p99 ms", "B/run")
+    for header in (*headers, "trans/run"):
         table.add_column(header, justify="left" if header in ("system", "db") else "right")
     for row in rows:
         table.add_row(
@@ -440,6 +449,7 @@ def results_table(rows: list[Row]) -> Table:
             _fmt(row.percentile(50), 2),
             _fmt(row.percentile(99), 2),
             _fmt(row.bytes_per_run, 0),
+            _fmt(row.transitions_per_run, 1),
         )
     return table
 
@@ -453,6 +463,7 @@ class Headline:
     w2_p50: dict[str, float]
     w2_p99: dict[str, float]
     bytes_per_run: dict[str, float]
+    transitions_per_run: dict[str, float]
 
     @classmethod
     def of(cls, rows: list[Row]) -> Headline:
@@ -466,6 +477,7 @@ class Headline:
             w2_p50=pick("resume", lambda r: r.percentile(50)),
             w2_p99=pick("resume", lambda r: r.percentile(99)),
             bytes_per_run=pick("seq", lambda r: r.bytes_per_run),
+            transitions_per_run=pick("seq", lambda r: r.transitions_per_run),
         )
 
 
@@ -525,6 +537,7 @@ def json_line(headline: Headline, goals: dict[str, bool], runs: int) -> str:
             "w2_resume_p50_ms": headline.w2_p50,
             "w2_resume_p99_ms": headline.w2_p99,
             "w1_bytes_per_run": headline.bytes_per_run,
+            "w1_transitions_per_run": headline.transitions_per_run,
             "ratios": ratios(headline),
             "goals_met": goals,
             "n_runs": runs,
@@ -549,10 +562,17 @@ def measure_all(workdir: Path, runs: int, postgres_url: str) -> tuple[list[Row],
     return rows, notes
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"needs at least 1 run, got {value}")
+    return value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_RUNS} runs per row")
-    parser.add_argument("--runs", type=int, help=f"runs per row (default {DEFAULT_RUNS})")
+    parser.add_argument("--runs", type=_positive, help=f"runs per row (default {DEFAULT_RUNS})")
     return parser.parse_args(argv)
 
 
@@ -565,7 +585,7 @@ def main(argv: list[str] | None = None) -> None:
     console = Console(width=None if sys.stdout.isatty() else WIDE_OUTPUT)
     console.print(results_table(rows))
     for note in notes:
-        console.print(f"note: {note}")
+        console.print(f"note: {note}", markup=False)
     headline = Headline.of(rows)
     goals = print_goals(console, headline)
     print(json_line(headline, goals, runs), flush=True)

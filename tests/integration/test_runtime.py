@@ -503,3 +503,15 @@ def test_history_records_every_block_with_visit_and_attempt(accord: Accord) -> N
         record = run_store.get_run(connection, T, run_id)
     assert record is not None and record.lease_owner is None
     assert json.loads(record.state)["tokens"] == []
+
+
+def test_a_call_that_cannot_start_its_sub_journey_takes_on_error(accord: Accord) -> None:
+    deploy(accord, CHILD)
+    deploy(accord, PARENT.replace("{fail_times: input.fail_times}", "{fail_times: '\"many\"'}"))
+    run_id = accord.runtime.start(T, "parent", input={"fail_times": 0}).run_id
+    accord.runtime.drive()
+    view = accord.runtime.get(T, run_id)
+    assert (view.status, view.outcome) == ("completed", "child_failed")
+    failed = [e for e in accord.runtime.history(T, run_id) if e.kind == "block.failed"]
+    assert failed[0].detail["error"]["type"] == "ContractViolation"
+    assert accord.runtime.list_runs(T, journey="child") == []

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import re
 from textwrap import dedent
 
 import pytest
@@ -12,7 +14,13 @@ from pydantic import ValidationError
 
 from accord.core import format_duration, parse_duration
 from accord.errors import JourneyInvalid
-from accord.journeys import RetryPolicy, TaskBlock, WaitBlock, load_journey_text
+from accord.journeys import (
+    RetryPolicy,
+    TaskBlock,
+    WaitBlock,
+    journey_json_schema,
+    load_journey_text,
+)
 
 UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -56,6 +64,42 @@ def test_parse_duration_sums_its_parts(parts: list[tuple[int, str]]) -> None:
     text = "".join(f"{amount}{unit}" for amount, unit in parts)
     expected = sum(amount * UNITS[unit] for amount, unit in parts)
     assert parse_duration(text) == pytest.approx(expected)
+
+
+@functools.cache
+def duration_pattern() -> str:
+    timeout = journey_json_schema()["$defs"]["TaskBlock"]["properties"]["timeout"]
+    (duration, _null) = timeout["anyOf"]
+    (_number, text) = duration["anyOf"]
+    assert text["type"] == "string"
+    return str(text["pattern"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["", " "]),
+            st.integers(0, 10_000),
+            st.sampled_from(["", ".5", ".25"]),
+            st.sampled_from(sorted(UNITS)),
+        ),
+        min_size=1,
+    )
+)
+def test_the_published_schema_accepts_the_durations_files_may_write(
+    parts: list[tuple[str, int, str, str]],
+) -> None:
+    text = "".join(f"{space}{whole}{fraction}{unit}" for space, whole, fraction, unit in parts)
+    assert re.search(duration_pattern(), text), text
+    parse_duration(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("0123456789.msdh x")), max_size=12))
+def test_text_the_schema_accepts_always_parses(text: str) -> None:
+    if re.search(duration_pattern(), text):
+        parse_duration(text)
 
 
 @pytest.mark.parametrize(
@@ -149,7 +193,8 @@ def test_long_schedules_stay_at_the_cap_instead_of_overflowing() -> None:
 policies = st.builds(
     RetryPolicy,
     max_attempts=st.integers(1, 1000),
-    initial_interval=st.floats(0, 3600, allow_nan=False),
+    # durations are written with millisecond resolution; far smaller ones mean nothing
+    initial_interval=st.just(0.0) | st.floats(1e-6, 3600),
     backoff=st.floats(1.0, 100.0, allow_nan=False),
     max_interval=st.floats(0, 86400, allow_nan=False),
     jitter=st.floats(0.0, 1.0, allow_nan=False),

@@ -7,8 +7,10 @@ diagnostic points at (1-based, as an editor shows them) and that it carries a hi
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from textwrap import dedent
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -24,6 +26,9 @@ from accord.journeys import (
     JourneyBuilder,
     JourneySpec,
     LoadedJourney,
+    MapBlock,
+    ParallelBlock,
+    SourceMap,
     compile_journey,
     journey_json_schema,
     lint,
@@ -399,8 +404,9 @@ def test_the_implicit_next_rule_applies_inside_branches_and_map_bodies() -> None
         """).spec
     split, each = spec.blocks
     assert split.next == "each" and each.next is None
-    assert [b.next for b in split.branches[0].blocks] == ["a2", None]  # type: ignore[union-attr]
-    assert [b.next for b in each.do.blocks] == ["b2", None]  # type: ignore[union-attr]
+    assert isinstance(split, ParallelBlock) and isinstance(each, MapBlock)
+    assert [b.next for b in split.branches[0].blocks] == ["a2", None]
+    assert [b.next for b in each.do.blocks] == ["b2", None]
 
 
 def test_an_explicit_null_next_ends_the_flow_and_leaves_later_blocks_unreachable() -> None:
@@ -1227,12 +1233,38 @@ def test_a_valid_map_result_passes() -> None:
     )
 
 
-@pytest.mark.parametrize("name", ["refund_request.yaml", "notify_customer.yaml"])
-def test_the_example_journeys_pass_lint_against_the_demo_capabilities(name: str) -> None:
+def demo_capabilities() -> CapabilityRegistry:
     registry = CapabilityRegistry()
     register_sandbox(registry)
+    return registry
+
+
+LANGUAGE_DOC = ROOT / "docs" / "language.md"
+
+
+def doc_examples(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", LANGUAGE_DOC.read_text(encoding="utf-8"), re.S)
+
+
+@pytest.mark.parametrize("example", doc_examples("yaml"), ids=lambda text: text.split("\n")[0])
+def test_every_yaml_example_in_the_language_reference_passes_lint(example: str) -> None:
+    loaded = load_journey_text(example, source_name="docs/language.md example")
+    assert lint(loaded.spec, loaded.source_map, capabilities=demo_capabilities()) == []
+
+
+def test_the_builder_example_in_the_language_reference_builds_a_clean_journey() -> None:
+    (example,) = doc_examples("python")
+    namespace: dict[str, Any] = {}
+    exec(compile(example, str(LANGUAGE_DOC), "exec"), namespace)
+    spec = namespace["spec"]
+    assert isinstance(spec, JourneySpec)
+    assert lint(spec, SourceMap(file="<builder>"), capabilities=demo_capabilities()) == []
+
+
+@pytest.mark.parametrize("name", ["refund_request.yaml", "notify_customer.yaml"])
+def test_the_example_journeys_pass_lint_against_the_demo_capabilities(name: str) -> None:
     loaded = load_journey_file(ROOT / "examples" / "journeys" / name)
-    assert lint(loaded.spec, loaded.source_map, capabilities=registry) == []
+    assert lint(loaded.spec, loaded.source_map, capabilities=demo_capabilities()) == []
 
 
 @pytest.fixture(scope="module")
@@ -1521,14 +1553,14 @@ def render_yaml(blocks: list[dict[str, object]]) -> str:
 def build(blocks: list[dict[str, object]]) -> JourneySpec:
     builder = JourneyBuilder("generated").input(order_id="string")
     for block in blocks:
-        options = {k: v for k, v in block.items() if k not in ("id", "kind")}
+        options: dict[str, Any] = {k: v for k, v in block.items() if k not in ("id", "kind")}
         if block["kind"] == "task":
             capability = options.pop("capability")
             builder.task(str(block["id"]), str(capability), **options)
         elif block["kind"] == "wait":
-            builder.wait(str(block["id"]), **options)  # type: ignore[arg-type]
+            builder.wait(str(block["id"]), **options)
         elif block["kind"] == "approve":
-            builder.approve(str(block["id"]), **options)  # type: ignore[arg-type]
+            builder.approve(str(block["id"]), **options)
         else:
             builder.end(str(block["id"]), **options)
     return builder.build()
@@ -1552,6 +1584,13 @@ def test_the_published_json_schema_is_current() -> None:
         "docs/journey-v1.schema.json is out of date with the journey models; regenerate it with "
         "`.venv/bin/accord journey schema -o docs/journey-v1.schema.json` and commit the result"
     )
+
+
+def test_the_json_schema_accepts_the_short_form_of_input_fields() -> None:
+    fields = journey_json_schema()["properties"]["input"]["additionalProperties"]
+    (full, short) = fields["anyOf"]
+    assert full == {"$ref": "#/$defs/InputField"}
+    assert short == {"enum": ["string", "integer", "number", "boolean", "object", "array", "any"]}
 
 
 def test_the_json_schema_names_every_block_kind() -> None:

@@ -8,9 +8,9 @@ booleans and ``null`` are literals; nested maps and lists are mapped field by fi
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 from accord.core import parse_duration
 
@@ -30,7 +30,22 @@ BLOCK_KINDS = (
 IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
 NAME = r"^[A-Za-z_][A-Za-z0-9_.\-]*$"
 
-Duration = Annotated[float, Field(ge=0)]
+# Files may write "30s" or "1h30m"; the validators below turn that text into seconds first.
+DURATION_PATTERN = r"^(\s*\d+(\.\d+)?\s*(ms|s|m|h|d))+\s*$"
+Duration = Annotated[
+    float,
+    Field(ge=0),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": DURATION_PATTERN},
+            ],
+            "description": "seconds, or text such as '250ms', '30s', '5m', '2h', '7d', '1h30m'",
+        }
+    ),
+]
+InputType = Literal["string", "integer", "number", "boolean", "object", "array", "any"]
 
 
 class _Model(BaseModel):
@@ -79,7 +94,7 @@ class Compensation(_Model):
 class InputField(_Model):
     """One field of a journey's input contract."""
 
-    type: Literal["string", "integer", "number", "boolean", "object", "array", "any"] = "string"
+    type: InputType = "string"
     required: bool = True
     default: Any = None
     description: str = ""
@@ -305,4 +320,9 @@ def journey_json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://accord.dev/schemas/journey-v1.json"
     schema["title"] = "Accord journey (language v1)"
+    # the short form `order_id: string` gives the type alone
+    fields = schema["properties"]["input"]
+    fields["additionalProperties"] = {
+        "anyOf": [fields["additionalProperties"], {"enum": list(get_args(InputType))}]
+    }
     return schema

@@ -2,14 +2,16 @@
 
 :class:`Advance` is built for a claimed run, runs in memory, and produces a
 :class:`~accord.storage.TransitionWrite` that the worker commits under the run's lease. A
-transition executes at most one task (one side effect); the pure blocks around it (``choice``,
-``decide``, waits being registered, fan-out and joins, ``end``) ride in the same commit.
+transition executes the ready blocks of the run: pure blocks (``choice``, ``decide``, waits being
+registered, fan-out and joins, ``end``) freely, and tasks while they are idempotent and fit in
+the commit window; a non-idempotent task always ends its transition.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +24,7 @@ from accord.errors import (
     DecisionError,
     ExecutionError,
     ExpressionError,
+    InputError,
 )
 from accord.gateway import Gateway
 from accord.journeys import (
@@ -69,6 +72,8 @@ class AdvanceDeps:
     pending_signals: Callable[[str, str], list[SignalRecord]]
     parked_signals: Callable[[str, str, str], list[SignalRecord]]
     resolve_journey: Callable[[str, str, int | None], CompiledJourney]
+    commit_window: float = 0.005
+    max_tasks: int = 16
 
 
 def initial_state(journey: CompiledJourney) -> RunState:
@@ -113,6 +118,7 @@ class Advance:
         self.outcome: str | None = None
         self.error: dict[str, Any] | None = None
         self._pending: list[SignalRecord] | None = None
+        self._batchable = True
         self._run_vars = {
             "id": run.run_id,
             "journey": run.journey_name,
@@ -335,8 +341,24 @@ class Advance:
                         token, BlockTimeout(f"block {block.id!r} timed out", retryable=False)
                     )
 
+    def _may_add_task(self, block: TaskBlock, tasks: int, started: float) -> bool:
+        """Whether one more task may join this transition (see ``AdvanceDeps.commit_window``).
+
+        Consecutive tasks share a commit only while each capability is idempotent (a crash
+        replays them under the same keys) and they fit in the commit window.
+        """
+        if tasks == 0:
+            return True
+        if not self._batchable or tasks >= self.deps.max_tasks:
+            return False
+        if time.monotonic() - started >= self.deps.commit_window:
+            return False
+        capability = self.deps.gateway.capabilities.find(block.capability)
+        return capability is not None and capability.idempotent
+
     def _execute_ready(self) -> None:
-        effects = 0
+        tasks = 0
+        started = time.monotonic()
         for _ in range(MAX_PURE_STEPS):
             if self.ended is not None:
                 return
@@ -345,9 +367,11 @@ class Advance:
                 return
             block = self.journey.nodes[token.block].block
             if isinstance(block, TaskBlock):
-                if effects:
+                if not self._may_add_task(block, tasks, started):
                     return
-                effects += 1
+                tasks += 1
+                capability = self.deps.gateway.capabilities.find(block.capability)
+                self._batchable = self._batchable and bool(capability and capability.idempotent)
             if token.visit == 0:
                 key = self._visit_key(token)
                 token.visit = self.state.visits.get(key, 0) + 1
@@ -622,8 +646,18 @@ class Advance:
 
     def _start_call(self, token: Token, block: CallBlock, node: Any) -> None:
         assert node.mapping is not None
-        child_journey = self.deps.resolve_journey(self.run.tenant_id, block.journey, block.version)
-        child_input = child_journey.validate_input(node.mapping.evaluate(self.variables(token)))
+        try:
+            child_journey = self.deps.resolve_journey(
+                self.run.tenant_id, block.journey, block.version
+            )
+            child_input = child_journey.validate_input(node.mapping.evaluate(self.variables(token)))
+        except InputError as exc:
+            raise CapabilityFailed(
+                f"call {block.id!r} cannot start {block.journey!r}: {exc.message}",
+                error_type=type(exc).__name__,
+                retryable=False,
+                hint=exc.hint,
+            ) from exc
         run_id = child_run_id(self.run.run_id, block.id, token.visit, token.scope)
         started = HistoryEvent(
             kind="run.started",

@@ -126,6 +126,8 @@ class Runtime:
         gateway: the one path to capabilities.
         clock, ids: time and identity sources; tests inject deterministic ones.
         lease_seconds: how long a claimed run stays a worker's without a commit.
+        commit_window: consecutive idempotent tasks of a run share one commit while they
+            finish within this many seconds; 0 commits after every task.
         fencing: reject commits from workers whose lease is gone. Only tests that demonstrate
             what fencing prevents turn it off.
     """
@@ -138,6 +140,7 @@ class Runtime:
         clock: Clock,
         ids: IdGenerator,
         lease_seconds: float = 30.0,
+        commit_window: float = 0.005,
         fencing: bool = True,
     ) -> None:
         self.db = db
@@ -154,6 +157,7 @@ class Runtime:
             pending_signals=self._pending_signals,
             parked_signals=self._parked_signals,
             resolve_journey=self.catalog.get,
+            commit_window=commit_window,
         )
 
     def _pending_signals(self, tenant: str, run_id: str) -> list[runs.SignalRecord]:

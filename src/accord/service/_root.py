@@ -82,6 +82,7 @@ def build(
         clock=clock or SystemClock(),
         ids=ids or RandomIds(),
         lease_seconds=settings.lease_seconds,
+        commit_window=settings.commit_window_ms / 1000,
         fencing=fencing,
     )
     return Accord(settings, db, capabilities, gateway, runtime)

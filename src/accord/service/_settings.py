@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     tenant: str = Field("default", description="tenant used by the CLI")
     sqlite_synchronous: str = Field("FULL", description="SQLite synchronous pragma")
     lease_seconds: float = Field(30.0, gt=0, description="worker lease on a claimed run")
+    commit_window_ms: float = Field(
+        5.0, ge=0, le=1000, description="idempotent tasks of a run that share a commit (ms)"
+    )
     worker_batch_size: int = Field(16, ge=1, le=1000, description="runs a worker holds at once")
     poll_interval: float = Field(0.5, gt=0, description="idle worker poll interval (seconds)")
     capability_modules: list[str] = Field(

@@ -587,6 +587,60 @@ def commit_transitions(
     return results
 
 
+_UPDATE_CACHE: dict[tuple[bool, bool, bool, str], sa.Update] = {}
+
+
+def _update_statement(
+    *, fencing: bool, release: bool, terminal: bool, db_now: sa.ColumnElement[float]
+) -> sa.Update:
+    """The fenced run UPDATE, built once per shape so SQLAlchemy compiles it once."""
+    key = (fencing, release, terminal, str(db_now))
+    cached = _UPDATE_CACHE.get(key)
+    if cached is not None:
+        return cached
+    flip = sa.and_(
+        runs.c.inbox_version != sa.bindparam("inbox_seen", type_=sa.Integer),
+        sa.bindparam("waiting", type_=sa.Boolean),
+    )
+    at = sa.bindparam("at", type_=sa.Float)
+    values: dict[str, Any] = {
+        "state": sa.bindparam("new_state", type_=sa.Text),
+        "status": sa.case((flip, "ready"), else_=sa.bindparam("new_status", type_=sa.String)),
+        "wake_at": sa.case((flip, at), else_=sa.bindparam("new_wake_at", type_=sa.Float)),
+        "outcome": sa.bindparam("new_outcome", type_=sa.String),
+        "error": sa.bindparam("new_error", type_=sa.Text),
+        "updated_at": at,
+        "seq": runs.c.seq + sa.bindparam("events", type_=sa.Integer),
+    }
+    if terminal:
+        values["ended_at"] = at
+    if release:
+        values["lease_owner"] = None
+        values["lease_expires_at"] = None
+    else:
+        values["lease_expires_at"] = db_now + sa.bindparam("lease_seconds", type_=sa.Float)
+    condition = sa.and_(
+        runs.c.run_id == sa.bindparam("id", type_=sa.String),
+        runs.c.tenant_id == sa.bindparam("tenant", type_=sa.String),
+    )
+    if fencing:
+        condition = sa.and_(
+            condition,
+            runs.c.lease_token == sa.bindparam("held_token", type_=sa.BigInteger),
+            runs.c.lease_owner == sa.bindparam("owner", type_=sa.String),
+            runs.c.lease_expires_at > db_now,
+            runs.c.seq == sa.bindparam("expected_seq", type_=sa.Integer),
+        )
+    statement = (
+        runs.update()
+        .where(condition)
+        .values(values)
+        .returning(runs.c.status, runs.c.inbox_version, runs.c.seq)
+    )
+    _UPDATE_CACHE[key] = statement
+    return statement
+
+
 def _update_run(
     connection: Connection,
     w: TransitionWrite,
@@ -595,38 +649,27 @@ def _update_run(
     db_now: sa.ColumnElement[float],
     fencing: bool,
 ) -> CommitResult:
-    flip = sa.and_(runs.c.inbox_version != w.inbox_seen, sa.literal(w.status == "waiting"))
-    values: dict[str, Any] = {
-        "state": w.state,
-        "status": sa.case((flip, "ready"), else_=w.status),
-        "wake_at": sa.case((flip, w.at), else_=w.wake_at),
-        "outcome": w.outcome,
-        "error": _dumps(w.error) if w.error is not None else None,
-        "updated_at": w.at,
-        "seq": runs.c.seq + len(w.events),
+    statement = _update_statement(
+        fencing=fencing, release=w.release, terminal=w.status in TERMINAL, db_now=db_now
+    )
+    params: dict[str, Any] = {
+        "inbox_seen": w.inbox_seen,
+        "waiting": w.status == "waiting",
+        "at": w.at,
+        "new_state": w.state,
+        "new_status": w.status,
+        "new_wake_at": w.wake_at,
+        "new_outcome": w.outcome,
+        "new_error": _dumps(w.error) if w.error is not None else None,
+        "events": len(w.events),
+        "id": w.run_id,
+        "tenant": w.tenant_id,
     }
-    if w.status in TERMINAL:
-        values["ended_at"] = w.at
-    if w.release:
-        values["lease_owner"] = None
-        values["lease_expires_at"] = None
-    else:
-        values["lease_expires_at"] = db_now + lease_seconds
-    condition = sa.and_(runs.c.run_id == w.run_id, runs.c.tenant_id == w.tenant_id)
+    if not w.release:
+        params["lease_seconds"] = lease_seconds
     if fencing:
-        condition = sa.and_(
-            condition,
-            runs.c.lease_token == w.lease_token,
-            runs.c.lease_owner == owner,
-            runs.c.lease_expires_at > db_now,
-            runs.c.seq == w.expected_seq,
-        )
-    row = connection.execute(
-        runs.update()
-        .where(condition)
-        .values(values)
-        .returning(runs.c.status, runs.c.inbox_version, runs.c.seq)
-    ).first()
+        params.update(held_token=w.lease_token, owner=owner, expected_seq=w.expected_seq)
+    row = connection.execute(statement, params).first()
     if row is None:
         return CommitResult(w.run_id, committed=False)
     return CommitResult(w.run_id, True, row[0], row[1], row[2])
