@@ -70,6 +70,13 @@ def register_test_capabilities(registry: CapabilityRegistry, calls: Calls) -> No
             )
         return Done(attempts=ctx.attempt, key=ctx.idempotency_key)
 
+    @registry.capability("test.broken")
+    def broken(request: Echo, ctx: CallContext) -> Amount:
+        calls.record("test.broken", ctx)
+        if request.value == "raise":
+            raise ValueError("the system answered nonsense")
+        return {"amount": "not a number"}  # type: ignore[return-value]
+
     @registry.capability("test.undo", side_effect="write")
     def undo(request: Echo, ctx: CallContext) -> Echo:
         calls.record("test.undo", ctx)

@@ -515,3 +515,49 @@ def test_a_call_that_cannot_start_its_sub_journey_takes_on_error(accord: Accord)
     failed = [e for e in accord.runtime.history(T, run_id) if e.kind == "block.failed"]
     assert failed[0].detail["error"]["type"] == "ContractViolation"
     assert accord.runtime.list_runs(T, journey="child") == []
+
+
+BROKEN = """
+journey: broken
+input: {mode: string, data: object}
+blocks:
+  - id: route
+    kind: choice
+    choices: [{when: 'input.mode == "expression"', next: bad_expression}]
+    default: call
+  - id: call
+    kind: task
+    capability: test.broken
+    input: {value: input.mode}
+    retry: {max_attempts: 2, initial_interval: 1s, jitter: 0}
+  - {id: ok, kind: end}
+  - id: bad_expression
+    kind: task
+    capability: test.echo
+    input: {value: input.data.missing}
+"""
+
+
+@pytest.mark.parametrize(
+    ("mode", "error_type", "attempts"),
+    [
+        ("output", "ContractViolation", 1),
+        ("raise", "ValueError", 2),
+        ("expression", "ExpressionError", 0),
+    ],
+)
+def test_misbehaving_blocks_fail_the_run_cleanly(
+    accord: Accord, clock: FrozenClock, calls: Calls, mode: str, error_type: str, attempts: int
+) -> None:
+    deploy(accord, BROKEN)
+    run_id = accord.runtime.start(T, "broken", input={"mode": mode, "data": {}}).run_id
+    for _ in range(3):
+        accord.runtime.drive()
+        clock.advance(5)
+    view = accord.runtime.get(T, run_id)
+    assert view.status == "failed"
+    assert view.error is not None and view.error["type"] == error_type
+    assert calls.by_capability["test.broken"] == attempts
+    assert accord.runtime.timers(T, run_id) == []
+    assert_gap_free(accord, run_id)
+    assert kinds(accord, run_id)[-2:] == ["block.failed", "run.failed"]
