@@ -11,6 +11,7 @@ Run as ``python -m tests.integration.crash_worker``.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import signal
@@ -70,6 +71,7 @@ def register(
 
 
 def main() -> None:
+    logging.basicConfig(level=logging.ERROR)
     crash_p = float(os.environ.get("ACCORD_CRASH_P", "0"))
     seed = int(os.environ.get("ACCORD_CRASH_SEED", "0"))
     rng = random.Random(seed)

@@ -45,7 +45,7 @@ def test_paused_workers_are_fenced_out(postgres_server: str, tmp_path: Path) -> 
         crash_p=0.0,
         lease_seconds=1.0,
         batch=8,
-        step_sleep=0.003,
+        step_sleep=0.005,
     )
     fleet.start(4)
     rng = random.Random(7)
@@ -54,10 +54,10 @@ def test_paused_workers_are_fenced_out(postgres_server: str, tmp_path: Path) -> 
     try:
         while completed_count(db) < n_runs:
             assert time.monotonic() < deadline, f"{completed_count(db)}/{n_runs} completed"
-            if pauses < 4 and completed_count(db) >= n_runs * (0.05 + 0.15 * pauses):
+            if pauses < 4 and completed_count(db) >= n_runs * (0.02 + 0.1 * pauses):
                 victim = rng.choice(fleet.processes)
                 victim.send_signal(signal.SIGSTOP)
-                time.sleep(2.0)
+                time.sleep(1.6)
                 victim.send_signal(signal.SIGCONT)
                 pauses += 1
             fleet.supervise()
