@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from accord.core import Clock, IdGenerator, TenantId, digest
@@ -278,18 +279,8 @@ class Runtime:
         now = self.clock.now()
         with self.db.transaction() as connection:
             if run_id is not None:
-                record = runs.get_run(connection, tenant, run_id)
-                if record is None:
-                    raise RunNotFound(
-                        f"no run {run_id!r} in tenant {tenant!r}",
-                        hint="'accord run list' shows runs",
-                    )
-                if record.status in TERMINAL:
-                    raise RunFinished(
-                        f"run {run_id} already ended ({record.status}); the signal was not stored",
-                        hint="start a new run if the work must be done again",
-                    )
-                targets: list[str] = [run_id]
+                self._require_active(connection, tenant, run_id, what="the signal")
+                targets = [run_id]
             else:
                 assert correlation_key is not None
                 targets = runs.waiting_runs(connection, tenant, name, correlation_key)
@@ -311,6 +302,21 @@ class Runtime:
                 ids.append(signal_id)
             self.db.notify_ready(connection)
         return SignalResult(tuple(ids), tuple(t for t in targets), parked=not targets)
+
+    @staticmethod
+    def _require_active(
+        connection: Connection, tenant: TenantId, run_id: str, *, what: str
+    ) -> None:
+        record = runs.get_run(connection, tenant, run_id)
+        if record is None:
+            raise RunNotFound(
+                f"no run {run_id!r} in tenant {tenant!r}", hint="'accord run list' shows runs"
+            )
+        if record.status in TERMINAL:
+            raise RunFinished(
+                f"run {run_id} already ended ({record.status}); {what} was not stored",
+                hint="start a new run if the work must be done again",
+            )
 
     def decide(
         self,
@@ -334,11 +340,7 @@ class Runtime:
             RunNotFound, RunFinished: nothing was stored.
         """
         with self.db.transaction() as connection:
-            record = runs.get_run(connection, tenant, run_id)
-            if record is None:
-                raise RunNotFound(f"no run {run_id!r} in tenant {tenant!r}")
-            if record.status in TERMINAL:
-                raise RunFinished(f"run {run_id} already ended ({record.status})")
+            self._require_active(connection, tenant, run_id, what="the cancel request")
             signal_id = self.ids.new_id("sig")
             runs.insert_signal(
                 connection,

@@ -348,15 +348,6 @@ def list_runs(
     return [RunRecord.from_row(r) for r in connection.execute(query).mappings()]
 
 
-def count_runs_by_status(connection: Connection, tenant: TenantId) -> dict[str, int]:
-    query = (
-        sa.select(runs.c.status, sa.func.count())
-        .where(runs.c.tenant_id == tenant)
-        .group_by(runs.c.status)
-    )
-    return {row[0]: int(row[1]) for row in connection.execute(query)}
-
-
 def history(connection: Connection, tenant: TenantId, run_id: str) -> list[HistoryEntry]:
     query = (
         sa.select(transitions)
