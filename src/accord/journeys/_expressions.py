@@ -43,10 +43,17 @@ class ExpressionSyntaxError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Expression:
-    """A compiled CEL expression."""
+    """A compiled CEL expression.
+
+    ``names`` are the variables it reads; ``steps`` the step outputs it reads, when it names
+    each one (``steps.lookup.total``), or ``None`` when it uses ``steps`` as a whole. Evaluation
+    hands CEL only those, since converting values into CEL costs more than evaluating.
+    """
 
     source: str
     program: Any
+    names: frozenset[str] = frozenset()
+    steps: frozenset[str] | None = None
 
     def evaluate(self, variables: Mapping[str, Any]) -> Any:
         """Evaluate against ``variables``.
@@ -54,8 +61,12 @@ class Expression:
         Raises:
             ExpressionError: naming the expression and what went wrong (not retryable).
         """
+        context = {name: variables[name] for name in self.names if name in variables}
+        if self.steps is not None and "steps" in context:
+            outputs = context["steps"]
+            context["steps"] = {k: outputs[k] for k in self.steps if k in outputs}
         try:
-            return self.program.execute(dict(variables))
+            return self.program.execute(context)
         except KeyError as exc:
             raise ExpressionError(
                 f"expression `{self.source}` read a missing field {exc.args[0]!r}",
@@ -86,7 +97,12 @@ def compile_expression(source: str) -> Expression:
             offset = sum(len(x) + 1 for x in lines[: line - 1]) + max(column - 1, 0)
             detail = match.group(3).split("\n")[0]
         raise ExpressionSyntaxError(source, f"CEL syntax error: {detail}", offset) from exc
-    return Expression(source, program)
+    names = frozenset(program.variables())
+    uses = [rest for root, rest in _paths(source) if root == "steps"]
+    steps = None
+    if uses and all(rest for rest in uses):
+        steps = frozenset(rest.split(".")[1] for rest in uses)
+    return Expression(source, program, names, steps)
 
 
 def _first_sentence(text: str) -> str:

@@ -6,6 +6,7 @@ import threading
 from dataclasses import dataclass
 
 import yaml
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from accord.connectors import CapabilityRegistry
@@ -110,24 +111,35 @@ class JourneyCatalog:
             ]
         )
 
-    def get(self, tenant: TenantId | str, name: str, version: int | None = None) -> CompiledJourney:
+    def get(
+        self,
+        tenant: TenantId | str,
+        name: str,
+        version: int | None = None,
+        *,
+        connection: Connection | None = None,
+    ) -> CompiledJourney:
         """A deployed version (the latest when ``version`` is None), compiled.
+
+        Pass ``connection`` to look the latest version up inside the caller's transaction.
 
         Raises:
             JourneyNotFound: with the versions that do exist.
         """
+        if connection is None:
+            with self._db.read() as own:
+                return self.get(tenant, name, version, connection=own)
+        if version is None:
+            version = journeys.latest_version_number(connection, TenantId(tenant), name)
         if version is not None:
             cached = self._compiled.get((tenant, name, version))
             if cached is not None:
                 return cached
-        with self._db.read() as connection:
-            if version is None:
-                record = journeys.latest_version(connection, TenantId(tenant), name)
-            else:
-                record = journeys.get_version(connection, TenantId(tenant), name, version)
-            if record is None:
-                known = journeys.list_versions(connection, TenantId(tenant), name)
+            record = journeys.get_version(connection, TenantId(tenant), name, version)
+        else:
+            record = None
         if record is None:
+            known = journeys.list_versions(connection, TenantId(tenant), name)
             if known:
                 versions = ", ".join(str(r.version) for r in known)
                 raise JourneyNotFound(

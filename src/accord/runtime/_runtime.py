@@ -16,6 +16,7 @@ from accord.errors import (
     RunNotFound,
 )
 from accord.gateway import Gateway
+from accord.journeys import CompiledJourney
 from accord.runtime._advance import AdvanceDeps, initial_state
 from accord.runtime._catalog import JourneyCatalog
 from accord.runtime._state import RunState
@@ -119,6 +120,17 @@ class RunView:
         )
 
 
+def _replay(found: RunRecord, key: str, request: str) -> StartResult:
+    """The answer to a start whose idempotency key is already taken."""
+    if found.request_digest != request:
+        raise IdempotencyConflict(
+            f"idempotency key {key!r} was already used for run {found.run_id} with a "
+            "different request",
+            hint="use a new key for a new request, or resend the original request",
+        )
+    return StartResult(found.run_id, False, found.journey_name, found.journey_version)
+
+
 class Runtime:
     """Durable execution of journeys on one database.
 
@@ -187,16 +199,56 @@ class Runtime:
         Raises:
             JourneyNotFound, ContractViolation, IdempotencyConflict: nothing was started.
         """
-        compiled = self.catalog.get(tenant, journey, version)
-        data = compiled.validate_input(input or {})
-        request = digest([journey, version, data, subject])
-        if idempotency_key is not None:
-            existing = self._by_key(tenant, idempotency_key, request)
-            if existing is not None:
-                return existing
-        now = self.clock.now()
-        run_id = self.ids.new_id("run")
-        new = NewRun(
+        request: str | None = None
+        try:
+            with self.db.transaction() as connection:
+                compiled = self.catalog.get(tenant, journey, version, connection=connection)
+                data = compiled.validate_input(input or {})
+                request = digest([journey, version, data, subject])
+                if idempotency_key is not None:
+                    found = runs.find_run_by_key(connection, tenant, idempotency_key)
+                    if found is not None:
+                        return _replay(found, idempotency_key, request)
+                run_id = self.ids.new_id("run")
+                runs.insert_run(
+                    connection,
+                    self._new_run(
+                        tenant, compiled, run_id, data, subject, idempotency_key, request
+                    ),
+                    [
+                        NewEvent(
+                            self.ids.new_id("evt"),
+                            "run.started",
+                            {
+                                "run_id": run_id,
+                                "journey": compiled.name,
+                                "version": compiled.version,
+                            },
+                        )
+                    ],
+                )
+                self.db.notify_ready(connection)
+        except IntegrityError:
+            if idempotency_key is None or request is None:
+                raise
+            with self.db.read() as connection:
+                found = runs.find_run_by_key(connection, tenant, idempotency_key)
+            if found is None:
+                raise
+            return _replay(found, idempotency_key, request)
+        return StartResult(run_id, True, compiled.name, compiled.version)
+
+    def _new_run(
+        self,
+        tenant: TenantId,
+        compiled: CompiledJourney,
+        run_id: str,
+        data: dict[str, Any],
+        subject: str | None,
+        idempotency_key: str | None,
+        request: str,
+    ) -> NewRun:
+        return NewRun(
             run_id=run_id,
             tenant_id=tenant,
             journey_name=compiled.name,
@@ -208,42 +260,12 @@ class Runtime:
             request_digest=request,
             parent_run_id=None,
             parent_token=None,
-            at=now,
+            at=self.clock.now(),
             started=HistoryEvent(
                 "run.started",
                 detail={"journey": compiled.name, "version": compiled.version, "subject": subject},
             ),
         )
-        event = NewEvent(
-            self.ids.new_id("evt"),
-            "run.started",
-            {"run_id": run_id, "journey": compiled.name, "version": compiled.version},
-        )
-        try:
-            with self.db.transaction() as connection:
-                runs.insert_run(connection, new, [event])
-                self.db.notify_ready(connection)
-        except IntegrityError:
-            if idempotency_key is None:
-                raise
-            existing = self._by_key(tenant, idempotency_key, request)
-            if existing is None:
-                raise
-            return existing
-        return StartResult(run_id, True, compiled.name, compiled.version)
-
-    def _by_key(self, tenant: TenantId, key: str, request: str) -> StartResult | None:
-        with self.db.read() as connection:
-            found = runs.find_run_by_key(connection, tenant, key)
-        if found is None:
-            return None
-        if found.request_digest != request:
-            raise IdempotencyConflict(
-                f"idempotency key {key!r} was already used for run {found.run_id} with a "
-                "different request",
-                hint="use a new key for a new request, or resend the original request",
-            )
-        return StartResult(found.run_id, False, found.journey_name, found.journey_version)
 
     def signal(
         self,

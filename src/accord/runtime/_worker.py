@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from sqlalchemy.exc import DBAPIError
+
 from accord.journeys import CompiledJourney
 from accord.runtime._advance import Advance
 from accord.runtime._state import RunState
@@ -47,6 +49,7 @@ class WorkerStats:
     commits: int = 0
     lease_lost: int = 0
     internal_errors: int = 0
+    database_errors: int = 0
     lost_runs: list[str] = field(default_factory=list)
 
 
@@ -210,12 +213,30 @@ class Worker:
         waker = self.runtime.db.waker()
         try:
             while not stop.is_set():
-                if self.step() == 0 and not self._held:
+                try:
+                    if self.step() == 0 and not self._held:
+                        waker.wait(self.poll_interval)
+                except DBAPIError as exc:
+                    self._recover(exc)
                     waker.wait(self.poll_interval)
         finally:
             self.release_all()
             waker.close()
         return self.stats
+
+    def _recover(self, exc: DBAPIError) -> None:
+        """A database error (lost connection, deadlock) rolled the round back: forget the runs
+        held in memory, whose state may be ahead of the database, and give their leases back so
+        they are claimed again from what was committed."""
+        self.stats.database_errors += 1
+        log.warning("database error, retrying from committed state: %s", exc.orig or exc)
+        held = list(self._held)
+        self._held.clear()
+        try:
+            with self.runtime.db.transaction() as connection:
+                runs.release_runs(connection, self.name, held)
+        except DBAPIError:
+            log.warning("could not release %d leases; they expire on their own", len(held))
 
     def stop(self) -> None:
         self._stop.set()

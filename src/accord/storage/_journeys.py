@@ -42,6 +42,13 @@ def latest_version(connection: Connection, tenant: TenantId, name: str) -> Journ
     return None if row is None else JourneyRecord.from_row(row)
 
 
+def latest_version_number(connection: Connection, tenant: TenantId, name: str) -> int | None:
+    query = sa.select(sa.func.max(journeys.c.version)).where(
+        journeys.c.tenant_id == tenant, journeys.c.name == name
+    )
+    return connection.execute(query).scalar()
+
+
 def get_version(
     connection: Connection, tenant: TenantId, name: str, version: int
 ) -> JourneyRecord | None:

@@ -30,7 +30,9 @@ def libpq_url(url: str) -> str:
 
 
 def create_engine(url: str) -> Engine:
-    return sa.create_engine(normalise_url(url), pool_size=8, max_overflow=8, pool_pre_ping=True)
+    # No pre-ping: it costs a round trip per transaction. A connection found dead is invalidated
+    # by SQLAlchemy when it fails, and workers retry the round from committed state.
+    return sa.create_engine(normalise_url(url), pool_size=8, max_overflow=8)
 
 
 def notify(connection: Connection) -> None:

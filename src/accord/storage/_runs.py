@@ -499,25 +499,49 @@ def claim_runs(
     A run is due when it is ready or its earliest timer has fired (``wake_at <= now``), and is
     free when it has no unexpired lease by the database's clock.
     """
-    due = sa.and_(runs.c.status.in_(ACTIVE), runs.c.wake_at <= now)
+    statement = _claim_statement(fencing=fencing, skip_locked=skip_locked, db_now=db_now)
+    params = {"claim_owner": owner, "claim_limit": limit, "due_at": now, "lease": lease_seconds}
+    return [RunRecord.from_row(r) for r in connection.execute(statement, params).mappings()]
+
+
+_CLAIM_CACHE: dict[tuple[bool, bool, str], sa.Update] = {}
+
+
+def _claim_statement(
+    *, fencing: bool, skip_locked: bool, db_now: sa.ColumnElement[float]
+) -> sa.Update:
+    """The claim UPDATE, built once per shape so SQLAlchemy compiles it once."""
+    key = (fencing, skip_locked, str(db_now))
+    cached = _CLAIM_CACHE.get(key)
+    if cached is not None:
+        return cached
+    due = sa.and_(
+        runs.c.status.in_(ACTIVE), runs.c.wake_at <= sa.bindparam("due_at", type_=sa.Float)
+    )
     if fencing:
         due = sa.and_(
             due, sa.or_(runs.c.lease_expires_at.is_(None), runs.c.lease_expires_at < db_now)
         )
-    candidates = sa.select(runs.c.run_id).where(due).order_by(runs.c.wake_at).limit(limit)
+    candidates = (
+        sa.select(runs.c.run_id)
+        .where(due)
+        .order_by(runs.c.wake_at)
+        .limit(sa.bindparam("claim_limit", type_=sa.Integer))
+    )
     if skip_locked:
         candidates = candidates.with_for_update(skip_locked=True)
     statement = (
         runs.update()
         .where(runs.c.run_id.in_(candidates.scalar_subquery()))
         .values(
-            lease_owner=owner,
+            lease_owner=sa.bindparam("claim_owner", type_=sa.String),
             lease_token=runs.c.lease_token + 1,
-            lease_expires_at=db_now + lease_seconds,
+            lease_expires_at=db_now + sa.bindparam("lease", type_=sa.Float),
         )
         .returning(*runs.c)
     )
-    return [RunRecord.from_row(r) for r in connection.execute(statement).mappings()]
+    _CLAIM_CACHE[key] = statement
+    return statement
 
 
 def release_runs(connection: Connection, owner: str, run_ids: Sequence[str]) -> None:
