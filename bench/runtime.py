@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -72,11 +72,13 @@ class Row:
     steps_per_s: float | None = None
     bytes_per_run: float | None = None
     transitions_per_run: float | None = None
+    variant: str = ""
 
     @property
     def key(self) -> str:
-        if self.system == "accord":
-            return "accord_postgres" if self.backend == "postgresql" else "accord_sqlite"
+        if self.system.startswith("accord"):
+            base = "accord_postgres" if self.backend == "postgresql" else "accord_sqlite"
+            return base + (f"_{self.variant}" if self.variant else "")
         return self.system
 
     @property
@@ -160,10 +162,16 @@ class AccordTarget:
 
 @contextmanager
 def accord_target(
-    backend: Backend, url: str, stored_bytes: Callable[[Accord], int]
+    backend: Backend,
+    url: str,
+    stored_bytes: Callable[[Accord], int],
+    *,
+    commit_window_ms: float | None = None,
 ) -> Iterator[AccordTarget]:
     probe = FinishProbe()
     settings = Settings(database_url=url, sqlite_synchronous="FULL")
+    if commit_window_ms is not None:
+        settings = settings.model_copy(update={"commit_window_ms": commit_window_ms})
     with build(settings, capabilities=bench_capabilities(probe)) as accord:
         accord.runtime.catalog.deploy(TENANT, w1_spec(), deployed_by="bench")
         accord.runtime.catalog.deploy(TENANT, w2_spec(), deployed_by="bench")
@@ -358,6 +366,25 @@ def accord_sqlite_rows(workdir: Path, runs: int) -> list[Row]:
         return accord_rows(target, runs)
 
 
+def accord_sqlite_per_task_rows(workdir: Path, runs: int) -> list[Row]:
+    """W1 with the commit window off: one commit per task, the peers' durability per step."""
+    path = workdir / "accord-per-task.db"
+    with accord_target(
+        "sqlite", f"sqlite:///{path}", lambda _: sqlite_bytes(path), commit_window_ms=0
+    ) as target:
+        progress.print("accord/sqlite, one task per commit: warming up")
+        accord_w1_sequential(target, WARMUP_RUNS)
+        rows = []
+        for name, measure in (
+            ("W1 sequential", accord_w1_sequential),
+            ("W1 concurrent", accord_w1_concurrent),
+        ):
+            progress.print(f"accord/sqlite, one task per commit: {name}, {runs} runs")
+            row = measure(target, runs)
+            rows.append(replace(row, system="accord 1/commit", variant="per_task"))
+        return rows
+
+
 def accord_postgres_rows(server_url: str, runs: int) -> list[Row]:
     with (
         postgres_database(server_url) as url,
@@ -481,20 +508,30 @@ class Headline:
         )
 
 
-def _vs_fastest_peer(figures: dict[str, float]) -> tuple[float, str, float] | None:
+def _vs_fastest_peer(
+    figures: dict[str, float], accord_key: str = "accord_sqlite"
+) -> tuple[float, str, float] | None:
     peers = {k: v for k, v in figures.items() if not k.startswith("accord")}
-    if "accord_sqlite" not in figures or not peers:
+    if accord_key not in figures or not peers:
         return None
     fastest = max(peers, key=peers.__getitem__)
-    return figures["accord_sqlite"] / peers[fastest], fastest, peers[fastest]
+    return figures[accord_key] / peers[fastest], fastest, peers[fastest]
 
 
 def ratios(headline: Headline) -> dict[str, float | None]:
     seq = _vs_fastest_peer(headline.w1_seq)
     conc = _vs_fastest_peer(headline.w1_conc)
+    per_task_seq = _vs_fastest_peer(headline.w1_seq, "accord_sqlite_per_task")
+    per_task_conc = _vs_fastest_peer(headline.w1_conc, "accord_sqlite_per_task")
     return {
         "w1_seq_accord_sqlite_vs_fastest_peer": None if seq is None else round(seq[0], 3),
         "w1_conc_accord_sqlite_vs_fastest_peer": None if conc is None else round(conc[0], 3),
+        "w1_seq_accord_per_task_commit_vs_fastest_peer": (
+            None if per_task_seq is None else round(per_task_seq[0], 3)
+        ),
+        "w1_conc_accord_per_task_commit_vs_fastest_peer": (
+            None if per_task_conc is None else round(per_task_conc[0], 3)
+        ),
         "w2_resume_p50_ms_accord_sqlite": headline.w2_p50.get("accord_sqlite"),
     }
 
@@ -550,7 +587,10 @@ def json_line(headline: Headline, goals: dict[str, bool], runs: int) -> str:
 def measure_all(workdir: Path, runs: int, postgres_url: str) -> tuple[list[Row], list[str]]:
     """Every row, and notes on what was skipped or capped."""
     rows = accord_sqlite_rows(workdir, runs)
-    notes: list[str] = []
+    rows += accord_sqlite_per_task_rows(workdir, runs)
+    notes: list[str] = [
+        "accord 1/commit: the commit window set to 0, so every task commits (and fsyncs) alone."
+    ]
     try:
         rows += accord_postgres_rows(postgres_url, runs)
     except PostgresUnavailableError as exc:
