@@ -67,10 +67,11 @@ class Database:
                 hint="use sqlite:///path/to/accord.db or postgresql://user@host/dbname",
             )
         self._local_waker = _sqlite.LocalWaker()
+        self._db_now = sa.literal_column(self._now_sql, sa.Float)
 
     def db_now(self) -> sa.ColumnElement[float]:
         """The database's clock, in epoch seconds. Leases are judged by it alone."""
-        return sa.literal_column(self._now_sql, sa.Float)
+        return self._db_now
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:

@@ -205,6 +205,11 @@ class CommitResult:
     seq: int | None = None
 
 
+_INSERT_RUN = runs.insert()
+_INSERT_HISTORY = transitions.insert()
+_INSERT_OUTBOX = outbox.insert()
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
@@ -212,26 +217,32 @@ def _dumps(value: Any) -> str:
 def insert_run(connection: Connection, run: NewRun, outbox_events: Sequence[NewEvent]) -> None:
     """Insert a new run ready to be claimed, with its first history entry and events."""
     connection.execute(
-        runs.insert().values(
-            run_id=run.run_id,
-            tenant_id=run.tenant_id,
-            journey_name=run.journey_name,
-            journey_version=run.journey_version,
-            subject_id=run.subject_id,
-            status="ready",
-            input=_dumps(run.input),
-            state=run.state,
-            seq=1,
-            inbox_version=0,
-            wake_at=run.at,
-            lease_token=0,
-            idempotency_key=run.idempotency_key,
-            request_digest=run.request_digest,
-            parent_run_id=run.parent_run_id,
-            parent_token=run.parent_token,
-            created_at=run.at,
-            updated_at=run.at,
-        )
+        _INSERT_RUN,
+        {
+            "run_id": run.run_id,
+            "tenant_id": run.tenant_id,
+            "journey_name": run.journey_name,
+            "journey_version": run.journey_version,
+            "subject_id": run.subject_id,
+            "status": "ready",
+            "outcome": None,
+            "error": None,
+            "input": _dumps(run.input),
+            "state": run.state,
+            "seq": 1,
+            "inbox_version": 0,
+            "wake_at": run.at,
+            "lease_owner": None,
+            "lease_token": 0,
+            "lease_expires_at": None,
+            "idempotency_key": run.idempotency_key,
+            "request_digest": run.request_digest,
+            "parent_run_id": run.parent_run_id,
+            "parent_token": run.parent_token,
+            "created_at": run.at,
+            "updated_at": run.at,
+            "ended_at": None,
+        },
     )
     _insert_history(connection, run.tenant_id, run.run_id, 1, [run.started], run.at, None, 0)
     insert_outbox(connection, run.tenant_id, run.run_id, 1, outbox_events, run.at)
@@ -250,7 +261,7 @@ def _insert_history(
     if not events:
         return
     connection.execute(
-        transitions.insert(),
+        _INSERT_HISTORY,
         [
             {
                 "run_id": run_id,
@@ -281,7 +292,7 @@ def insert_outbox(
     if not events:
         return
     connection.execute(
-        outbox.insert(),
+        _INSERT_OUTBOX,
         [
             {
                 "event_id": e.event_id,
@@ -597,7 +608,7 @@ def commit_transitions(
     if any(not r.committed for r in results):
         return results
     if history_rows:
-        connection.execute(transitions.insert(), history_rows)
+        connection.execute(_INSERT_HISTORY, history_rows)
     _apply_side_tables(connection, writes, results)
     return results
 
