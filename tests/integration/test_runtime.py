@@ -14,6 +14,7 @@ from accord.errors import (
     ContractViolation,
     IdempotencyConflict,
     InputError,
+    JourneyInvalid,
     JourneyNotFound,
     RunFinished,
     RunNotFound,
@@ -506,8 +507,8 @@ def test_history_records_every_block_with_visit_and_attempt(accord: Accord) -> N
 
 
 def test_a_call_that_cannot_start_its_sub_journey_takes_on_error(accord: Accord) -> None:
-    deploy(accord, CHILD)
     deploy(accord, PARENT.replace("{fail_times: input.fail_times}", "{fail_times: '\"many\"'}"))
+    deploy(accord, CHILD)
     run_id = accord.runtime.start(T, "parent", input={"fail_times": 0}).run_id
     accord.runtime.drive()
     view = accord.runtime.get(T, run_id)
@@ -561,3 +562,13 @@ def test_misbehaving_blocks_fail_the_run_cleanly(
     assert accord.runtime.timers(T, run_id) == []
     assert_gap_free(accord, run_id)
     assert kinds(accord, run_id)[-2:] == ["block.failed", "run.failed"]
+
+
+def test_call_inputs_are_linted_against_the_sub_journey_contract(accord: Accord) -> None:
+    deploy(accord, CHILD)
+    bad = PARENT.replace("{fail_times: input.fail_times}", "{fail_times: '\"many\"', extra: 1}")
+    with pytest.raises(JourneyInvalid) as caught:
+        deploy(accord, bad)
+    messages = [d.message for d in caught.value.diagnostics]
+    assert "journey 'child' has no input field 'extra'" in messages
+    assert any("input field 'fail_times' of journey 'child' needs integer" in m for m in messages)

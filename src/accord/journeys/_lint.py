@@ -123,6 +123,7 @@ class _Context:
     source: SourceMap
     capabilities: CapabilityRegistry | None
     journey_exists: Callable[[str], bool] | None
+    journey_schema: Callable[[str], dict[str, Any] | None] | None = None
     found: list[Diagnostic] = field(default_factory=list)
 
     def error(self, path: PathKey, message: str, hint: str | None = None, offset: int = 0) -> None:
@@ -141,14 +142,17 @@ def lint(
     *,
     capabilities: CapabilityRegistry | None = None,
     journey_exists: Callable[[str], bool] | None = None,
+    journey_schema: Callable[[str], dict[str, Any] | None] | None = None,
 ) -> list[Diagnostic]:
     """All problems in ``spec``; an empty list means it may be deployed.
 
     Args:
         capabilities: when given, task and compensation contracts are checked against it.
         journey_exists: when given, ``call`` targets are checked (missing ones are warnings).
+        journey_schema: when given, the JSON Schema of a deployed journey's input (or None),
+            against which ``call`` input mappings are checked.
     """
-    ctx = _Context(spec, source, capabilities, journey_exists)
+    ctx = _Context(spec, source, capabilities, journey_exists, journey_schema)
     flows = list(iter_flows(spec))
     _check_unique_ids(ctx, flows)
     if any(d.severity == "error" for d in ctx.found):
@@ -451,12 +455,29 @@ def _check_expressions(
                     )
             if isinstance(block, TaskBlock):
                 _check_contract(
-                    ctx, block.capability, block.input, (*path, "input"), scope, "input"
+                    ctx,
+                    repr(block.capability),
+                    _capability_schema(ctx, block.capability),
+                    block.input,
+                    (*path, "input"),
+                    scope,
+                    "input",
+                )
+            if isinstance(block, CallBlock):
+                _check_contract(
+                    ctx,
+                    f"journey {block.journey!r}",
+                    ctx.journey_schema(block.journey) if ctx.journey_schema else None,
+                    block.input,
+                    (*path, "input"),
+                    scope,
+                    "input",
                 )
             if block.compensate is not None:
                 _check_contract(
                     ctx,
-                    block.compensate.capability,
+                    repr(block.compensate.capability),
+                    _capability_schema(ctx, block.compensate.capability),
                     block.compensate.input,
                     (*path, "compensate", "input"),
                     {**scope, "steps": {**scope["steps"], block.id: outputs[block.id]}},
@@ -520,11 +541,8 @@ def _expressions_of(block: AnyBlock) -> Iterator[tuple[PathKey, str, str | None]
         yield ("items",), block.items, "array"
     elif isinstance(block, EscalateBlock):
         yield ("reason",), block.reason, "string"
-    elif isinstance(block, CallBlock | EndBlock):
-        mapping = block.input if isinstance(block, CallBlock) else block.output
-        for leaf_path, source in _leaves(
-            mapping, ("input" if isinstance(block, CallBlock) else "output",)
-        ):
+    elif isinstance(block, EndBlock):
+        for leaf_path, source in _leaves(block.output, ("output",)):
             yield leaf_path, source, None
 
 
@@ -539,27 +557,32 @@ def _leaves(value: Any, path: PathKey) -> Iterator[tuple[PathKey, str]]:
             yield from _leaves(v, (*path, i))
 
 
+def _capability_schema(ctx: _Context, name: str) -> dict[str, Any] | None:
+    capability = ctx.capabilities.find(name) if ctx.capabilities else None
+    return None if capability is None else capability.input_schema()
+
+
 def _check_contract(
     ctx: _Context,
-    capability_name: str,
+    target: str,
+    schema: Mapping[str, Any] | None,
     mapping: Mapping[str, Any],
     path: PathKey,
     scope: Mapping[str, Any],
     label: str,
 ) -> None:
-    capability = ctx.capabilities.find(capability_name) if ctx.capabilities else None
-    if capability is None:
+    """Check an input mapping against the JSON Schema of what receives it (if known)."""
+    if schema is None:
         for leaf_path, source in _leaves(dict(mapping), path):
             _check(ctx, source, leaf_path, scope)
         return
-    schema = capability.input_schema()
     properties: dict[str, Any] = schema.get("properties", {})
     required = set(schema.get("required", []))
     for name, value in mapping.items():
         if name not in properties:
             ctx.error(
                 (*path, name),
-                f"{capability_name!r} has no {label} field {name!r}",
+                f"{target} has no {label} field {name!r}",
                 hint=(
                     _suggest(name, set(properties), listing="its fields")
                     if properties
@@ -577,7 +600,7 @@ def _check_contract(
         if expected and result is not DYN and not accepts(expected, result):
             ctx.error(
                 (*path, name),
-                f"{label} field {name!r} of {capability_name!r} needs {expected}, but "
+                f"{label} field {name!r} of {target} needs {expected}, but "
                 f"{_describe(value)} is {type_name(result)}",
                 hint="convert it, e.g. int(...), double(...), string(...)",
             )
@@ -585,7 +608,7 @@ def _check_contract(
     if missing:
         ctx.error(
             path,
-            f"{capability_name!r} needs {label} field{'s' if len(missing) > 1 else ''} "
+            f"{target} needs {label} field{'s' if len(missing) > 1 else ''} "
             + ", ".join(repr(m) for m in missing),
             hint="map each required field to an expression, e.g. order_id: input.order_id",
         )

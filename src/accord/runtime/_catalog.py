@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import yaml
 from sqlalchemy.engine import Connection
@@ -52,7 +53,14 @@ class JourneyCatalog:
             loaded.source_map,
             capabilities=self._capabilities,
             journey_exists=lambda name: self._exists(tenant, name),
+            journey_schema=lambda name: self._input_schema(tenant, name),
         )
+
+    def _input_schema(self, tenant: TenantId, name: str) -> dict[str, Any] | None:
+        try:
+            return self.get(tenant, name).input_model.model_json_schema()
+        except JourneyNotFound:
+            return None
 
     def _exists(self, tenant: TenantId, name: str) -> bool:
         with self._db.read() as connection:
