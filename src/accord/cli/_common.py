@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
@@ -94,8 +95,22 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
-def drive_if_embedded(instance: Accord, then: Callable[[], T]) -> T:
-    """In embedded mode the CLI is the worker: advance runs until nothing is due."""
-    if instance.settings.embedded_workers and instance.db.backend == "sqlite":
-        instance.runtime.drive()
+def drive_if_embedded(instance: Accord, then: Callable[[], T], *, wait: bool = True) -> T:
+    """In embedded mode the CLI is the worker: advance runs until nothing is due and, with
+    ``wait``, wait for timers that fall due within ``ACCORD_EMBEDDED_WAIT_SECONDS`` (retries,
+    short waits)."""
+    settings = instance.settings
+    if settings.embedded_workers and instance.db.backend == "sqlite":
+        runtime = instance.runtime
+        tenant = TenantId(settings.tenant)
+        deadline = time.monotonic() + (settings.embedded_wait_seconds if wait else 0.0)
+        while True:
+            runtime.drive()
+            due = runtime.next_wake_at(tenant)
+            if due is None:
+                break
+            delay = due - runtime.clock.now()
+            if time.monotonic() + delay > deadline:
+                break
+            time.sleep(max(delay, 0.0))
     return then()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import typer
@@ -90,7 +91,10 @@ def start_command(
 def show_command(run_id: str, json_output: Json = False, database: Database = None) -> None:
     """A run's status, position, error and output."""
     with opened(database) as accord, handled():
-        _print_run(accord.runtime.get(tenant_of(accord), run_id), json_output=json_output)
+        view = drive_if_embedded(
+            accord, lambda: accord.runtime.get(tenant_of(accord), run_id), wait=False
+        )
+        _print_run(view, json_output=json_output)
 
 
 @app.command("list")
@@ -105,8 +109,12 @@ def list_command(
 ) -> None:
     """Runs, newest first."""
     with opened(database) as accord, handled():
-        views = accord.runtime.list_runs(
-            tenant_of(accord), journey=journey, status=status, limit=limit
+        views = drive_if_embedded(
+            accord,
+            lambda: accord.runtime.list_runs(
+                tenant_of(accord), journey=journey, status=status, limit=limit
+            ),
+            wait=False,
         )
         if json_output:
             console.print(as_json(views), markup=False)
@@ -187,16 +195,22 @@ def history_command(run_id: str, json_output: Json = False, database: Database =
         if json_output:
             console.print(as_json(entries), markup=False)
             return
-        table = Table("seq", "at", "event", "block", "visit", "try", "detail")
+        wide = console.width >= 110
+        table = Table("seq", "at (UTC)", "event", "block", "visit", "try")
+        if wide:
+            table.add_column("detail", no_wrap=True, overflow="ellipsis", ratio=1)
         for e in entries:
-            detail = as_json(e.detail).replace("\n", " ")
-            table.add_row(
+            row = [
                 str(e.seq),
-                when(e.at),
+                when(e.at)[11:],
                 e.kind,
                 e.block or "",
                 str(e.visit or ""),
                 str(e.attempt or ""),
-                detail if len(detail) < 90 else detail[:87] + "...",
-            )
+            ]
+            if wide:
+                row.append(json.dumps(e.detail, separators=(", ", ": "), default=str))
+            table.add_row(*row)
         console.print(table)
+        if not wide:
+            console.print("(details: a wider terminal, or --json)")

@@ -415,6 +415,11 @@ class Runtime:
                 raise RunNotFound(f"no run {run_id!r} in tenant {tenant!r}")
             return runs.history(connection, tenant, run_id)
 
+    def next_wake_at(self, tenant: TenantId) -> float | None:
+        """When the next run of ``tenant`` is due: now, a timer's time, or never (None)."""
+        with self.db.read() as connection:
+            return runs.next_wake_at(connection, tenant)
+
     def timers(self, tenant: TenantId, run_id: str) -> list[NewTimer]:
         with self.db.read() as connection:
             return runs.timers_of(connection, tenant, run_id)

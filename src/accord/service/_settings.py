@@ -32,3 +32,6 @@ class Settings(BaseSettings):
     embedded_workers: bool = Field(
         True, description="CLI commands drive runs in-process after starting or signalling"
     )
+    embedded_wait_seconds: float = Field(
+        5.0, ge=0, description="embedded CLI commands wait for timers due this soon"
+    )

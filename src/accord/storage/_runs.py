@@ -359,6 +359,15 @@ def list_runs(
     return [RunRecord.from_row(r) for r in connection.execute(query).mappings()]
 
 
+def next_wake_at(connection: Connection, tenant: TenantId) -> float | None:
+    """When the tenant's earliest active run is next due (now, for ready runs)."""
+    query = sa.select(sa.func.min(runs.c.wake_at)).where(
+        runs.c.tenant_id == tenant, runs.c.status.in_(ACTIVE)
+    )
+    value = connection.execute(query).scalar()
+    return None if value is None else float(value)
+
+
 def history(connection: Connection, tenant: TenantId, run_id: str) -> list[HistoryEntry]:
     query = (
         sa.select(transitions)
