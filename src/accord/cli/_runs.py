@@ -198,7 +198,9 @@ def history_command(run_id: str, json_output: Json = False, database: Database =
         wide = console.width >= 110
         table = Table("seq", "at (UTC)", "event", "block", "visit", "try")
         if wide:
-            table.add_column("detail", no_wrap=True, overflow="ellipsis", ratio=1)
+            table.add_column(
+                "detail", no_wrap=True, overflow="ellipsis", max_width=console.width - 85
+            )
         for e in entries:
             row = [
                 str(e.seq),
