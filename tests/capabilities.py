@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 
 from pydantic import BaseModel
@@ -24,6 +25,10 @@ class Flaky(BaseModel):
     fail_times: int = 0
     error: str = "Transient"
     retryable: bool = True
+
+
+class Nap(BaseModel):
+    seconds: float = 0.0
 
 
 class Done(BaseModel):
@@ -76,6 +81,12 @@ def register_test_capabilities(registry: CapabilityRegistry, calls: Calls) -> No
         if request.value == "raise":
             raise ValueError("the system answered nonsense")
         return {"amount": "not a number"}  # type: ignore[return-value]
+
+    @registry.capability("test.slow")
+    def slow(request: Nap, ctx: CallContext) -> Nap:
+        calls.record("test.slow", ctx)
+        time.sleep(request.seconds)
+        return request
 
     @registry.capability("test.undo", side_effect="write")
     def undo(request: Echo, ctx: CallContext) -> Echo:

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from accord.connectors import CallContext, Capability, CapabilityRegistry
-from accord.errors import BlockTimeout, CapabilityFailed, ExecutionError
+from accord.errors import BlockTimeout, CapabilityFailed, CapabilityNotFound, ExecutionError
 
 
 class Gateway:
@@ -31,10 +31,17 @@ class Gateway:
         """Validate ``payload``, call the capability, validate and return its output as JSON data.
 
         Raises:
-            CapabilityNotFound: no capability has that name.
-            ExecutionError: the call failed; ``retryable`` says whether to try again.
+            ExecutionError: the call failed; ``retryable`` says whether to try again. An
+                unknown capability is a retryable failure, as during a rolling deploy.
         """
-        capability = self.capabilities.get(name)
+        try:
+            capability = self.capabilities.get(name)
+        except CapabilityNotFound as exc:
+            raise CapabilityFailed(
+                exc.message,
+                error_type="CapabilityNotFound",
+                hint="a worker without this capability ran the block; the block retries",
+            ) from exc
         try:
             request = capability.input_model.model_validate(payload)
         except ValidationError as exc:

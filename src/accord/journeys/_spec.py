@@ -153,7 +153,7 @@ class ChoiceBlock(_Block):
 
 
 class EventWait(_Model):
-    name: str = Field(pattern=NAME)
+    name: str = Field(pattern=NAME, max_length=128)
     correlation: str | None = None
 
 

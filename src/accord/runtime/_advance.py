@@ -21,7 +21,6 @@ from accord.core import canonical_dumps
 from accord.errors import (
     BlockTimeout,
     CapabilityFailed,
-    DecisionError,
     ExecutionError,
     ExpressionError,
     InputError,
@@ -60,6 +59,8 @@ from accord.storage import (
 
 DEFAULT_RETRY = RetryPolicy()
 MAX_PURE_STEPS = 1000
+MAX_STEPS = 10_000
+MAX_CORRELATION_KEY = 256
 
 
 @dataclass(frozen=True)
@@ -128,16 +129,32 @@ class Advance:
         }
 
     def compute(self) -> TransitionWrite | None:
-        """The transition to commit, or ``None`` when the run has nothing due."""
-        if self.run.inbox_version != self.state.inbox_seen:
+        """The transition to commit, or ``None`` when the run has nothing due.
+
+        A run woken by signals that match nothing yet still gets a write (without history
+        events) that records the inbox as seen and puts the run back to waiting.
+        """
+        inbox_changed = self.run.inbox_version != self.state.inbox_seen
+        if inbox_changed:
             self.state.inbox_seen = self.run.inbox_version
             self._consume_signals()
         if self.ended is None:
             self._fire_timers()
         if self.ended is None:
             self._execute_ready()
-        if not self.events:
+        quiet = not (self.events or self.consumed or inbox_changed)
+        if quiet and self.run.status == "waiting":
             return None
+        return self._write()
+
+    def fail_internal(self, exc: Exception) -> TransitionWrite:
+        """End the run as failed because the runtime itself could not advance it.
+
+        Timers and waits are removed, sub-journeys cancelled and a parent run told, as for any
+        other failure.
+        """
+        error = {"type": "InternalError", "message": f"{type(exc).__name__}: {exc}"}
+        self._end_run("failed", outcome=None, error=error)
         return self._write()
 
     def _write(self) -> TransitionWrite:
@@ -220,10 +237,13 @@ class Advance:
                 )
                 self._end_run("cancelled", outcome="cancelled", error=None)
                 return
+            if signal.kind == "child" and signal.name not in self.state.tokens:
+                self._consume(signal)
+                continue
             for token in list(self.state.tokens.values()):
                 if token.status == "waiting" and self._matches(token, signal):
                     self._consume(signal)
-                    self._resume(token, signal)
+                    self._resume_guarded(token, signal)
                     break
 
     @staticmethod
@@ -242,6 +262,12 @@ class Advance:
         if signal.kind == "child":
             return wait.kind == "child" and token.id == signal.name
         return False
+
+    def _resume_guarded(self, token: Token, signal: SignalRecord) -> None:
+        try:
+            self._resume(token, signal)
+        except ExecutionError as exc:
+            self._fail_block(token, exc)
 
     def _resume(self, token: Token, signal: SignalRecord) -> None:
         assert token.wait is not None
@@ -315,31 +341,39 @@ class Advance:
 
     def _fire_timers(self) -> None:
         for token in list(self.state.tokens.values()):
+            if self.ended is not None:
+                return
             wait = token.wait
             if token.status != "waiting" or wait is None or wait.at is None:
                 continue
             if wait.at > self.now or token.id not in self.state.tokens:
                 continue
-            block = self.journey.nodes[token.block].block
-            self._clear_wait(token)
-            if wait.kind == "retry":
-                token.status = "ready"
-                token.attempt += 1
-                self._event("timer.fired", token, purpose="retry")
-            elif wait.kind == "timer":
-                self._event("timer.fired", token, purpose="wait")
-                self._set_output(token, {"fired_at": self.now})
-                self._goto(token, block.next)
+            try:
+                self._fire(token, wait)
+            except ExecutionError as exc:
+                self._fail_block(token, exc)
+
+    def _fire(self, token: Token, wait: Wait) -> None:
+        block = self.journey.nodes[token.block].block
+        self._clear_wait(token)
+        if wait.kind == "retry":
+            token.status = "ready"
+            token.attempt += 1
+            self._event("timer.fired", token, purpose="retry")
+        elif wait.kind == "timer":
+            self._event("timer.fired", token, purpose="wait")
+            self._set_output(token, {"fired_at": self.now})
+            self._goto(token, block.next)
+        else:
+            self._event("timer.fired", token, purpose="timeout")
+            target = getattr(block, "on_timeout", None)
+            if target:
+                self._set_output(token, {"timed_out": True})
+                self._goto(token, target)
             else:
-                self._event("timer.fired", token, purpose="timeout")
-                target = getattr(block, "on_timeout", None)
-                if target:
-                    self._set_output(token, {"timed_out": True})
-                    self._goto(token, target)
-                else:
-                    self._fail_block(
-                        token, BlockTimeout(f"block {block.id!r} timed out", retryable=False)
-                    )
+                self._fail_block(
+                    token, BlockTimeout(f"block {block.id!r} timed out", retryable=False)
+                )
 
     def _may_add_task(self, block: TaskBlock, tasks: int, started: float) -> bool:
         """Whether one more task may join this transition (see ``AdvanceDeps.commit_window``).
@@ -357,9 +391,16 @@ class Advance:
         return capability is not None and capability.idempotent
 
     def _execute_ready(self) -> None:
+        """Run ready tokens until each waits, or a task may not join this transition.
+
+        A token that runs ``MAX_PURE_STEPS`` blocks in one transition is looping without a
+        wait and fails; when the whole transition reaches ``MAX_STEPS`` the run stays ready and
+        continues in the next one.
+        """
         tasks = 0
         started = time.monotonic()
-        for _ in range(MAX_PURE_STEPS):
+        steps: dict[str, int] = {}
+        for _ in range(MAX_STEPS):
             if self.ended is not None:
                 return
             token = next((t for t in self.state.tokens.values() if t.status == "ready"), None)
@@ -372,27 +413,24 @@ class Advance:
                 tasks += 1
                 capability = self.deps.gateway.capabilities.find(block.capability)
                 self._batchable = self._batchable and bool(capability and capability.idempotent)
+            steps[token.id] = steps.get(token.id, 0) + 1
+            if steps[token.id] > MAX_PURE_STEPS:
+                self._fail_block(
+                    token,
+                    ExpressionError(
+                        f"more than {MAX_PURE_STEPS} blocks ran without a wait, at {token.block!r}",
+                        hint="a loop in the journey needs a wait block",
+                    ),
+                )
+                continue
             if token.visit == 0:
-                key = self._visit_key(token)
+                key = self._path(token)
                 token.visit = self.state.visits.get(key, 0) + 1
                 self.state.visits[key] = token.visit
             try:
                 self._execute(token, block)
             except ExecutionError as exc:
                 self._fail_block(token, exc)
-        token = next(t for t in self.state.tokens.values() if t.status == "ready")
-        self._fail_block(
-            token,
-            ExpressionError(
-                f"more than {MAX_PURE_STEPS} blocks ran without a task or a wait, at "
-                f"{token.block!r}",
-                hint="a loop in the journey needs a wait block",
-            ),
-        )
-
-    @staticmethod
-    def _visit_key(token: Token) -> str:
-        return f"{token.scope}/{token.block}" if token.scope else token.block
 
     def variables(self, token: Token) -> dict[str, Any]:
         steps = self.state.steps
@@ -476,10 +514,10 @@ class Advance:
             block=self._path(token),
             visit=token.visit,
             attempt=token.attempt,
-            idempotency_key=f"{self.run.run_id}/{self._visit_key(token)}/{token.visit}",
+            idempotency_key=f"{self.run.run_id}/{self._path(token)}/{token.visit}",
             subject_id=self.run.subject_id,
             purpose=block.purpose,
-            deadline=self.now + block.timeout if block.timeout else None,
+            deadline=time.time() + block.timeout if block.timeout else None,
         )
         output = self.deps.gateway.invoke(block.capability, payload, context)
         self._set_output(token, output)
@@ -499,6 +537,11 @@ class Advance:
 
     def _fail_block(self, token: Token, exc: ExecutionError) -> None:
         block = self.journey.nodes[token.block].block
+        if token.join is not None:
+            for child in list(token.join.pending):
+                if child in self.state.tokens:
+                    self._drop_token(self.state.tokens[child])
+            token.join = None
         policy = block.retry or (DEFAULT_RETRY if isinstance(block, TaskBlock) else None)
         error = {"type": exc.error_type, "message": exc.message, "code": str(exc.code)}
         retryable = (
@@ -553,6 +596,12 @@ class Advance:
         correlation = None
         if node.expression is not None:
             correlation = str(node.expression.evaluate(self.variables(token)))
+            if len(correlation) > MAX_CORRELATION_KEY:
+                raise ExpressionError(
+                    f"wait {block.id!r}: the correlation key is {len(correlation)} characters "
+                    f"long; at most {MAX_CORRELATION_KEY} are allowed",
+                    hint="correlate on an identifier, e.g. input.order_id",
+                )
         name = block.event.name
         deadline = self.now + block.timeout if block.timeout is not None else None
         self._event("wait.started", token, event=name, correlation=correlation)
@@ -563,7 +612,11 @@ class Advance:
                 self._resume(token, signal)
                 return
         if correlation is not None:
-            parked = self.deps.parked_signals(self.run.tenant_id, name, correlation)
+            parked = [
+                p
+                for p in self.deps.parked_signals(self.run.tenant_id, name, correlation)
+                if p.signal_id not in self.consumed
+            ]
             if parked:
                 self._consume(parked[0])
                 self._resume(token, parked[0])
@@ -704,20 +757,27 @@ class Advance:
         token.wait = None
 
     def _finish_token(self, token: Token) -> None:
-        del self.state.tokens[token.id]
         if token.parent is None:
+            del self.state.tokens[token.id]
             self._end_run("completed", outcome="completed", error=None)
             return
         parent = self.state.tokens[token.parent]
         join = parent.join
         assert join is not None
-        join.pending.remove(token.id)
         block = self.journey.nodes[parent.block].block
         if join.mode == "map":
             assert isinstance(block, MapBlock) and token.scope is not None
             node = self.journey.nodes[parent.block]
             scope = self.state.scopes[token.scope]
-            result = node.mapping.evaluate(self.variables(token)) if node.mapping else scope.steps
+            try:
+                result = (
+                    node.mapping.evaluate(self.variables(token)) if node.mapping else scope.steps
+                )
+            except ExecutionError as exc:
+                self._fail_block(parent, exc)
+                return
+            del self.state.tokens[token.id]
+            join.pending.remove(token.id)
             join.results[scope.index] = result
             del self.state.scopes[token.scope]
             if join.next_index < len(join.items):
@@ -728,6 +788,8 @@ class Advance:
                 parent.join = None
                 self._goto(parent, block.next)
             return
+        del self.state.tokens[token.id]
+        join.pending.remove(token.id)
         join.branches[token.branch or ""] = "completed"
         if join.mode == "any":
             for other in list(join.pending):
@@ -818,4 +880,4 @@ def _as_epoch(value: Any, block_id: str) -> float:
     )
 
 
-__all__ = ["Advance", "AdvanceDeps", "DecisionError", "child_run_id", "initial_state"]
+__all__ = ["Advance", "AdvanceDeps", "child_run_id", "initial_state"]

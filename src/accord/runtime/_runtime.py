@@ -120,6 +120,10 @@ class RunView:
         )
 
 
+MAX_NAME = 128
+MAX_CORRELATION = 256
+
+
 def _replay(found: RunRecord, key: str, request: str) -> StartResult:
     """The answer to a start whose idempotency key is already taken."""
     if found.request_digest != request:
@@ -293,6 +297,17 @@ class Runtime:
                 hint="e.g. --run run_01h... or --correlation order-42",
             )
         payload = payload or {}
+        if kind == "decision" and correlation_key is not None:
+            raise InputError(
+                "a decision is addressed to a run id, not a correlation key",
+                hint="pass run_id (CLI: accord run signal RUN BLOCK --decision ...)",
+            )
+        if len(name) > MAX_NAME or (correlation_key and len(correlation_key) > MAX_CORRELATION):
+            raise InputError(
+                f"signal names are at most {MAX_NAME} characters and correlation keys at most "
+                f"{MAX_CORRELATION}",
+                hint="correlate on an identifier such as an order id",
+            )
         if kind == "decision" and not isinstance(payload.get("decision"), str):
             raise InputError(
                 "a decision needs a 'decision' value, e.g. approve or reject",
@@ -305,7 +320,10 @@ class Runtime:
                 targets = [run_id]
             else:
                 assert correlation_key is not None
-                targets = runs.waiting_runs(connection, tenant, name, correlation_key)
+                runs.lock_correlation(
+                    connection, runs.correlation_lock_key(tenant, name, correlation_key)
+                )
+                targets = sorted(set(runs.waiting_runs(connection, tenant, name, correlation_key)))
             ids = []
             addressed: list[str | None] = list(targets) or [None]
             for target in addressed:

@@ -48,6 +48,7 @@ class WorkerStats:
     transitions: int = 0
     commits: int = 0
     lease_lost: int = 0
+    conflicts: int = 0
     internal_errors: int = 0
     database_errors: int = 0
     lost_runs: list[str] = field(default_factory=list)
@@ -125,8 +126,14 @@ class Worker:
         writes: list[TransitionWrite] = []
         idle: list[str] = []
         now = self.runtime.clock.now()
+        started = time.monotonic()
+        budget = self.runtime.lease_seconds / 2
         for run_id, held in list(self._held.items()):
+            if writes and time.monotonic() - started > budget:
+                break
             write = self._advance(held, now)
+            del self._held[run_id]
+            self._held[run_id] = held
             if write is None:
                 idle.append(run_id)
             else:
@@ -146,9 +153,25 @@ class Worker:
         except Exception as exc:
             self.stats.internal_errors += 1
             log.exception("internal error advancing run %s", held.record.run_id)
-            return rt.internal_failure(held.record, exc, now=now)
+            try:
+                held.state = RunState.loads(held.record.state)
+                return Advance(
+                    held.record, held.journey, held.state, now=now, deps=rt.deps
+                ).fail_internal(exc)
+            except Exception:
+                log.exception("cannot end run %s cleanly", held.record.run_id)
+                return rt.internal_failure(held.record, exc, now=now)
 
     def _commit(self, writes: list[TransitionWrite]) -> int:
+        conflicted: list[str] = []
+        try:
+            return self._commit_rounds(writes, conflicted)
+        finally:
+            if conflicted:
+                with self.runtime.db.transaction() as connection:
+                    runs.release_runs(connection, self.name, conflicted)
+
+    def _commit_rounds(self, writes: list[TransitionWrite], conflicted: list[str]) -> int:
         rt = self.runtime
         while writes:
             try:
@@ -163,16 +186,33 @@ class Worker:
                     )
                     if any(not r.committed for r in results):
                         raise _Rejected(results)
+                    advanced = {w.run_id for w in writes}
+                    runs.extend_leases(
+                        connection,
+                        self.name,
+                        [run_id for run_id in self._held if run_id not in advanced],
+                        lease_seconds=rt.lease_seconds,
+                        db_now=rt.db.db_now(),
+                    )
                     if any(w.new_signals or w.new_runs for w in writes):
                         rt.db.notify_ready(connection)
                     self._hit("mid_commit")
             except _Rejected as rejected:
                 lost = {r.run_id for r in rejected.results if not r.committed}
-                for run_id in lost:
-                    self._held.pop(run_id, None)
-                    self.stats.lease_lost += 1
-                    self.stats.lost_runs.append(run_id)
-                    log.warning("lease lost for run %s; its transition was discarded", run_id)
+                for result in rejected.results:
+                    if result.committed:
+                        continue
+                    self._held.pop(result.run_id, None)
+                    if result.conflict:
+                        self.stats.conflicts += 1
+                        conflicted.append(result.run_id)
+                        log.info("run %s lost a signal race; it is recomputed", result.run_id)
+                    else:
+                        self.stats.lease_lost += 1
+                        self.stats.lost_runs.append(result.run_id)
+                        log.warning(
+                            "lease lost for run %s; its transition was discarded", result.run_id
+                        )
                 writes = [w for w in writes if w.run_id not in lost]
                 continue
             self._hit("committed")
@@ -192,6 +232,7 @@ class Worker:
                 continue
             held.record = replace(
                 held.record,
+                state=write.state,
                 seq=result.seq or held.record.seq,
                 inbox_version=result.inbox_version or 0,
                 status="ready",
@@ -200,11 +241,13 @@ class Worker:
     def run_until_idle(self, *, max_seconds: float | None = None) -> WorkerStats:
         """Work until no run is due now (embedded mode); timers in the future are left alone."""
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
-        while deadline is None or time.monotonic() < deadline:
-            self.step()
-            if not self._held and self.claim() == 0:
-                break
-        self.release_all()
+        try:
+            while deadline is None or time.monotonic() < deadline:
+                self.step()
+                if not self._held and self.claim() == 0:
+                    break
+        finally:
+            self.release_all()
         return self.stats
 
     def run(self, *, stop: threading.Event | None = None) -> WorkerStats:

@@ -35,6 +35,11 @@ def create_engine(url: str) -> Engine:
     return sa.create_engine(normalise_url(url), pool_size=8, max_overflow=8)
 
 
+def advisory_xact_lock(connection: Connection, key: str) -> None:
+    """Hold a transaction-scoped lock named by ``key`` until commit or rollback."""
+    connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": key})
+
+
 def notify(connection: Connection) -> None:
     """Queue a wake-up; PostgreSQL delivers it when the surrounding transaction commits."""
     connection.exec_driver_sql(f"NOTIFY {CHANNEL}")

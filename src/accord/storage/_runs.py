@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
 from accord.core import TenantId
+from accord.storage import _postgres
 from accord.storage._schema import outbox, runs, signals, timers, transitions, waits
 
 RunStatus = Literal["ready", "waiting", "completed", "failed", "cancelled"]
@@ -198,11 +199,15 @@ class TransitionWrite:
 
 @dataclass(frozen=True, slots=True)
 class CommitResult:
+    """How one write fared. Not committed: its lease was gone, or (``conflict``) a signal it
+    consumed was taken by another transition first."""
+
     run_id: str
     committed: bool
     status: str | None = None
     inbox_version: int | None = None
     seq: int | None = None
+    conflict: bool = False
 
 
 _INSERT_RUN = runs.insert()
@@ -425,6 +430,7 @@ def parked_signals(
         .where(
             signals.c.tenant_id == tenant,
             signals.c.run_id.is_(None),
+            signals.c.kind == "event",
             signals.c.name == name,
             signals.c.correlation_key == correlation_key,
             signals.c.consumed_seq.is_(None),
@@ -564,6 +570,28 @@ def _claim_statement(
     return statement
 
 
+def extend_leases(
+    connection: Connection,
+    owner: str,
+    run_ids: Sequence[str],
+    *,
+    lease_seconds: float,
+    db_now: sa.ColumnElement[float],
+) -> None:
+    """Renew the still-valid leases ``owner`` holds on runs it did not advance this round."""
+    if not run_ids:
+        return
+    connection.execute(
+        runs.update()
+        .where(
+            runs.c.run_id.in_(list(run_ids)),
+            runs.c.lease_owner == owner,
+            runs.c.lease_expires_at > db_now,
+        )
+        .values(lease_expires_at=db_now + lease_seconds)
+    )
+
+
 def release_runs(connection: Connection, owner: str, run_ids: Sequence[str]) -> None:
     """Give back leases without changing anything else (a worker shutting down)."""
     if not run_ids:
@@ -592,8 +620,11 @@ def commit_transitions(
     """
     results: list[CommitResult] = []
     history_rows: list[dict[str, Any]] = []
+    _lock_correlations(connection, writes)
     for w in writes:
         result = _update_run(connection, w, owner, lease_seconds, db_now, fencing)
+        if result.committed and w.signals_consumed and not _consume(connection, w, result):
+            result = CommitResult(w.run_id, committed=False, conflict=True)
         results.append(result)
         if not result.committed:
             continue
@@ -620,6 +651,45 @@ def commit_transitions(
         connection.execute(_INSERT_HISTORY, history_rows)
     _apply_side_tables(connection, writes, results)
     return results
+
+
+def _lock_correlations(connection: Connection, writes: Sequence[TransitionWrite]) -> None:
+    """Serialise new correlated waits with ``signal()`` for the same keys (PostgreSQL; SQLite
+    transactions are serial already). Keys are locked in order, before any run row."""
+    keys = sorted(
+        {
+            correlation_lock_key(w.tenant_id, x.name, x.correlation_key)
+            for w in writes
+            for x in w.waits_add
+            if x.correlation_key is not None
+        }
+    )
+    for key in keys:
+        lock_correlation(connection, key)
+
+
+def correlation_lock_key(tenant: str, name: str, correlation_key: str) -> str:
+    return f"{tenant}\x1f{name}\x1f{correlation_key}"
+
+
+def lock_correlation(connection: Connection, key: str) -> None:
+    if connection.dialect.name == "postgresql":
+        _postgres.advisory_xact_lock(connection, key)
+
+
+def _consume(connection: Connection, w: TransitionWrite, result: CommitResult) -> bool:
+    """Mark the write's signals consumed; False if any was consumed by someone else first."""
+    outcome = connection.execute(
+        signals.update()
+        .where(
+            signals.c.tenant_id == w.tenant_id,
+            signals.c.signal_id.in_(w.signals_consumed),
+            signals.c.consumed_seq.is_(None),
+            sa.or_(signals.c.run_id.is_(None), signals.c.run_id == w.run_id),
+        )
+        .values(consumed_seq=result.seq, consumed_at=w.at, run_id=w.run_id)
+    )
+    return outcome.rowcount == len(set(w.signals_consumed))
 
 
 _UPDATE_CACHE: dict[tuple[bool, bool, bool, str], sa.Update] = {}
@@ -751,15 +821,6 @@ def _apply_side_tables(
                     waits.c.token.in_(w.waits_delete),
                 )
             )
-        if w.signals_consumed:
-            connection.execute(
-                signals.update()
-                .where(
-                    signals.c.tenant_id == w.tenant_id,
-                    signals.c.signal_id.in_(w.signals_consumed),
-                )
-                .values(consumed_seq=result.seq, consumed_at=w.at, run_id=w.run_id)
-            )
         insert_outbox(connection, w.tenant_id, w.run_id, result.seq, w.outbox, w.at)
         for new_run in w.new_runs:
             insert_run(connection, new_run, [])
@@ -779,3 +840,29 @@ def _apply_side_tables(
         connection.execute(timers.insert(), timer_rows)
     if wait_rows:
         connection.execute(waits.insert(), wait_rows)
+    for w in writes:
+        for x in w.waits_add:
+            if x.correlation_key is not None:
+                _claim_parked(connection, w, x)
+
+
+def _claim_parked(connection: Connection, w: TransitionWrite, wait: NewWait) -> None:
+    """Hand the run an event that was parked for its key while this transition was computed."""
+    parked = connection.execute(
+        sa.select(signals.c.signal_id)
+        .where(
+            signals.c.tenant_id == w.tenant_id,
+            signals.c.run_id.is_(None),
+            signals.c.kind == "event",
+            signals.c.name == wait.name,
+            signals.c.correlation_key == wait.correlation_key,
+            signals.c.consumed_seq.is_(None),
+        )
+        .order_by(signals.c.received_at, signals.c.signal_id)
+        .limit(1)
+    ).scalar()
+    if parked is not None:
+        connection.execute(
+            signals.update().where(signals.c.signal_id == parked).values(run_id=w.run_id)
+        )
+        wake_run(connection, w.tenant_id, w.run_id, w.at)
