@@ -8,9 +8,10 @@ import pytest
 import sqlalchemy as sa
 
 from accord.core import SystemClock, TenantId
+from accord.errors import InputError
 from accord.journeys import load_journey_text
 from accord.service import Accord
-from accord.storage._schema import timers, waits
+from accord.storage._schema import runs, timers, waits
 from accord.testing import FrozenClock
 from tests.capabilities import Calls
 
@@ -304,3 +305,76 @@ def test_a_round_slower_than_the_lease_still_makes_progress(
     assert [accord.runtime.get(T, r).status for r in run_ids] == ["completed"] * 4
     assert worker.stats.lease_lost == 0
     assert calls.by_capability["test.slow"] == 4
+
+
+LOOPING_APPROVAL = """
+journey: twice
+blocks:
+  - {id: check, kind: approve, on: {reject: again}}
+  - {id: ok, kind: end, outcome: approved}
+  - {id: again, kind: wait, timer: 1m, next: check}
+"""
+
+
+def test_decisions_only_answer_a_waiting_approval_and_its_visit(
+    accord: Accord, clock: FrozenClock
+) -> None:
+    deploy(accord, LOOPING_APPROVAL)
+    run_id = accord.runtime.start(T, "twice").run_id
+    accord.runtime.drive()
+    with pytest.raises(InputError, match="not waiting for a decision at 'elsewhere'"):
+        accord.runtime.decide(T, run_id, "elsewhere", "approve", by="ann")
+    accord.runtime.decide(T, run_id, "check", "reject", by="ann")
+    accord.runtime.decide(T, run_id, "check", "reject", by="bob")
+    accord.runtime.drive()
+    clock.advance(60)
+    accord.runtime.drive()
+    view = accord.runtime.get(T, run_id)
+    assert view.status == "waiting", "bob's duplicate decision must not answer the second visit"
+    assert view.positions[0].block == "check"
+    accord.runtime.decide(T, run_id, "check", "approve", by="cy")
+    accord.runtime.drive()
+    assert accord.runtime.get(T, run_id).outcome == "approved"
+
+
+def test_decisions_inside_a_map_are_addressed_per_item(accord: Accord) -> None:
+    deploy(
+        accord,
+        """
+journey: perline
+blocks:
+  - id: lines
+    kind: map
+    items: '["a", "b"]'
+    do:
+      blocks:
+        - {id: ok_line, kind: approve}
+""",
+    )
+    run_id = accord.runtime.start(T, "perline").run_id
+    accord.runtime.drive()
+    with pytest.raises(InputError, match="address one of them: lines\\[0\\]/ok_line"):
+        accord.runtime.decide(T, run_id, "ok_line", "approve", by="ann")
+    accord.runtime.decide(T, run_id, "lines[1]/ok_line", "approve", by="ann")
+    accord.runtime.drive()
+    assert [p.block for p in accord.runtime.get(T, run_id).positions if p.waiting_for] == [
+        "ok_line"
+    ]
+    accord.runtime.decide(T, run_id, "ok_line", "approve", by="ann")
+    accord.runtime.drive()
+    assert accord.runtime.get(T, run_id).status == "completed"
+
+
+def test_a_run_whose_state_cannot_be_read_is_failed_and_others_go_on(accord: Accord) -> None:
+    deploy(accord, "journey: quick\nblocks:\n  - {id: a, kind: task, capability: test.echo}\n")
+    broken = accord.runtime.start(T, "quick").run_id
+    fine = accord.runtime.start(T, "quick").run_id
+    with accord.db.transaction() as connection:
+        connection.execute(runs.update().where(runs.c.run_id == broken).values(state="{oops"))
+    accord.runtime.drive()
+    assert accord.runtime.get(T, fine).status == "completed"
+    with accord.db.read() as connection:
+        row = connection.execute(
+            sa.select(runs.c.status, runs.c.error).where(runs.c.run_id == broken)
+        ).one()
+    assert row.status == "failed" and "InternalError" in row.error

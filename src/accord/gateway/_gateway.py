@@ -8,6 +8,7 @@ approval, ledger) wrap this same call.
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -26,6 +27,7 @@ class Gateway:
         self.capabilities = capabilities
         self._max_threads = max_timeout_threads
         self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     def invoke(self, name: str, payload: dict[str, Any], context: CallContext) -> dict[str, Any]:
         """Validate ``payload``, call the capability, validate and return its output as JSON data.
@@ -68,9 +70,11 @@ class Gateway:
         remaining = context.deadline - time.time()
         if remaining <= 0:
             raise BlockTimeout(f"{capability.name!r} was not started: its deadline has passed")
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self._max_threads, thread_name_prefix="accord-call")
-        future = self._pool.submit(self._guarded, capability, request, context)
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._max_threads, thread_name_prefix="accord-call")
+            pool = self._pool
+        future = pool.submit(self._guarded, capability, request, context)
         try:
             return future.result(timeout=remaining)
         except FutureTimeout as exc:

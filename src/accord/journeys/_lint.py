@@ -360,8 +360,25 @@ def _check_block_shape(ctx: _Context, block: AnyBlock, path: PathKey, flow: Flow
             "on_timeout needs a timeout",
             hint="add e.g. 'timeout: 48h' to the block",
         )
-    if block.retry is not None and block.kind not in ("task", "call"):
-        ctx.warning((*path, "retry"), f"retry has no effect on a {block.kind} block")
+    if block.retry is not None and block.kind != "task":
+        ctx.warning(
+            (*path, "retry"),
+            f"retry has no effect on a {block.kind} block",
+            hint="only task blocks are retried; a sub-journey's failure is final",
+        )
+    if block.timeout is not None and block.kind in (
+        "decide",
+        "choice",
+        "parallel",
+        "map",
+        "call",
+        "end",
+    ):
+        ctx.warning(
+            (*path, "timeout"),
+            f"timeout has no effect on a {block.kind} block",
+            hint="put timeouts on the task or wait blocks inside it",
+        )
     if (
         isinstance(block, TaskBlock)
         and ctx.capabilities is not None

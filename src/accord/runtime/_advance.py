@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from accord.connectors import CallContext
-from accord.core import canonical_dumps
+from accord.core import digest
 from accord.errors import (
     BlockTimeout,
     CapabilityFailed,
@@ -258,7 +258,13 @@ class Advance:
                 and (signal.correlation_key is None or signal.correlation_key == wait.correlation)
             )
         if signal.kind == "decision":
-            return wait.kind == "human" and token.block == signal.name
+            path = f"{token.scope}/{token.block}" if token.scope else token.block
+            visit = signal.payload.get("visit")
+            return (
+                wait.kind == "human"
+                and signal.name in (token.block, path)
+                and (visit is None or visit == token.visit)
+            )
         if signal.kind == "child":
             return wait.kind == "child" and token.id == signal.name
         return False
@@ -730,7 +736,7 @@ class Advance:
                 input=child_input,
                 state=initial_state(child_journey).dumps(),
                 idempotency_key=None,
-                request_digest=canonical_dumps([child_journey.name, child_input])[:80],
+                request_digest=digest([child_journey.name, child_input]),
                 parent_run_id=self.run.run_id,
                 parent_token=token.id,
                 at=self.now,

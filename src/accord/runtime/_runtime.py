@@ -120,6 +120,40 @@ class RunView:
         )
 
 
+def _decision_visit(record: RunRecord, block: str) -> int:
+    """The visit a decision for ``block`` answers, so a late duplicate cannot decide a later one.
+
+    Raises:
+        InputError: the run is not waiting for a decision there, or several map items are.
+    """
+    state = RunState.loads(record.state)
+    waiting = [
+        token
+        for token in state.tokens.values()
+        if token.wait is not None
+        and token.wait.kind == "human"
+        and block in (token.block, f"{token.scope}/{token.block}")
+    ]
+    if not waiting:
+        humans = [
+            f"{t.scope}/{t.block}" if t.scope else t.block
+            for t in state.tokens.values()
+            if t.wait is not None and t.wait.kind == "human"
+        ]
+        raise InputError(
+            f"run {record.run_id} is not waiting for a decision at {block!r}; nothing was stored",
+            hint="it waits for decisions at: " + ", ".join(humans)
+            if humans
+            else "it waits for no decision now; 'accord run show' tells where it is",
+        )
+    if len(waiting) > 1:
+        raise InputError(
+            f"{len(waiting)} items of run {record.run_id} wait for a decision at {block!r}",
+            hint="address one of them: " + ", ".join(f"{t.scope}/{t.block}" for t in waiting),
+        )
+    return waiting[0].visit
+
+
 MAX_NAME = 128
 MAX_CORRELATION = 256
 
@@ -316,7 +350,9 @@ class Runtime:
         now = self.clock.now()
         with self.db.transaction() as connection:
             if run_id is not None:
-                self._require_active(connection, tenant, run_id, what="the signal")
+                record = self._require_active(connection, tenant, run_id, what="the signal")
+                if kind == "decision":
+                    payload = {**payload, "visit": _decision_visit(record, name)}
                 targets = [run_id]
             else:
                 assert correlation_key is not None
@@ -346,7 +382,7 @@ class Runtime:
     @staticmethod
     def _require_active(
         connection: Connection, tenant: TenantId, run_id: str, *, what: str
-    ) -> None:
+    ) -> RunRecord:
         record = runs.get_run(connection, tenant, run_id)
         if record is None:
             raise RunNotFound(
@@ -357,6 +393,7 @@ class Runtime:
                 f"run {run_id} already ended ({record.status}); {what} was not stored",
                 hint="start a new run if the work must be done again",
             )
+        return record
 
     def decide(
         self,

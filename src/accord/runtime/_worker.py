@@ -106,9 +106,21 @@ class Worker:
                 skip_locked=rt.db.backend == "postgresql",
                 fencing=rt.fencing,
             )
+        broken: list[TransitionWrite] = []
         for record in claimed:
-            journey = rt.catalog.get(record.tenant_id, record.journey_name, record.journey_version)
-            self._held[record.run_id] = _Held(record, RunState.loads(record.state), journey)
+            try:
+                journey = rt.catalog.get(
+                    record.tenant_id, record.journey_name, record.journey_version
+                )
+                state = RunState.loads(record.state)
+            except Exception as exc:
+                self.stats.internal_errors += 1
+                log.exception("cannot load run %s; it is failed", record.run_id)
+                broken.append(rt.internal_failure(record, exc, now=rt.clock.now()))
+                continue
+            self._held[record.run_id] = _Held(record, state, journey)
+        if broken:
+            self._commit_rounds(broken, [])
         self.stats.claimed += len(claimed)
         if claimed:
             self._hit("claimed")
