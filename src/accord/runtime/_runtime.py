@@ -30,8 +30,10 @@ from accord.storage import (
     NewRun,
     NewTimer,
     RunRecord,
+    SignalRecord,
     TransitionWrite,
     runs,
+    signals,
 )
 
 
@@ -211,13 +213,13 @@ class Runtime:
             commit_window=commit_window,
         )
 
-    def _pending_signals(self, tenant: str, run_id: str) -> list[runs.SignalRecord]:
+    def _pending_signals(self, tenant: str, run_id: str) -> list[SignalRecord]:
         with self.db.read() as connection:
-            return runs.pending_signals(connection, tenant, run_id)
+            return signals.pending_signals(connection, tenant, run_id)
 
-    def _parked_signals(self, tenant: str, name: str, key: str) -> list[runs.SignalRecord]:
+    def _parked_signals(self, tenant: str, name: str, key: str) -> list[SignalRecord]:
         with self.db.read() as connection:
-            return runs.parked_signals(connection, tenant, name, key)
+            return signals.parked_signals(connection, tenant, name, key)
 
     def start(
         self,
@@ -356,15 +358,17 @@ class Runtime:
                 targets = [run_id]
             else:
                 assert correlation_key is not None
-                runs.lock_correlation(
-                    connection, runs.correlation_lock_key(tenant, name, correlation_key)
+                signals.lock_correlation(
+                    connection, signals.correlation_lock_key(tenant, name, correlation_key)
                 )
-                targets = sorted(set(runs.waiting_runs(connection, tenant, name, correlation_key)))
+                targets = sorted(
+                    set(signals.waiting_runs(connection, tenant, name, correlation_key))
+                )
             ids = []
             addressed: list[str | None] = list(targets) or [None]
             for target in addressed:
                 signal_id = self.ids.new_id("sig")
-                runs.insert_signal(
+                signals.insert_signal(
                     connection,
                     signal_id=signal_id,
                     tenant=tenant,
@@ -419,7 +423,7 @@ class Runtime:
         with self.db.transaction() as connection:
             self._require_active(connection, tenant, run_id, what="the cancel request")
             signal_id = self.ids.new_id("sig")
-            runs.insert_signal(
+            signals.insert_signal(
                 connection,
                 signal_id=signal_id,
                 tenant=tenant,

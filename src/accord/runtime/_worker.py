@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from accord.journeys import CompiledJourney
 from accord.runtime._advance import Advance
 from accord.runtime._state import RunState
-from accord.storage import CommitResult, RunRecord, TransitionWrite, runs
+from accord.storage import CommitResult, RunRecord, TransitionWrite, transitions
 
 if TYPE_CHECKING:
     from accord.runtime._runtime import Runtime
@@ -96,7 +96,7 @@ class Worker:
         rt = self.runtime
         self._last_claim = time.monotonic()
         with rt.db.transaction() as connection:
-            claimed = runs.claim_runs(
+            claimed = transitions.claim_runs(
                 connection,
                 owner=self.name,
                 limit=room,
@@ -152,7 +152,7 @@ class Worker:
                 writes.append(write)
         if idle:
             with self.runtime.db.transaction() as connection:
-                runs.release_runs(connection, self.name, idle)
+                transitions.release_runs(connection, self.name, idle)
             for run_id in idle:
                 self._held.pop(run_id, None)
         self._hit("executed")
@@ -181,14 +181,14 @@ class Worker:
         finally:
             if conflicted:
                 with self.runtime.db.transaction() as connection:
-                    runs.release_runs(connection, self.name, conflicted)
+                    transitions.release_runs(connection, self.name, conflicted)
 
     def _commit_rounds(self, writes: list[TransitionWrite], conflicted: list[str]) -> int:
         rt = self.runtime
         while writes:
             try:
                 with rt.db.transaction() as connection:
-                    results = runs.commit_transitions(
+                    results = transitions.commit_transitions(
                         connection,
                         writes,
                         owner=self.name,
@@ -199,7 +199,7 @@ class Worker:
                     if any(not r.committed for r in results):
                         raise _Rejected(results)
                     advanced = {w.run_id for w in writes}
-                    runs.extend_leases(
+                    transitions.extend_leases(
                         connection,
                         self.name,
                         [run_id for run_id in self._held if run_id not in advanced],
@@ -289,7 +289,7 @@ class Worker:
         self._held.clear()
         try:
             with self.runtime.db.transaction() as connection:
-                runs.release_runs(connection, self.name, held)
+                transitions.release_runs(connection, self.name, held)
         except DBAPIError:
             log.warning("could not release %d leases; they expire on their own", len(held))
 
@@ -300,5 +300,5 @@ class Worker:
         if not self._held:
             return
         with self.runtime.db.transaction() as connection:
-            runs.release_runs(connection, self.name, list(self._held))
+            transitions.release_runs(connection, self.name, list(self._held))
         self._held.clear()

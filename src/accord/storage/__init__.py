@@ -1,10 +1,16 @@
-"""Storage: the schema, the database handle, and tenant-scoped access to every table."""
+"""Storage: the schema, the database handle, and tenant-scoped access to every table.
+
+``runs`` reads and writes runs and their history, ``signals`` the inboxes of runs, and
+``transitions`` the leases and fenced commits of workers.
+"""
 
 from accord.storage import _journeys as journeys
 from accord.storage import _runs as runs
+from accord.storage import _signals as signals
+from accord.storage import _transitions as transitions
 from accord.storage._database import Backend, Database, Waker
 from accord.storage._journeys import JourneyRecord
-from accord.storage._runs import (
+from accord.storage._records import (
     ACTIVE,
     TERMINAL,
     CommitResult,
@@ -42,4 +48,6 @@ __all__ = [
     "Waker",
     "journeys",
     "runs",
+    "signals",
+    "transitions",
 ]

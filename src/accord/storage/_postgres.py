@@ -1,7 +1,7 @@
 """PostgreSQL specifics: psycopg 3 engine, database time, and ``LISTEN/NOTIFY`` wake-ups.
 
-Claims use ``FOR UPDATE SKIP LOCKED`` (see ``_runs.claim_runs``), so any number of workers on any
-number of machines can share one database without coordinating among themselves.
+Claims use ``FOR UPDATE SKIP LOCKED`` (see ``_transitions.claim_runs``), so any number of
+workers on any number of machines can share one database without coordinating among themselves.
 """
 
 from __future__ import annotations

@@ -1,0 +1,205 @@
+"""The rows and writes the storage layer trades in: plain frozen dataclasses."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy.engine import RowMapping
+
+
+def json_text(value: Any) -> str:
+    """Compact JSON, as stored in text columns."""
+    return json.dumps(value, separators=(",", ":"))
+
+
+RunStatus = Literal["ready", "waiting", "completed", "failed", "cancelled"]
+TERMINAL: tuple[str, ...] = ("completed", "failed", "cancelled")
+ACTIVE: tuple[str, ...] = ("ready", "waiting")
+SignalKind = Literal["event", "decision", "cancel", "child"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """A run as stored."""
+
+    run_id: str
+    tenant_id: str
+    journey_name: str
+    journey_version: int
+    subject_id: str | None
+    status: str
+    outcome: str | None
+    error: dict[str, Any] | None
+    input: dict[str, Any]
+    state: str
+    seq: int
+    inbox_version: int
+    wake_at: float | None
+    lease_owner: str | None
+    lease_token: int
+    lease_expires_at: float | None
+    idempotency_key: str | None
+    request_digest: str
+    parent_run_id: str | None
+    parent_token: str | None
+    created_at: float
+    updated_at: float
+    ended_at: float | None
+
+    @classmethod
+    def from_row(cls, row: RowMapping) -> RunRecord:
+        return cls(
+            run_id=row["run_id"],
+            tenant_id=row["tenant_id"],
+            journey_name=row["journey_name"],
+            journey_version=row["journey_version"],
+            subject_id=row["subject_id"],
+            status=row["status"],
+            outcome=row["outcome"],
+            error=json.loads(row["error"]) if row["error"] else None,
+            input=json.loads(row["input"]),
+            state=row["state"],
+            seq=row["seq"],
+            inbox_version=row["inbox_version"],
+            wake_at=row["wake_at"],
+            lease_owner=row["lease_owner"],
+            lease_token=row["lease_token"],
+            lease_expires_at=row["lease_expires_at"],
+            idempotency_key=row["idempotency_key"],
+            request_digest=row["request_digest"],
+            parent_run_id=row["parent_run_id"],
+            parent_token=row["parent_token"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            ended_at=row["ended_at"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One event in a run's history. ``seq`` is gap-free from 1."""
+
+    run_id: str
+    seq: int
+    at: float
+    kind: str
+    block: str | None
+    visit: int | None
+    attempt: int | None
+    detail: dict[str, Any]
+    worker: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEvent:
+    """An event a transition appends to history (its ``seq`` is assigned at commit)."""
+
+    kind: str
+    block: str | None = None
+    visit: int | None = None
+    attempt: int | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    run_id: str
+    tenant_id: str
+    journey_name: str
+    journey_version: int
+    subject_id: str | None
+    input: dict[str, Any]
+    state: str
+    idempotency_key: str | None
+    request_digest: str
+    parent_run_id: str | None
+    parent_token: str | None
+    at: float
+    started: HistoryEvent
+
+
+@dataclass(frozen=True, slots=True)
+class NewTimer:
+    timer_id: str
+    token: str
+    purpose: str
+    fire_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class NewWait:
+    token: str
+    name: str
+    correlation_key: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewSignal:
+    """A signal to deliver to another run in the same transaction (child/parent, cancel)."""
+
+    signal_id: str
+    tenant_id: str
+    run_id: str
+    kind: SignalKind
+    name: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    event_id: str
+    type: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SignalRecord:
+    signal_id: str
+    run_id: str | None
+    kind: str
+    name: str
+    correlation_key: str | None
+    payload: dict[str, Any]
+    received_at: float
+
+
+@dataclass(slots=True)
+class TransitionWrite:
+    """Everything one committed transition changes, fenced by the lease it was computed under."""
+
+    run_id: str
+    tenant_id: str
+    expected_seq: int
+    lease_token: int
+    inbox_seen: int
+    status: RunStatus
+    state: str
+    wake_at: float | None
+    at: float
+    release: bool
+    events: list[HistoryEvent]
+    outcome: str | None = None
+    error: dict[str, Any] | None = None
+    timers_add: list[NewTimer] = field(default_factory=list)
+    timers_delete: list[str] = field(default_factory=list)
+    waits_add: list[NewWait] = field(default_factory=list)
+    waits_delete: list[str] = field(default_factory=list)
+    signals_consumed: list[str] = field(default_factory=list)
+    outbox: list[NewEvent] = field(default_factory=list)
+    new_runs: list[NewRun] = field(default_factory=list)
+    new_signals: list[NewSignal] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult:
+    """How one write fared. Not committed: its lease was gone, or (``conflict``) a signal it
+    consumed was taken by another transition first."""
+
+    run_id: str
+    committed: bool
+    status: str | None = None
+    inbox_version: int | None = None
+    seq: int | None = None
+    conflict: bool = False
