@@ -612,11 +612,8 @@ class Advance:
         deadline = self.now + block.timeout if block.timeout is not None else None
         self._event("wait.started", token, event=name, correlation=correlation)
         self._wait(token, Wait(kind="event", name=name, correlation=correlation, at=deadline))
-        for signal in self._signals():
-            if self._matches(token, signal):
-                self._consume(signal)
-                self._resume(token, signal)
-                return
+        if self._take_pending(token):
+            return
         if correlation is not None:
             parked = [
                 p
@@ -643,11 +640,16 @@ class Advance:
             self._event("approval.requested", token, role=block.role, title=block.title)
             self._publish("review.requested", block=block.id, role=block.role, title=block.title)
         self._wait(token, Wait(kind="human", name=block.id, at=at))
+        self._take_pending(token)
+
+    def _take_pending(self, token: Token) -> bool:
+        """Resume a token that starts waiting with a signal already in the run's inbox."""
         for signal in self._signals():
             if self._matches(token, signal):
                 self._consume(signal)
                 self._resume(token, signal)
-                return
+                return True
+        return False
 
     def _fan_out(self, token: Token, block: ParallelBlock) -> None:
         join = Join(mode=block.join)
