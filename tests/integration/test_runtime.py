@@ -572,3 +572,16 @@ def test_call_inputs_are_linted_against_the_sub_journey_contract(accord: Accord)
     messages = [d.message for d in caught.value.diagnostics]
     assert "journey 'child' has no input field 'extra'" in messages
     assert any("input field 'fail_times' of journey 'child' needs integer" in m for m in messages)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"subject": "s" * 129}, "subject id"), ({"idempotency_key": "k" * 257}, "idempotency key")],
+)
+def test_oversized_start_fields_are_refused(
+    accord: Accord, options: dict[str, str], message: str
+) -> None:
+    deploy(accord, LINEAR)
+    with pytest.raises(InputError, match=message):
+        accord.runtime.start(T, "linear", input={"value": "x"}, **options)  # type: ignore[arg-type]
+    assert accord.runtime.list_runs(T) == []

@@ -252,7 +252,7 @@ class EndBlock(_Block):
     """End the run with an outcome and an optional output mapping."""
 
     kind: Literal["end"]
-    outcome: str = Field("completed", pattern=IDENT)
+    outcome: str = Field("completed", pattern=IDENT, max_length=64)
     output: dict[str, Any] = Field(default_factory=dict)
 
 

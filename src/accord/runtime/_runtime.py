@@ -158,6 +158,7 @@ def _decision_visit(record: RunRecord, block: str) -> int:
 
 MAX_NAME = 128
 MAX_CORRELATION = 256
+MAX_SUBJECT = 128
 
 
 def _replay(found: RunRecord, key: str, request: str) -> StartResult:
@@ -239,6 +240,17 @@ class Runtime:
         Raises:
             JourneyNotFound, ContractViolation, IdempotencyConflict: nothing was started.
         """
+        if subject is not None and not 0 < len(subject) <= MAX_SUBJECT:
+            raise InputError(
+                f"a subject id has 1 to {MAX_SUBJECT} characters, got {len(subject)}",
+                hint="use the subject's identifier, not its data",
+            )
+        if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_CORRELATION:
+            raise InputError(
+                f"an idempotency key has 1 to {MAX_CORRELATION} characters, "
+                f"got {len(idempotency_key)}",
+                hint="use a request id or a hash of the request",
+            )
         request: str | None = None
         try:
             with self.db.transaction() as connection:
