@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from accord.errors import DecisionError, Diagnostic
 from accord.journeys import JourneyBuilder, compile_journey, lint, load_journey_text
+from tests.unit.diagnostics import assert_error_at, only
 
 Evaluate = Callable[..., tuple[Any, list[int]]]
 
@@ -329,16 +330,8 @@ def lint_table(text: str) -> list[Diagnostic]:
     return lint(loaded.spec, loaded.source_map)
 
 
-def only(diagnostics: list[Diagnostic]) -> Diagnostic:
-    assert len(diagnostics) == 1, "\n".join(d.render() for d in diagnostics)
-    return diagnostics[0]
-
-
 def assert_at(diagnostic: Diagnostic, line: int, column: int) -> None:
-    assert (diagnostic.file, diagnostic.line, diagnostic.column) == (FILE, line, column), (
-        diagnostic.render()
-    )
-    assert diagnostic.hint, f"no hint: {diagnostic.render()}"
+    assert_error_at(diagnostic, FILE, line, column)
 
 
 def test_a_cell_that_does_not_parse_is_reported_at_the_cell() -> None:

@@ -36,8 +36,10 @@ from accord.journeys import (
     load_journey_text,
 )
 from accord.sandbox import register as register_sandbox
+from tests.unit.diagnostics import assert_error_at, only
 
 ROOT = Path(__file__).resolve().parents[2]
+
 FILE = "journey.yaml"
 
 
@@ -56,17 +58,8 @@ def lint_problems(text: str, *, capabilities: CapabilityRegistry | None = None) 
     return lint(loaded.spec, loaded.source_map, capabilities=capabilities)
 
 
-def only(diagnostics: list[Diagnostic]) -> Diagnostic:
-    assert len(diagnostics) == 1, "\n".join(d.render() for d in diagnostics)
-    return diagnostics[0]
-
-
 def assert_at(diagnostic: Diagnostic, line: int, column: int) -> None:
-    assert (diagnostic.file, diagnostic.line, diagnostic.column) == (FILE, line, column), (
-        diagnostic.render()
-    )
-    assert diagnostic.severity == "error"
-    assert diagnostic.hint, f"no hint: {diagnostic.render()}"
+    assert_error_at(diagnostic, FILE, line, column)
 
 
 class OrderQuery(BaseModel):

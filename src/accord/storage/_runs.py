@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -56,12 +57,14 @@ def insert_run(connection: Connection, run: NewRun, outbox_events: Sequence[NewE
             "ended_at": None,
         },
     )
-    _insert_history(connection, run.tenant_id, run.run_id, 1, [run.started], run.at, None, 0)
+    connection.execute(
+        INSERT_HISTORY,
+        history_rows(run.tenant_id, run.run_id, 1, [run.started], run.at, None, 0),
+    )
     insert_outbox(connection, run.tenant_id, run.run_id, 1, outbox_events, run.at)
 
 
-def _insert_history(
-    connection: Connection,
+def history_rows(
     tenant: str,
     run_id: str,
     first_seq: int,
@@ -69,28 +72,24 @@ def _insert_history(
     at: float,
     worker: str | None,
     lease_token: int,
-) -> None:
-    if not events:
-        return
-    connection.execute(
-        INSERT_HISTORY,
-        [
-            {
-                "run_id": run_id,
-                "seq": first_seq + i,
-                "tenant_id": tenant,
-                "at": at,
-                "kind": e.kind,
-                "block": e.block,
-                "visit": e.visit,
-                "attempt": e.attempt,
-                "detail": json_text(e.detail),
-                "worker": worker,
-                "lease_token": lease_token,
-            }
-            for i, e in enumerate(events)
-        ],
-    )
+) -> list[dict[str, Any]]:
+    """Rows of the transitions table for ``events``, numbered from ``first_seq``."""
+    return [
+        {
+            "run_id": run_id,
+            "seq": first_seq + i,
+            "tenant_id": tenant,
+            "at": at,
+            "kind": e.kind,
+            "block": e.block,
+            "visit": e.visit,
+            "attempt": e.attempt,
+            "detail": json_text(e.detail),
+            "worker": worker,
+            "lease_token": lease_token,
+        }
+        for i, e in enumerate(events)
+    ]
 
 
 def insert_outbox(

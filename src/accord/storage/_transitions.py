@@ -20,7 +20,7 @@ from accord.storage._records import (
     TransitionWrite,
     json_text,
 )
-from accord.storage._runs import INSERT_HISTORY, insert_outbox, insert_run
+from accord.storage._runs import INSERT_HISTORY, history_rows, insert_outbox, insert_run
 from accord.storage._schema import runs, timers, waits
 from accord.storage._signals import (
     claim_parked,
@@ -141,7 +141,7 @@ def commit_transitions(
     caller must then roll back and retry without it (see the runtime's worker).
     """
     results: list[CommitResult] = []
-    history_rows: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
     _lock_correlations(connection, writes)
     for w in writes:
         result = _update_run(connection, w, owner, lease_seconds, db_now, fencing)
@@ -151,26 +151,13 @@ def commit_transitions(
         if not result.committed:
             continue
         first_seq = (result.seq or 0) - len(w.events) + 1
-        history_rows.extend(
-            {
-                "run_id": w.run_id,
-                "seq": first_seq + i,
-                "tenant_id": w.tenant_id,
-                "at": w.at,
-                "kind": e.kind,
-                "block": e.block,
-                "visit": e.visit,
-                "attempt": e.attempt,
-                "detail": json_text(e.detail),
-                "worker": owner,
-                "lease_token": w.lease_token,
-            }
-            for i, e in enumerate(w.events)
+        rows.extend(
+            history_rows(w.tenant_id, w.run_id, first_seq, w.events, w.at, owner, w.lease_token)
         )
     if any(not r.committed for r in results):
         return results
-    if history_rows:
-        connection.execute(INSERT_HISTORY, history_rows)
+    if rows:
+        connection.execute(INSERT_HISTORY, rows)
     _apply_side_tables(connection, writes, results)
     return results
 
