@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -40,7 +40,13 @@ Handler = Callable[[Any, CallContext], Any]
 
 @dataclass(frozen=True)
 class Capability:
-    """A named operation with input and output contracts and its governance attributes."""
+    """A named operation with input and output contracts and its governance attributes.
+
+    ``reads`` are the personal-data categories (DPV ``pd:`` terms) the capability returns,
+    ``writes`` those it sends to its system; ``fields`` names the category each top-level output
+    field carries, which is how the gateway projects a result to what a purpose allows. ``region``
+    is where the system runs; ``source`` says where the capability was declared.
+    """
 
     name: str
     input_model: type[BaseModel]
@@ -49,9 +55,17 @@ class Capability:
     side_effect: SideEffect = "read"
     idempotent: bool = True
     compensation: str | None = None
-    data_categories: tuple[str, ...] = ()
+    reads: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
+    fields: Mapping[str, str] = field(default_factory=dict)
     region: str | None = None
     description: str = ""
+    source: str = "python"
+
+    @property
+    def data_categories(self) -> tuple[str, ...]:
+        """Every category the capability touches: what it reads, writes and returns."""
+        return tuple(sorted({*self.reads, *self.writes, *self.fields.values()}))
 
     def input_schema(self) -> dict[str, Any]:
         return self.input_model.model_json_schema()
@@ -82,12 +96,16 @@ class CapabilityRegistry:
         side_effect: SideEffect = "read",
         idempotent: bool = True,
         compensation: str | None = None,
-        data_categories: tuple[str, ...] = (),
+        reads: tuple[str, ...] = (),
+        writes: tuple[str, ...] = (),
+        fields: Mapping[str, str] | None = None,
         region: str | None = None,
     ) -> Callable[[Handler], Handler]:
         """Register a function ``(request: In, ctx: CallContext) -> Out`` as a capability.
 
-        The input and output contracts are the Pydantic models in its annotations.
+        The input and output contracts are the Pydantic models in its annotations. An output
+        field declared with ``Field(json_schema_extra={"category": "pd:EmailAddress"})`` carries
+        that category, as if it were named in ``fields``.
         """
 
         def register(func: Handler) -> Handler:
@@ -101,18 +119,22 @@ class CapabilityRegistry:
                     "with Pydantic models",
                     hint="def f(request: MyInput, ctx: CallContext) -> MyOutput: ...",
                 )
+            output = typing.cast(type[BaseModel], output_model)
             self.add(
                 Capability(
                     name=name,
                     input_model=typing.cast(type[BaseModel], input_model),
-                    output_model=typing.cast(type[BaseModel], output_model),
+                    output_model=output,
                     handler=func,
                     side_effect=side_effect,
                     idempotent=idempotent,
                     compensation=compensation,
-                    data_categories=data_categories,
+                    reads=reads,
+                    writes=writes,
+                    fields={**field_categories(output), **(fields or {})},
                     region=region,
                     description=inspect.getdoc(func) or "",
+                    source=f"{func.__module__}:{func.__qualname__}",
                 )
             )
             return func
@@ -139,6 +161,16 @@ class CapabilityRegistry:
 
     def __len__(self) -> int:
         return len(self._capabilities)
+
+
+def field_categories(model: type[BaseModel]) -> dict[str, str]:
+    """The ``category`` each field of ``model`` declares in its JSON-schema extras."""
+    found: dict[str, str] = {}
+    for name, info in model.model_fields.items():
+        extra = info.json_schema_extra
+        if isinstance(extra, dict) and isinstance(extra.get("category"), str):
+            found[info.alias or name] = str(extra["category"])
+    return found
 
 
 def _is_model(value: object) -> bool:

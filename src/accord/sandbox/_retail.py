@@ -161,12 +161,18 @@ class RetailSystems:
 def register(registry: CapabilityRegistry, systems: RetailSystems | None = None) -> RetailSystems:
     """Register the demo enterprise's capabilities; returns the systems behind them."""
     systems = systems or RetailSystems()
-    registry.capability("orders.lookup", data_categories=("pd:Purchase",))(systems.lookup_order)
     registry.capability(
-        "payments.refund", side_effect="irreversible", data_categories=("pd:PaymentCard",)
+        "orders.lookup", reads=("pd:Purchase",), fields={"items": "pd:Purchase"}
+    )(systems.lookup_order)
+    registry.capability(
+        "payments.refund",
+        side_effect="irreversible",
+        idempotent=True,
+        compensation=None,
+        writes=("pd:PaymentCard",),
     )(systems.refund)
     registry.capability("inventory.restock", side_effect="write")(systems.restock)
-    registry.capability("notify.send", side_effect="write", data_categories=("pd:EmailAddress",))(
+    registry.capability("notify.send", side_effect="write", writes=("pd:EmailAddress",))(
         systems.notify
     )
     registry.capability("helpdesk.resolve", side_effect="write")(systems.update_ticket)

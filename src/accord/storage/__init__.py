@@ -4,6 +4,7 @@
 ``transitions`` the leases and fenced commits of workers.
 """
 
+from accord.storage import _decisions as decisions
 from accord.storage import _journeys as journeys
 from accord.storage import _runs as runs
 from accord.storage import _signals as signals
@@ -46,6 +47,7 @@ __all__ = [
     "SignalRecord",
     "TransitionWrite",
     "Waker",
+    "decisions",
     "journeys",
     "runs",
     "signals",

@@ -132,3 +132,107 @@ outbox = sa.Table(
     sa.Column("dispatched_at", sa.Float),
     sa.Index(None, "dispatched_at", "created_at"),
 )
+
+consent_grants = sa.Table(
+    "consent_grants",
+    metadata,
+    sa.Column("grant_id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("subject_id", sa.String(128), nullable=False),
+    sa.Column("purpose", sa.String(128), nullable=False),
+    sa.Column("categories", sa.Text, nullable=False),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("notice_version", sa.String(64), nullable=False),
+    sa.Column("granted_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float),
+    sa.Column("withdrawn_at", sa.Float),
+    sa.Column("receipt", sa.Text, nullable=False),
+    sa.Column("recorded_at", sa.Float, nullable=False),
+    sa.Index(None, "tenant_id", "subject_id", "purpose"),
+)
+
+consent_events = sa.Table(
+    "consent_events",
+    metadata,
+    sa.Column("event_id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("subject_id", sa.String(128)),
+    sa.Column("grant_id", sa.String(64)),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Index(None, "tenant_id", "subject_id", "at"),
+)
+
+lawful_bases = sa.Table(
+    "lawful_bases",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("purpose", sa.String(128), primary_key=True),
+    sa.Column("basis", sa.String(32), nullable=False),
+    sa.Column("categories", sa.Text),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("updated_by", sa.String(128), nullable=False),
+)
+
+policy_bundles = sa.Table(
+    "policy_bundles",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("digest", sa.String(80), nullable=False),
+    sa.Column("policies", sa.Text, nullable=False),
+    sa.Column("schema", sa.Text, nullable=False),
+    sa.Column("source_name", sa.String(512), nullable=False),
+    sa.Column("deployed_at", sa.Float, nullable=False),
+    sa.Column("deployed_by", sa.String(128), nullable=False),
+    sa.Index(None, "tenant_id", "digest"),
+)
+
+flags = sa.Table(
+    "flags",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("updated_by", sa.String(128), nullable=False),
+)
+
+flag_changes = sa.Table(
+    "flag_changes",
+    metadata,
+    sa.Column("change_id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("key", sa.String(200), nullable=False),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("previous", sa.Text),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Index(None, "tenant_id", "key"),
+)
+
+decisions = sa.Table(
+    "decisions",
+    metadata,
+    sa.Column("decision_id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("block", sa.String(256)),
+    sa.Column("visit", sa.Integer),
+    sa.Column("attempt", sa.Integer),
+    sa.Column("subject_id", sa.String(128)),
+    sa.Column("capability", sa.String(128), nullable=False),
+    sa.Column("purpose", sa.String(128)),
+    sa.Column("outcome", sa.String(24), nullable=False),
+    sa.Column("reason", sa.String(48)),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("record", sa.Text, nullable=False),
+    sa.Index(None, "run_id"),
+    sa.Index(None, "tenant_id", "subject_id", "at"),
+)

@@ -1,0 +1,1 @@
+"""Gateway decision records: one row per gateway pass, written with the change it explains."""
