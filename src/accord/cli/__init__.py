@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from accord.cli import _journeys, _runs
+from accord.cli import _capabilities, _journeys, _runs
 from accord.cli._common import console, handled, opened
 
 app = typer.Typer(
@@ -21,8 +20,7 @@ app = typer.Typer(
 )
 app.add_typer(_journeys.app, name="journey")
 app.add_typer(_runs.app, name="run")
-capability_app = typer.Typer(help="Capabilities the gateway can invoke.", no_args_is_help=True)
-app.add_typer(capability_app, name="capability")
+app.add_typer(_capabilities.app, name="capability")
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
@@ -67,23 +65,6 @@ def worker_command(
             f"stopped: {stats.transitions} transitions in {stats.commits} commits, "
             f"{stats.lease_lost} lost leases"
         )
-
-
-@capability_app.command("list")
-def capability_list(database: Database = None) -> None:
-    """Registered capabilities and their contracts."""
-    with opened(database) as accord, handled():
-        table = Table("capability", "side effect", "idempotent", "data categories", "input")
-        for capability in accord.capabilities:
-            fields = ", ".join(capability.input_schema().get("properties", {}))
-            table.add_row(
-                capability.name,
-                capability.side_effect,
-                "yes" if capability.idempotent else "no",
-                ", ".join(capability.data_categories),
-                fields,
-            )
-        console.print(table)
 
 
 @db_app.command("upgrade")

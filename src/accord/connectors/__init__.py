@@ -6,5 +6,16 @@ from accord.connectors._capability import (
     CapabilityRegistry,
     SideEffect,
 )
+from accord.connectors._catalogue import CatalogueInvalid, load_catalogue
+from accord.connectors._schema_model import JsonSchemaModel, schema_model
 
-__all__ = ["CallContext", "Capability", "CapabilityRegistry", "SideEffect"]
+__all__ = [
+    "CallContext",
+    "Capability",
+    "CapabilityRegistry",
+    "CatalogueInvalid",
+    "JsonSchemaModel",
+    "SideEffect",
+    "load_catalogue",
+    "schema_model",
+]
