@@ -6,7 +6,7 @@ import threading
 import time
 from collections import Counter
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from accord.connectors import CallContext, CapabilityRegistry
 from accord.errors import CapabilityFailed
@@ -33,6 +33,27 @@ class Nap(BaseModel):
 
 class Done(BaseModel):
     attempts: int
+    key: str
+
+
+class CustomerRef(BaseModel):
+    customer_id: str = "c1"
+
+
+class Profile(BaseModel):
+    customer_id: str
+    name: str = Field(json_schema_extra={"category": "pd:Name"})
+    email: str = Field(json_schema_extra={"category": "pd:EmailAddress"})
+    tier: str
+
+
+class Charge(BaseModel):
+    amount: float
+    card: str = "4242"
+
+
+class Receipt(BaseModel):
+    charged: float
     key: str
 
 
@@ -92,3 +113,18 @@ def register_test_capabilities(registry: CapabilityRegistry, calls: Calls) -> No
     def undo(request: Echo, ctx: CallContext) -> Echo:
         calls.record("test.undo", ctx)
         return request
+
+    @registry.capability("test.profile", reads=("pd:Name", "pd:EmailAddress"))
+    def profile(request: CustomerRef, ctx: CallContext) -> Profile:
+        calls.record("test.profile", ctx)
+        return Profile(
+            customer_id=request.customer_id,
+            name="Ada Lovelace",
+            email="ada@example.org",
+            tier="gold",
+        )
+
+    @registry.capability("test.charge", side_effect="irreversible", writes=("pd:PaymentCard",))
+    def charge(request: Charge, ctx: CallContext) -> Receipt:
+        calls.record("test.charge", ctx)
+        return Receipt(charged=request.amount, key=ctx.idempotency_key)

@@ -22,6 +22,7 @@ from accord.storage import Database
 from accord.storage._schema import metadata
 from accord.testing import FrozenClock, SequentialIds
 from tests.capabilities import Calls, register_test_capabilities
+from tests.governance import PERMIT_ALL, deploy_policies
 
 PG_URL = os.environ.get("ACCORD_TEST_POSTGRES_URL")
 REQUIRE_PG = os.environ.get("ACCORD_REQUIRE_POSTGRES") == "1"
@@ -106,7 +107,9 @@ def make_accord(
     built: list[Accord] = []
 
     def make(**options: object) -> Accord:
+        """Build an instance; ``policies`` is the bundle it deploys (permit-all; None: none)."""
         settings = Settings(database_url=database_url, lease_seconds=options.pop("lease", 30.0))
+        policies = options.pop("policies", PERMIT_ALL)
         instance = build(
             settings,
             capabilities=capabilities,
@@ -115,6 +118,8 @@ def make_accord(
             **options,  # type: ignore[arg-type]
         )
         built.append(instance)
+        if isinstance(policies, str):
+            deploy_policies(instance, policies)
         return instance
 
     yield make

@@ -303,8 +303,10 @@ def test_example_amounts_follow_the_decimal_convention(
     assert pdp.decide(retail, refund(Decimal("100"))).determining == ("refund-up-to-100",)
     over = pdp.decide(retail, refund(Decimal("100.0001")))
     assert over.obligations_of("approval") == ("supervisor",)
-    # An integral float is a Long; a decimal comparison on it fails, and that denies.
-    integral = pdp.decide(retail, refund(100.0))
+    # A float is a decimal even when integral, so a journey's number meets a decimal attribute.
+    assert pdp.decide(retail, refund(100.0)).determining == ("refund-up-to-100",)
+    # An int is a Long; a decimal comparison on it fails, and that denies.
+    integral = pdp.decide(retail, refund(100))
     assert (integral.allowed, integral.reason) == (False, "error")
     assert "expected decimal, got long" in integral.errors[0]
 
@@ -445,8 +447,8 @@ def decimal(text: str) -> dict[str, Any]:
         (True, True),
         (7, 7),
         ("text", "text"),
-        (42.0, 42),
-        (-0.0, 0),
+        (42.0, decimal("42.0000")),
+        (-0.0, decimal("0.0000")),
         (12.5, decimal("12.5000")),
         (0.1 + 0.2, decimal("0.3000")),
         (-3.25, decimal("-3.2500")),

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from accord.cli import _capabilities, _journeys, _runs
+from accord.cli import _capabilities, _consent, _flags, _journeys, _policy, _runs
 from accord.cli._common import console, handled, opened
 
 app = typer.Typer(
@@ -21,6 +21,9 @@ app = typer.Typer(
 app.add_typer(_journeys.app, name="journey")
 app.add_typer(_runs.app, name="run")
 app.add_typer(_capabilities.app, name="capability")
+app.add_typer(_consent.app, name="consent")
+app.add_typer(_policy.app, name="policy")
+app.add_typer(_flags.app, name="flag")
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 

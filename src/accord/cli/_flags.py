@@ -64,15 +64,16 @@ def set_command(
     ] = None,
     database: Database = None,
 ) -> None:
-    """Set a flag for the tenant. A switched-off kill switch holds calls at the gateway."""
+    """Set a flag for the tenant. A switched-off kill switch holds calls at the gateway;
+    switching it back on makes the runs it held ask again at once."""
     with opened(database) as accord, handled():
         parsed = parse_flag_key(key)
-        record = accord.flags.set(
-            tenant_of(accord),
+        record = accord.set_flag(
             str(parsed),
             parse_flag_value(parsed, value),
             actor=actor or _default_actor(),
             reason=reason,
+            tenant=tenant_of(accord),
         )
         console.print(
             f"{record.key} [bold]{_shown(record.value)}[/bold] "

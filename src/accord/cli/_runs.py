@@ -216,3 +216,40 @@ def history_command(run_id: str, json_output: Json = False, database: Database =
         console.print(table)
         if not wide:
             console.print("(details: a wider terminal, or --json)")
+
+
+@app.command("decisions")
+def decisions_command(run_id: str, json_output: Json = False, database: Database = None) -> None:
+    """The gateway's decision for every call of a run: basis, policy, approvals, outcome."""
+    with opened(database) as accord, handled():
+        records = accord.runtime.decisions(tenant_of(accord), run_id)
+        if json_output:
+            console.print(as_json(records), markup=False)
+            return
+        if not records:
+            console.print(f"run {run_id} made no gateway calls")
+            return
+        table = Table("at (UTC)", "block", "capability", "outcome", "basis", "policy")
+        for record in records:
+            basis = record.record.get("lawful_basis") or {}
+            policy = record.record.get("policy") or {}
+            outcome = record.outcome + (f" ({record.reason})" if record.reason else "")
+            if basis.get("required"):
+                grants = ", ".join(basis.get("grants") or [])
+                basis_text = f"{basis.get('basis') or '-'} {grants}".strip()
+            else:
+                basis_text = "not needed"
+            policy_text = (
+                f"v{policy.get('bundle_version')} {', '.join(policy.get('determining') or [])}"
+                if policy
+                else "-"
+            )
+            table.add_row(
+                when(record.at)[11:],
+                record.block or "",
+                record.capability,
+                outcome,
+                basis_text,
+                policy_text,
+            )
+        console.print(table)

@@ -1,5 +1,37 @@
 """The gateway: the one path every capability invocation takes."""
 
-from accord.gateway._gateway import Gateway
+from accord.gateway._gateway import (
+    Gateway,
+    GatewaySession,
+    Governance,
+    project,
+    required_categories,
+)
+from accord.gateway._outcomes import (
+    REFUSAL_REASONS,
+    Approval,
+    ApprovalRequired,
+    Executed,
+    Held,
+    Invocation,
+    Outcome,
+    RefusalReason,
+    Refused,
+)
 
-__all__ = ["Gateway"]
+__all__ = [
+    "REFUSAL_REASONS",
+    "Approval",
+    "ApprovalRequired",
+    "Executed",
+    "Gateway",
+    "GatewaySession",
+    "Governance",
+    "Held",
+    "Invocation",
+    "Outcome",
+    "RefusalReason",
+    "Refused",
+    "project",
+    "required_categories",
+]

@@ -1,108 +1,411 @@
-"""The single execution path for capabilities.
+"""The one path every capability invocation takes.
 
-Blocks, agents and human-approved actions all invoke capabilities through :meth:`Gateway.invoke`;
-nothing else calls a handler. The gateway checks the input contract, enforces the deadline, runs
-the connector and checks the output contract. Governance steps (kill switch, lawful basis, policy,
-approval, ledger) wrap this same call.
+A task block, an agent's tool call and an action a person approved all reach a capability through
+:meth:`GatewaySession.invoke`, in this order::
+
+    kill switch → lawful basis for (subject, purpose, categories) → policy (Cedar)
+    → approval gate → execute (idempotency key, deadline, contracts)
+    → project the result to what the purpose allows → record the decision
+
+Each step can end the pass: a switched-off capability is *held* (the caller waits and asks again),
+a missing lawful basis or a policy deny is *refused* with a reason, an approval obligation asks a
+person first. Every pass leaves one decision record, written in the caller's transaction.
+
+A session belongs to one transition of one run: it reads the subject's consent, the newest policy
+bundle and the flag version once, in one read transaction, at its first call, and decides every
+call of the transition against that snapshot. A transition runs its tasks within the commit
+window (5 ms by default), so a withdrawal, deploy or kill switch committed before a transition
+starts is seen by every call in it.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from accord.connectors import Capability, CapabilityRegistry
+from accord.consent import BasisCheck, ConsentLedger, ConsentSnapshot
+from accord.core import TenantId, canonical_dumps, digest
+from accord.errors import ExecutionError
+from accord.flags import Flags
+from accord.gateway._executor import Executor
+from accord.gateway._outcomes import (
+    ApprovalRequired,
+    Executed,
+    Held,
+    Invocation,
+    Outcome,
+    RefusalReason,
+    Refused,
+)
+from accord.policy import (
+    Entity,
+    PolicyBundle,
+    PolicyDecision,
+    PolicyDecisionPoint,
+    PolicyRequest,
+    PolicyStore,
+)
+from accord.storage import Database, NewDecision
+from accord.storage import flags as stored_flags
+from accord.storage import policies as stored_policies
 
-from accord.connectors import CallContext, Capability, CapabilityRegistry
-from accord.errors import BlockTimeout, CapabilityFailed, CapabilityNotFound, ExecutionError
+
+@dataclass
+class Governance:
+    """The parts the gateway consults: flags, the consent ledger, policy bundles and the PDP."""
+
+    db: Database
+    consent: ConsentLedger
+    policies: PolicyStore
+    pdp: PolicyDecisionPoint
+    flags: Flags
+    new_id: Callable[[str], str]
 
 
 class Gateway:
-    """Invokes capabilities by name with contract checks and deadlines."""
+    """Invokes capabilities for runs, governed unless built without :class:`Governance`.
 
-    def __init__(self, capabilities: CapabilityRegistry, *, max_timeout_threads: int = 32) -> None:
+    A gateway without governance only checks contracts and deadlines; it exists so that a test
+    can show what the protections prevent, and so that a benchmark can price them.
+    """
+
+    def __init__(
+        self,
+        capabilities: CapabilityRegistry,
+        *,
+        governance: Governance | None,
+        max_timeout_threads: int = 32,
+    ) -> None:
         self.capabilities = capabilities
-        self._max_threads = max_timeout_threads
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
+        self.governance = governance
+        self._executor = Executor(capabilities, max_timeout_threads=max_timeout_threads)
 
-    def invoke(self, name: str, payload: dict[str, Any], context: CallContext) -> dict[str, Any]:
-        """Validate ``payload``, call the capability, validate and return its output as JSON data.
-
-        Raises:
-            ExecutionError: the call failed; ``retryable`` says whether to try again. An
-                unknown capability is a retryable failure, as during a rolling deploy.
-        """
-        try:
-            capability = self.capabilities.get(name)
-        except CapabilityNotFound as exc:
-            raise CapabilityFailed(
-                exc.message,
-                error_type="CapabilityNotFound",
-                hint="a worker without this capability ran the block; the block retries",
-            ) from exc
-        try:
-            request = capability.input_model.model_validate(payload)
-        except ValidationError as exc:
-            raise CapabilityFailed(
-                f"input for {name!r} breaks its contract: {_summarise(exc)}",
-                error_type="ContractViolation",
-                retryable=False,
-                hint="fix the block's input mapping",
-            ) from exc
-        result = self._call(capability, request, context)
-        try:
-            output = capability.output_model.model_validate(result)
-        except ValidationError as exc:
-            raise CapabilityFailed(
-                f"output of {name!r} breaks its contract: {_summarise(exc)}",
-                error_type="ContractViolation",
-                retryable=False,
-            ) from exc
-        return output.model_dump(mode="json")
-
-    def _call(self, capability: Capability, request: BaseModel, context: CallContext) -> Any:
-        if context.deadline is None:
-            return self._guarded(capability, request, context)
-        remaining = context.deadline - time.time()
-        if remaining <= 0:
-            raise BlockTimeout(f"{capability.name!r} was not started: its deadline has passed")
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self._max_threads, thread_name_prefix="accord-call")
-            pool = self._pool
-        future = pool.submit(self._guarded, capability, request, context)
-        try:
-            return future.result(timeout=remaining)
-        except FutureTimeout as exc:
-            raise BlockTimeout(
-                f"{capability.name!r} did not answer within its timeout",
-                hint="raise the block's timeout or look at the system's health",
-            ) from exc
-
-    @staticmethod
-    def _guarded(capability: Capability, request: BaseModel, context: CallContext) -> Any:
-        try:
-            return capability.handler(request, context)
-        except ExecutionError:
-            raise
-        except Exception as exc:
-            raise CapabilityFailed(
-                f"{capability.name!r} raised {type(exc).__name__}: {exc}",
-                error_type=type(exc).__name__,
-            ) from exc
+    def session(self, tenant: str, subject_id: str | None) -> GatewaySession:
+        """A session for the calls of one transition of a run about ``subject_id``."""
+        return GatewaySession(self, TenantId(tenant), subject_id)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._executor.close()
 
 
-def _summarise(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors(include_url=False)[:3]:
-        where = ".".join(str(p) for p in error["loc"]) or "(root)"
-        parts.append(f"{where}: {error['msg']}")
-    return "; ".join(parts)
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    consent: ConsentSnapshot | None
+    bundle: PolicyBundle | None
+
+
+class GatewaySession:
+    """The calls of one transition. ``records`` and ``notifications`` go into its commit."""
+
+    def __init__(self, gateway: Gateway, tenant: TenantId, subject_id: str | None) -> None:
+        self.gateway = gateway
+        self.tenant = tenant
+        self.subject_id = subject_id
+        self.records: list[NewDecision] = []
+        self.notifications: list[dict[str, Any]] = []
+        self._snapshot: _Snapshot | None = None
+        self._policy_memo: dict[str, PolicyDecision] = {}
+
+    def invoke(self, invocation: Invocation, *, now: float) -> Outcome:
+        """Take ``invocation`` through the gateway at time ``now``.
+
+        Raises:
+            ExecutionError: the capability was called and failed (the failure is recorded);
+                ``retryable`` says whether to try again.
+        """
+        executor = self.gateway._executor
+        capability = executor.resolve(invocation.capability)
+        governance = self.gateway.governance
+        if governance is None:
+            output = executor.execute(capability, invocation.payload, invocation.call)
+            return Executed(output, None)
+        return _Pass(self, governance, capability, invocation, now).run()
+
+    def snapshot(self, governance: Governance) -> _Snapshot:
+        if self._snapshot is None:
+            with governance.db.read() as connection:
+                consent = (
+                    governance.consent.snapshot(self.tenant, self.subject_id, connection=connection)
+                    if self.subject_id is not None
+                    else None
+                )
+                policy_version = stored_policies.latest_version(connection, self.tenant)
+                flag_version = stored_flags.version(connection, self.tenant)
+            governance.flags.observe(self.tenant, flag_version)
+            bundle = (
+                governance.policies.get_compiled(self.tenant, policy_version)
+                if policy_version
+                else None
+            )
+            self._snapshot = _Snapshot(consent, bundle)
+        return self._snapshot
+
+    def decide(
+        self, governance: Governance, bundle: PolicyBundle | None, request: PolicyRequest
+    ) -> PolicyDecision:
+        """The PDP's decision, remembered for identical requests within the session."""
+        key = canonical_dumps(
+            [
+                request.action,
+                _entity_json(request.principal),
+                _entity_json(request.resource),
+                dict(request.context),
+            ]
+        )
+        decision = self._policy_memo.get(key)
+        if decision is None:
+            decision = governance.pdp.decide(bundle, request)
+            self._policy_memo[key] = decision
+        return decision
+
+
+class _Pass:
+    """One pass through the gateway, building its decision record as it goes."""
+
+    def __init__(
+        self,
+        session: GatewaySession,
+        governance: Governance,
+        capability: Capability,
+        invocation: Invocation,
+        now: float,
+    ) -> None:
+        self.session = session
+        self.governance = governance
+        self.capability = capability
+        self.invocation = invocation
+        self.call = invocation.call
+        self.now = now
+        self.decision_id = governance.new_id("dec")
+        self.record: dict[str, Any] = {
+            "capability": capability.name,
+            "side_effect": capability.side_effect,
+            "region": capability.region,
+            "journey": invocation.journey,
+            "block": self.call.block,
+            "purpose": self.call.purpose,
+            "channel": invocation.channel,
+            "subject": self.call.subject_id,
+            "idempotency_key": self.call.idempotency_key,
+        }
+
+    def run(self) -> Outcome:
+        tenant = self.session.tenant
+        snapshot = self.session.snapshot(self.governance)
+
+        flag = self.governance.flags.kill_switch(
+            tenant,
+            capability=self.capability.name,
+            journey=self.invocation.journey,
+            channel=self.invocation.channel,
+        )
+        self.record["kill_switch"] = {"off": flag}
+        if flag is not None:
+            self._record("held", "kill_switch")
+            return Held(flag, self.decision_id)
+
+        categories = required_categories(self.capability, self.invocation.reads)
+        check, refusal = self._lawful_basis(snapshot, categories)
+        if refusal is not None:
+            return refusal
+
+        decision = self.session.decide(self.governance, snapshot.bundle, self._request())
+        self.record["policy"] = {
+            "bundle_version": decision.bundle_version,
+            "allowed": decision.allowed,
+            "reason": decision.reason,
+            "determining": list(decision.determining),
+            "obligations": [
+                {"kind": o.kind, "value": o.value, "policy": o.policy} for o in decision.obligations
+            ],
+            "errors": list(decision.errors),
+        }
+        if not decision.allowed:
+            reason: RefusalReason = (
+                "policy_denied" if decision.reason in ("forbid", "no_permit") else "policy_error"
+            )
+            return self._refuse(reason, _policy_message(decision))
+
+        approved = {role for a in self.invocation.approvals for role in a.roles}
+        self.record["approvals"] = [a.to_json() for a in self.invocation.approvals]
+        wanted = [o for o in decision.obligations if o.kind == "approval"]
+        missing = tuple(sorted({o.value for o in wanted} - approved))
+        if missing:
+            self._record("approval_required", None)
+            policies = tuple(sorted({o.policy for o in wanted if o.value in missing}))
+            return ApprovalRequired(missing, policies, self.decision_id)
+
+        self.record["input_digest"] = digest(dict(self.invocation.payload))
+        executor = self.session.gateway._executor
+        try:
+            output = executor.execute(self.capability, self.invocation.payload, self.call)
+        except ExecutionError as exc:
+            self.record["error"] = {"type": exc.error_type, "message": exc.message}
+            self._record("failed", None)
+            raise
+        redact = {o.value for o in decision.obligations if o.kind == "redact"}
+        allowed = check.allowed_categories if check is not None else None
+        projected, withheld = project(
+            self.capability, output, allowed=allowed, reads=self.invocation.reads, redact=redact
+        )
+        self.record["output_digest"] = digest(output)
+        self.record["withheld"] = list(withheld)
+        self._record("executed", None)
+        for obligation in decision.obligations:
+            if obligation.kind == "notify":
+                self.session.notifications.append(
+                    {
+                        "target": obligation.value,
+                        "policy": obligation.policy,
+                        "capability": self.capability.name,
+                        "decision": self.decision_id,
+                        "block": self.call.block,
+                    }
+                )
+        return Executed(projected, self.decision_id, withheld)
+
+    def _lawful_basis(
+        self, snapshot: _Snapshot, categories: tuple[str, ...]
+    ) -> tuple[BasisCheck | None, Refused | None]:
+        self.record["categories"] = list(categories)
+        if not categories:
+            self.record["lawful_basis"] = {"required": False}
+            return None, None
+        if self.call.subject_id is None or snapshot.consent is None:
+            message = (
+                f"{self.capability.name!r} touches personal data "
+                f"({', '.join(categories)}) but the run has no subject"
+            )
+            return None, self._refuse("subject_missing", message)
+        if not self.call.purpose:
+            message = (
+                f"{self.capability.name!r} touches personal data "
+                f"({', '.join(categories)}) but the block declares no purpose"
+            )
+            return None, self._refuse("purpose_missing", message)
+        check = snapshot.consent.check(self.call.purpose, categories, at=self.now)
+        self.record["lawful_basis"] = {
+            "required": True,
+            "allowed": check.allowed,
+            "basis": check.basis,
+            "grants": list(check.grant_ids),
+            "missing": list(check.missing),
+            "reason": check.reason,
+            "allowed_categories": (
+                sorted(check.allowed_categories) if check.allowed_categories is not None else None
+            ),
+        }
+        if not check.allowed:
+            assert check.reason is not None
+            return check, self._refuse(check.reason, check.message)
+        return check, None
+
+    def _request(self) -> PolicyRequest:
+        journey = self.invocation.journey
+        principal = Entity(
+            "Service",
+            f"journey/{journey}" if journey else "accord",
+            {"role": "journey", "tier": "automated", "journey": journey},
+        )
+        resource = Entity(
+            "Subject", self.call.subject_id or "anonymous", dict(self.invocation.resource)
+        )
+        context: dict[str, Any] = {
+            "purpose": self.call.purpose,
+            "journey": journey,
+            "block": self.call.block,
+            "channel": self.invocation.channel,
+            "time": int(self.now),
+            "side_effect": self.capability.side_effect,
+            "region": self.capability.region,
+        }
+        context.update(self.invocation.context)
+        self.record["principal"] = {"type": principal.type, "id": principal.id}
+        self.record["resource"] = {"type": resource.type, "id": resource.id}
+        self.record["context"] = context
+        return PolicyRequest(principal, self.capability.name, resource, context)
+
+    def _refuse(self, reason: RefusalReason, message: str) -> Refused:
+        self.record["message"] = message
+        self._record("refused", reason)
+        return Refused(reason, message, self.decision_id)
+
+    def _record(self, outcome: str, reason: str | None) -> None:
+        self.record["outcome"] = outcome
+        self.record["reason"] = reason
+        self.session.records.append(
+            NewDecision(
+                decision_id=self.decision_id,
+                capability=self.capability.name,
+                outcome=outcome,
+                reason=reason,
+                at=self.now,
+                record=self.record,
+                run_id=self.call.run_id,
+                block=self.call.block,
+                visit=self.call.visit,
+                attempt=self.call.attempt,
+                subject_id=self.call.subject_id,
+                purpose=self.call.purpose,
+            )
+        )
+
+
+def required_categories(capability: Capability, reads: Iterable[str]) -> tuple[str, ...]:
+    """The categories a call needs a lawful basis for.
+
+    What the capability returns (narrowed to what the caller reads, if it says) and everything it
+    writes: a caller cannot narrow away what the call sends to its system.
+    """
+    returned = {*capability.reads, *capability.fields.values()}
+    wanted = set(reads)
+    if wanted:
+        returned &= wanted
+    return tuple(sorted(returned | set(capability.writes)))
+
+
+def project(
+    capability: Capability,
+    output: Mapping[str, Any],
+    *,
+    allowed: frozenset[str] | None,
+    reads: Iterable[str] = (),
+    redact: Iterable[str] = (),
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """``output`` without the fields whose category the purpose, the caller or a policy withholds.
+
+    A field is withheld when its category is not among ``allowed`` (``None``: any), not among
+    ``reads`` when the caller narrowed them, or named (by field or category) in ``redact``.
+    """
+    wanted = set(reads)
+    redacted = set(redact)
+    withheld = []
+    for name, category in capability.fields.items():
+        if name not in output:
+            continue
+        if (
+            (allowed is not None and category not in allowed)
+            or (wanted and category not in wanted)
+            or category in redacted
+            or name in redacted
+        ):
+            withheld.append(name)
+    if not withheld:
+        return dict(output), ()
+    return {k: v for k, v in output.items() if k not in withheld}, tuple(sorted(withheld))
+
+
+def _entity_json(entity: Entity) -> list[Any]:
+    return [entity.type, entity.id, dict(entity.attrs), [list(p) for p in entity.parents]]
+
+
+def _policy_message(decision: PolicyDecision) -> str:
+    if decision.reason == "no_bundle":
+        return "no policy bundle is deployed for this tenant, so nothing is permitted"
+    if decision.reason == "error":
+        return "the policy could not be evaluated: " + "; ".join(decision.errors[:3])
+    if decision.reason == "forbid":
+        return f"forbidden by policy {', '.join(decision.determining)}"
+    return "no policy permits this call"

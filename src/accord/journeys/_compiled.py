@@ -49,6 +49,8 @@ class Node:
     flow: str
     mapping: CompiledMapping | None = None
     compensation: CompiledMapping | None = None
+    context: CompiledMapping | None = None
+    resource: CompiledMapping | None = None
     choices: tuple[tuple[Expression, str], ...] = ()
     table: CompiledTable | None = None
     expression: Expression | None = None
@@ -135,7 +137,16 @@ def journey_digest(spec: JourneySpec) -> str:
 
 def _compile_node(block: AnyBlock, flow: str) -> Node:
     compensation = compile_mapping(block.compensate.input) if block.compensate else None
-    if isinstance(block, TaskBlock | CallBlock):
+    if isinstance(block, TaskBlock):
+        return Node(
+            block,
+            flow,
+            mapping=compile_mapping(block.input),
+            compensation=compensation,
+            context=compile_mapping(block.context) if block.context else None,
+            resource=compile_mapping(block.resource) if block.resource else None,
+        )
+    if isinstance(block, CallBlock):
         return Node(block, flow, mapping=compile_mapping(block.input), compensation=compensation)
     if isinstance(block, EndBlock):
         return Node(block, flow, mapping=compile_mapping(block.output))

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from accord.connectors import CapabilityRegistry
-from accord.errors import Diagnostic
+from accord.consent import validate_categories, validate_purpose
+from accord.errors import Diagnostic, InputError
+from accord.gateway import REFUSAL_REASONS, required_categories
 from accord.journeys._expressions import (
     DYN,
     ExpressionSyntaxError,
@@ -65,6 +67,8 @@ class FlowView:
             out.append(("on_timeout", block.on_timeout))
         if isinstance(block, ApproveBlock | EscalateBlock):
             out.extend((f"on.{k}", v) for k, v in block.on.items())
+        if isinstance(block, TaskBlock):
+            out.extend((f"on_refusal.{k}", v) for k, v in block.on_refusal.items())
         return out
 
 
@@ -404,6 +408,8 @@ def _check_block_shape(ctx: _Context, block: AnyBlock, path: PathKey, flow: Flow
             f"unknown compensating capability {block.compensate.capability!r}",
             hint="register it, or remove the compensate entry",
         )
+    if isinstance(block, TaskBlock):
+        _check_governance(ctx, block, path)
     if isinstance(block, CallBlock):
         if block.journey == ctx.spec.journey:
             ctx.error(
@@ -422,6 +428,49 @@ def _check_block_shape(ctx: _Context, block: AnyBlock, path: PathKey, flow: Flow
             path,
             "an end block inside a map body would end the whole run from one item",
             hint="let the map body finish by leaving 'next' out",
+        )
+
+
+def _check_governance(ctx: _Context, block: TaskBlock, path: PathKey) -> None:
+    for reason in block.on_refusal:
+        if reason != "*" and reason not in REFUSAL_REASONS:
+            ctx.error(
+                (*path, "on_refusal", reason),
+                f"{reason!r} is not a refusal reason",
+                hint=_suggest(reason, set(REFUSAL_REASONS), listing="reasons")
+                + f" (reasons: {', '.join(REFUSAL_REASONS)}, or '*' for any)",
+            )
+    purpose = block.purpose or ctx.spec.purpose
+    if purpose is not None:
+        try:
+            validate_purpose(purpose)
+        except InputError as exc:
+            ctx.error(
+                (*path, "purpose") if block.purpose else ("purpose",), exc.message, hint=exc.hint
+            )
+    if block.reads:
+        try:
+            validate_categories(block.reads)
+        except InputError as exc:
+            ctx.error((*path, "reads"), exc.message, hint=exc.hint)
+    capability = ctx.capabilities.find(block.capability) if ctx.capabilities else None
+    if capability is None:
+        return
+    categories = required_categories(capability, block.reads)
+    if categories and purpose is None:
+        ctx.error(
+            path,
+            f"task {block.id!r} calls {capability.name!r}, which touches personal data "
+            f"({', '.join(categories)}), but no purpose is declared",
+            hint="add e.g. 'purpose: dpv:ServiceProvision' to the block or the journey",
+        )
+    returned = {*capability.reads, *capability.fields.values()}
+    unknown = [c for c in block.reads if c not in returned]
+    if unknown:
+        ctx.warning(
+            (*path, "reads"),
+            f"{capability.name!r} returns no {', '.join(unknown)}",
+            hint=f"it returns: {', '.join(sorted(returned)) or 'no personal data'}",
         )
 
 
@@ -560,6 +609,11 @@ def _expressions_of(block: AnyBlock) -> Iterator[tuple[PathKey, str, str | None]
         yield ("reason",), block.reason, "string"
     elif isinstance(block, EndBlock):
         for leaf_path, source in _leaves(block.output, ("output",)):
+            yield leaf_path, source, None
+    elif isinstance(block, TaskBlock):
+        for leaf_path, source in _leaves(block.context, ("context",)):
+            yield leaf_path, source, None
+        for leaf_path, source in _leaves(block.resource, ("resource",)):
             yield leaf_path, source, None
 
 

@@ -115,11 +115,20 @@ class _Block(_Model):
 
 
 class TaskBlock(_Block):
-    """Invoke a capability through the gateway."""
+    """Invoke a capability through the gateway.
+
+    ``context`` maps what the policy sees in the request context (``amount``, ``channel``,
+    ``risk_tier``…) and ``resource`` the attributes of the subject (``region``, ``tier``…); both
+    are mapped like ``input``. ``on_refusal`` routes a refusal by its reason (or ``"*"``) to the
+    block that handles it: ask for consent, take another path, escalate.
+    """
 
     kind: Literal["task"]
     capability: str = Field(pattern=NAME)
     input: dict[str, Any] = Field(default_factory=dict)
+    context: dict[str, Any] = Field(default_factory=dict)
+    resource: dict[str, Any] = Field(default_factory=dict)
+    on_refusal: dict[str, str] = Field(default_factory=dict)
 
 
 class Rule(_Model):
@@ -277,6 +286,9 @@ class JourneySpec(_Model):
     journey: str = Field(pattern=NAME, max_length=128)
     description: str = ""
     language: Literal[1] = 1
+    purpose: str | None = Field(
+        None, description="the purpose of blocks that declare none (a DPV term)"
+    )
     input: dict[str, InputField] = Field(default_factory=dict)
     start: str | None = None
     blocks: tuple[Block, ...] = Field(min_length=1)

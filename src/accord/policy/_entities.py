@@ -5,8 +5,9 @@ namespace ``Accord`` (``Accord::Service::"journey/refund"``), and a capability n
 an ``Accord::Action``.
 
 Values become Cedar values by these rules: ``bool``, ``int`` and ``str`` stay as they are (an
-``int`` must fit Cedar's 64-bit ``Long``); a ``float`` with an integral value becomes a ``Long``
-and any other ``float`` a ``decimal``; a :class:`decimal.Decimal` is always a ``decimal``;
+``int`` must fit Cedar's 64-bit ``Long``); a ``float`` and a :class:`decimal.Decimal` are always
+a ``decimal``, whatever their value, so that a journey's ``number`` (``100.0`` as much as
+``42.5``) meets a policy's ``decimal`` attribute with one type;
 decimals are rounded to Cedar's four places and must lie within its range; a mapping becomes a
 record (``None`` values are left out, keys must be strings); a list, tuple or set becomes a set;
 an :class:`Entity` inside a value becomes a reference to that entity. Anything else (NaN, an
@@ -168,9 +169,8 @@ def _value(value: Any, where: str) -> Any:
 def _float(value: float, where: str) -> Any:
     if not math.isfinite(value):
         raise CedarValueError(f"{where}: {value} is not a number Cedar can hold")
-    if value.is_integer():
-        return _value(int(value), where)
-    return _decimal(Decimal(repr(value)), where)
+    # adding 0.0 turns -0.0 into 0.0, which Cedar's decimal syntax has no sign for
+    return _decimal(Decimal(repr(value + 0.0)), where)
 
 
 def _decimal(value: Decimal, where: str) -> dict[str, Any]:

@@ -25,7 +25,15 @@ from accord.errors import (
     ExpressionError,
     InputError,
 )
-from accord.gateway import Gateway
+from accord.gateway import (
+    Approval,
+    ApprovalRequired,
+    Gateway,
+    GatewaySession,
+    Held,
+    Invocation,
+    Refused,
+)
 from accord.journeys import (
     ApproveBlock,
     CallBlock,
@@ -61,6 +69,7 @@ DEFAULT_RETRY = RetryPolicy()
 MAX_PURE_STEPS = 1000
 MAX_STEPS = 10_000
 MAX_CORRELATION_KEY = 256
+HOLD_RECHECK_MAX = 60.0
 
 
 @dataclass(frozen=True)
@@ -119,6 +128,7 @@ class Advance:
         self.outcome: str | None = None
         self.error: dict[str, Any] | None = None
         self._pending: list[SignalRecord] | None = None
+        self._session: GatewaySession | None = None
         self._batchable = True
         self._run_vars = {
             "id": run.run_id,
@@ -158,6 +168,12 @@ class Advance:
         return self._write()
 
     def _write(self) -> TransitionWrite:
+        decisions = []
+        if self._session is not None:
+            decisions = self._session.records
+            for notification in self._session.notifications:
+                self._publish("gateway.notify", **notification)
+            self._session.notifications = []
         if self.ended is not None:
             status: RunStatus = self.ended
             wake_at = None
@@ -190,6 +206,7 @@ class Advance:
             outbox=self.outbox,
             new_runs=self.new_runs,
             new_signals=self.new_signals,
+            decisions=decisions,
         )
 
     def _event(self, kind: str, token: Token | None = None, /, **detail: Any) -> None:
@@ -276,7 +293,8 @@ class Advance:
             self._fail_block(token, exc)
 
     def _resume(self, token: Token, signal: SignalRecord) -> None:
-        assert token.wait is not None
+        wait = token.wait
+        assert wait is not None
         block = self.journey.nodes[token.block].block
         self._clear_wait(token)
         if signal.kind == "event":
@@ -284,11 +302,11 @@ class Advance:
             self._set_output(token, signal.payload)
             self._goto(token, block.next)
         elif signal.kind == "decision":
-            self._human_decided(token, block, signal)
+            self._human_decided(token, block, signal, wait)
         elif signal.kind == "child":
             self._child_ended(token, block, signal.payload)
 
-    def _human_decided(self, token: Token, block: Any, signal: SignalRecord) -> None:
+    def _human_decided(self, token: Token, block: Any, signal: SignalRecord, wait: Wait) -> None:
         payload = signal.payload
         decision = str(payload.get("decision"))
         output = {
@@ -298,6 +316,9 @@ class Advance:
             "data": payload.get("data"),
         }
         self._event("decision.received", token, signal_id=signal.signal_id, **output)
+        if isinstance(block, TaskBlock):
+            self._approval_decided(token, block, signal, decision, tuple(wait.roles or ()))
+            return
         self._set_output(token, output)
         assert isinstance(block, ApproveBlock | EscalateBlock)
         target = block.on.get(decision)
@@ -319,6 +340,32 @@ class Advance:
             )
             return
         self._goto(token, target or block.next)
+
+    def _approval_decided(
+        self,
+        token: Token,
+        block: TaskBlock,
+        signal: SignalRecord,
+        decision: str,
+        roles: tuple[str, ...],
+    ) -> None:
+        """A person decided on a call a policy obligation held for approval."""
+        by = str(signal.payload.get("by") or "")
+        if decision in ("approve", "approved"):
+            approval = Approval(roles, by, signal.payload.get("reason"), self.now)
+            token.approvals.append(approval.to_json())
+            token.status = "ready"
+            return
+        self._refuse(
+            token,
+            block,
+            Refused(
+                "approval_rejected",
+                f"{by or 'a reviewer'} did not approve {block.capability!r} "
+                f"({decision}): {signal.payload.get('reason') or 'no reason given'}",
+                None,
+            ),
+        )
 
     def _child_ended(self, token: Token, block: Any, payload: dict[str, Any]) -> None:
         status = payload.get("status")
@@ -352,7 +399,8 @@ class Advance:
             wait = token.wait
             if token.status != "waiting" or wait is None or wait.at is None:
                 continue
-            if wait.at > self.now or token.id not in self.state.tokens:
+            # a held call is asked again whenever its run is woken (a flag switched back on)
+            if (wait.at > self.now and wait.kind != "hold") or token.id not in self.state.tokens:
                 continue
             try:
                 self._fire(token, wait)
@@ -366,6 +414,9 @@ class Advance:
             token.status = "ready"
             token.attempt += 1
             self._event("timer.fired", token, purpose="retry")
+        elif wait.kind == "hold":
+            token.status = "ready"
+            self._event("timer.fired", token, purpose="hold")
         elif wait.kind == "timer":
             self._event("timer.fired", token, purpose="wait")
             self._set_output(token, {"fired_at": self.now})
@@ -510,24 +561,62 @@ class Advance:
             self._event("end.reached", token, outcome=block.outcome)
             self._end_run("completed", outcome=block.outcome, error=None)
 
+    def _gateway_session(self) -> GatewaySession:
+        if self._session is None:
+            self._session = self.deps.gateway.session(self.run.tenant_id, self.run.subject_id)
+        return self._session
+
     def _run_task(self, token: Token, block: TaskBlock, node: Any) -> None:
         assert node.mapping is not None
         variables = self.variables(token)
         payload = node.mapping.evaluate(variables)
-        context = CallContext(
+        context = node.context.evaluate(variables) if node.context is not None else {}
+        resource = node.resource.evaluate(variables) if node.resource is not None else {}
+        path = self._path(token)
+        call = CallContext(
             tenant_id=self.run.tenant_id,
             run_id=self.run.run_id,
-            block=self._path(token),
+            block=path,
             visit=token.visit,
             attempt=token.attempt,
-            idempotency_key=f"{self.run.run_id}/{self._path(token)}/{token.visit}",
+            idempotency_key=f"{self.run.run_id}/{path}/{token.visit}",
             subject_id=self.run.subject_id,
-            purpose=block.purpose,
+            purpose=block.purpose or self.journey.spec.purpose,
             deadline=time.time() + block.timeout if block.timeout else None,
         )
-        output = self.deps.gateway.invoke(block.capability, payload, context)
+        channel = context.get("channel")
+        outcome = self._gateway_session().invoke(
+            Invocation(
+                capability=block.capability,
+                payload=payload,
+                call=call,
+                journey=self.run.journey_name,
+                channel=str(channel) if channel is not None else None,
+                context=context,
+                resource=resource,
+                reads=block.reads,
+                approvals=tuple(Approval.from_json(a) for a in token.approvals),
+            ),
+            now=self.now,
+        )
+        if isinstance(outcome, Held):
+            self._hold(token, block, outcome)
+            return
+        if isinstance(outcome, ApprovalRequired):
+            self._await_approval(token, block, outcome)
+            return
+        if isinstance(outcome, Refused):
+            self._refuse(token, block, outcome)
+            return
+        output = outcome.output
+        token.holds = 0
         self._set_output(token, output)
-        self._event("block.completed", token, capability=block.capability, output=output)
+        detail: dict[str, Any] = {"capability": block.capability, "output": output}
+        if outcome.decision_id is not None:
+            detail["decision"] = outcome.decision_id
+        if outcome.withheld:
+            detail["withheld"] = list(outcome.withheld)
+        self._event("block.completed", token, **detail)
         if node.compensation is not None and block.compensate is not None:
             entry: dict[str, Any] = {
                 "block": self._path(token),
@@ -540,6 +629,57 @@ class Advance:
                 entry["error"] = exc.message
             self.state.compensations.append(entry)
         self._goto(token, block.next)
+
+    def _hold(self, token: Token, block: TaskBlock, held: Held) -> None:
+        """Wait safely while a kill switch is off; ask again on a backoff, or when woken."""
+        token.holds += 1
+        delay = min(HOLD_RECHECK_MAX, 2.0 ** (token.holds - 1))
+        self._event(
+            "gateway.held", token, flag=held.flag, decision=held.decision_id, recheck_in=delay
+        )
+        if token.holds == 1:
+            self._publish("run.held", block=block.id, flag=held.flag)
+        self._wait(token, Wait(kind="hold", name=held.flag, at=self.now + delay))
+
+    def _await_approval(self, token: Token, block: TaskBlock, needed: ApprovalRequired) -> None:
+        """Pause in a durable human wait until a person approves or rejects the call."""
+        self._event(
+            "approval.requested",
+            token,
+            roles=list(needed.roles),
+            capability=block.capability,
+            policies=list(needed.policies),
+            decision=needed.decision_id,
+        )
+        self._publish(
+            "review.requested",
+            block=block.id,
+            role=needed.roles[0],
+            roles=list(needed.roles),
+            capability=block.capability,
+            policies=list(needed.policies),
+            decision=needed.decision_id,
+        )
+        self._wait(token, Wait(kind="human", name=block.id, roles=list(needed.roles)))
+        self._take_pending(token)
+
+    def _refuse(self, token: Token, block: TaskBlock, refused: Refused) -> None:
+        """Take the block's declared fallback for this refusal, or fail the run saying why."""
+        error = {
+            "type": "Refused",
+            "reason": refused.reason,
+            "message": refused.message,
+            "code": "refused",
+        }
+        if refused.decision_id is not None:
+            error["decision"] = refused.decision_id
+        self._event("gateway.refused", token, **{k: v for k, v in error.items() if k != "type"})
+        target = block.on_refusal.get(refused.reason) or block.on_refusal.get("*") or block.on_error
+        if target:
+            self.state.errors[block.id] = error
+            self._goto(token, target)
+            return
+        self._end_run("failed", outcome=None, error={**error, "block": self._path(token)})
 
     def _fail_block(self, token: Token, exc: ExecutionError) -> None:
         block = self.journey.nodes[token.block].block
@@ -763,6 +903,8 @@ class Advance:
         token.attempt = 1
         token.status = "ready"
         token.wait = None
+        token.approvals = []
+        token.holds = 0
 
     def _finish_token(self, token: Token) -> None:
         if token.parent is None:

@@ -24,6 +24,7 @@ from accord.runtime._worker import FaultHook, Worker
 from accord.storage import (
     TERMINAL,
     Database,
+    DecisionRecord,
     HistoryEntry,
     HistoryEvent,
     NewEvent,
@@ -35,6 +36,7 @@ from accord.storage import (
     runs,
     signals,
 )
+from accord.storage import decisions as stored_decisions
 
 
 @dataclass(frozen=True, slots=True)
@@ -494,6 +496,21 @@ class Runtime:
     def timers(self, tenant: TenantId, run_id: str) -> list[NewTimer]:
         with self.db.read() as connection:
             return runs.timers_of(connection, tenant, run_id)
+
+    def wake_held(self, tenant: TenantId) -> int:
+        """Make runs held by a kill switch ask the gateway again now. Returns how many."""
+        with self.db.transaction() as connection:
+            count = runs.wake_held(connection, tenant, self.clock.now())
+            if count:
+                self.db.notify_ready(connection)
+        return count
+
+    def decisions(self, tenant: TenantId, run_id: str) -> list[DecisionRecord]:
+        """The gateway decisions taken for a run, in order."""
+        with self.db.read() as connection:
+            if runs.get_run(connection, tenant, run_id) is None:
+                raise RunNotFound(f"no run {run_id!r} in tenant {tenant!r}")
+            return stored_decisions.for_run(connection, tenant, run_id)
 
     def worker(self, **options: Any) -> Worker:
         """A worker bound to this runtime; see :class:`Worker` for options."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 TokenStatus = Literal["ready", "waiting", "joining"]
-WaitKind = Literal["timer", "retry", "event", "human", "child"]
+WaitKind = Literal["timer", "retry", "event", "human", "child", "hold"]
 
 
 @dataclass(slots=True)
@@ -24,6 +24,7 @@ class Wait:
     timer_id: str | None = None
     at: float | None = None
     run_id: str | None = None
+    roles: list[str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) is not None}
@@ -72,6 +73,8 @@ class Token:
     branch: str | None = None
     wait: Wait | None = None
     join: Join | None = None
+    approvals: list[dict[str, Any]] = field(default_factory=list)
+    holds: int = 0
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -92,6 +95,10 @@ class Token:
             data["wait"] = self.wait.to_json()
         if self.join is not None:
             data["join"] = self.join.to_json()
+        if self.approvals:
+            data["approvals"] = self.approvals
+        if self.holds:
+            data["holds"] = self.holds
         return data
 
     @classmethod
@@ -110,6 +117,8 @@ class Token:
             branch=data.get("branch"),
             wait=Wait.from_json(wait) if wait else None,
             join=Join.from_json(join) if join else None,
+            approvals=data.get("approvals", []),
+            holds=data.get("holds", 0),
         )
 
 

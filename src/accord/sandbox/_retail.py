@@ -161,9 +161,9 @@ class RetailSystems:
 def register(registry: CapabilityRegistry, systems: RetailSystems | None = None) -> RetailSystems:
     """Register the demo enterprise's capabilities; returns the systems behind them."""
     systems = systems or RetailSystems()
-    registry.capability(
-        "orders.lookup", reads=("pd:Purchase",), fields={"items": "pd:Purchase"}
-    )(systems.lookup_order)
+    registry.capability("orders.lookup", reads=("pd:Purchase",), fields={"items": "pd:Purchase"})(
+        systems.lookup_order
+    )
     registry.capability(
         "payments.refund",
         side_effect="irreversible",

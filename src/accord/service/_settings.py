@@ -29,6 +29,12 @@ class Settings(BaseSettings):
         default_factory=lambda: ["accord.sandbox"],
         description="modules whose register(registry) adds capabilities",
     )
+    capability_catalogues: list[str] = Field(
+        default_factory=list, description="YAML capability catalogues to load (file paths)"
+    )
+    flag_refresh_seconds: float = Field(
+        1.0, ge=0, description="how often a process re-reads flags outside gateway passes"
+    )
     embedded_workers: bool = Field(
         True, description="CLI commands drive runs in-process after starting or signalling"
     )

@@ -4,8 +4,11 @@
 ``transitions`` the leases and fenced commits of workers.
 """
 
+from accord.storage import _consent as consent
 from accord.storage import _decisions as decisions
+from accord.storage import _flags as flags
 from accord.storage import _journeys as journeys
+from accord.storage import _policies as policies
 from accord.storage import _runs as runs
 from accord.storage import _signals as signals
 from accord.storage import _transitions as transitions
@@ -15,8 +18,10 @@ from accord.storage._records import (
     ACTIVE,
     TERMINAL,
     CommitResult,
+    DecisionRecord,
     HistoryEntry,
     HistoryEvent,
+    NewDecision,
     NewEvent,
     NewRun,
     NewSignal,
@@ -34,9 +39,11 @@ __all__ = [
     "Backend",
     "CommitResult",
     "Database",
+    "DecisionRecord",
     "HistoryEntry",
     "HistoryEvent",
     "JourneyRecord",
+    "NewDecision",
     "NewEvent",
     "NewRun",
     "NewSignal",
@@ -47,8 +54,11 @@ __all__ = [
     "SignalRecord",
     "TransitionWrite",
     "Waker",
+    "consent",
     "decisions",
+    "flags",
     "journeys",
+    "policies",
     "runs",
     "signals",
     "transitions",

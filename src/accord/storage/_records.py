@@ -136,6 +136,61 @@ class NewWait:
 
 
 @dataclass(frozen=True, slots=True)
+class NewDecision:
+    """A gateway decision record, committed with the transition whose call it explains."""
+
+    decision_id: str
+    capability: str
+    outcome: str
+    reason: str | None
+    at: float
+    record: dict[str, Any]
+    run_id: str | None = None
+    block: str | None = None
+    visit: int | None = None
+    attempt: int | None = None
+    subject_id: str | None = None
+    purpose: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """A stored gateway decision."""
+
+    decision_id: str
+    tenant_id: str
+    run_id: str | None
+    block: str | None
+    visit: int | None
+    attempt: int | None
+    subject_id: str | None
+    capability: str
+    purpose: str | None
+    outcome: str
+    reason: str | None
+    at: float
+    record: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: RowMapping) -> DecisionRecord:
+        return cls(
+            decision_id=row["decision_id"],
+            tenant_id=row["tenant_id"],
+            run_id=row["run_id"],
+            block=row["block"],
+            visit=row["visit"],
+            attempt=row["attempt"],
+            subject_id=row["subject_id"],
+            capability=row["capability"],
+            purpose=row["purpose"],
+            outcome=row["outcome"],
+            reason=row["reason"],
+            at=row["at"],
+            record=json.loads(row["record"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class NewSignal:
     """A signal to deliver to another run in the same transaction (child/parent, cancel)."""
 
@@ -190,6 +245,7 @@ class TransitionWrite:
     outbox: list[NewEvent] = field(default_factory=list)
     new_runs: list[NewRun] = field(default_factory=list)
     new_signals: list[NewSignal] = field(default_factory=list)
+    decisions: list[NewDecision] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -211,3 +211,20 @@ def timers_of(connection: Connection, tenant: TenantId, run_id: str) -> list[New
         NewTimer(r["timer_id"], r["token"], r["purpose"], r["fire_at"])
         for r in connection.execute(query).mappings()
     ]
+
+
+def wake_held(connection: Connection, tenant: str, at: float) -> int:
+    """Make every run holding for a kill switch due at ``at``, so it asks the gateway again."""
+    held = sa.select(timers.c.run_id).where(
+        timers.c.tenant_id == tenant, timers.c.purpose == "hold"
+    )
+    result = connection.execute(
+        runs.update()
+        .where(
+            runs.c.tenant_id == tenant,
+            runs.c.status == "waiting",
+            runs.c.run_id.in_(held),
+        )
+        .values(wake_at=at)
+    )
+    return result.rowcount

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from accord.storage._decisions import decision_rows, insert_rows
 from accord.storage._records import (
     ACTIVE,
     TERMINAL,
@@ -321,6 +322,9 @@ def _apply_side_tables(
                 correlation_key=None,
                 at=w.at,
             )
+    insert_rows(
+        connection, [row for w in writes for row in decision_rows(w.tenant_id, w.decisions)]
+    )
     if timer_rows:
         connection.execute(timers.insert(), timer_rows)
     if wait_rows:

@@ -24,17 +24,22 @@ class FrozenClock:
 
 
 class SequentialIds:
-    """Predictable ids (``run_000001``…) and seeded randomness."""
+    """Predictable ids (``run_000001``…) and seeded randomness.
+
+    A non-zero ``seed`` also goes into the ids (``run_2_000001``), so that several instances
+    sharing a database, like processes, never hand out the same id.
+    """
 
     def __init__(self, seed: int = 0) -> None:
         self._counter = 0
+        self._infix = f"{seed}_" if seed else ""
         self._lock = threading.Lock()
         self._random = random.Random(seed)
 
     def new_id(self, prefix: str) -> str:
         with self._lock:
             self._counter += 1
-            return f"{prefix}_{self._counter:06d}"
+            return f"{prefix}_{self._infix}{self._counter:06d}"
 
     def random(self) -> float:
         return self._random.random()

@@ -1,0 +1,104 @@
+"""What a caller asks of the gateway, and the four ways a gateway pass can end."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+from accord.connectors import CallContext
+
+RefusalReason = Literal[
+    "subject_missing",
+    "purpose_missing",
+    "consent_missing",
+    "consent_expired",
+    "consent_withdrawn",
+    "policy_denied",
+    "policy_error",
+    "approval_rejected",
+]
+"""Why the gateway refused a call. Journeys route on these in ``on_refusal``."""
+
+REFUSAL_REASONS: tuple[str, ...] = get_args(RefusalReason)
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """A person's approval of a call that a policy obligation held for ``roles``."""
+
+    roles: tuple[str, ...]
+    by: str
+    reason: str | None = None
+    at: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"roles": list(self.roles), "by": self.by, "reason": self.reason, "at": self.at}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Approval:
+        return cls(
+            roles=tuple(data.get("roles") or ()),
+            by=str(data.get("by") or ""),
+            reason=data.get("reason"),
+            at=data.get("at"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    """One request to invoke a capability, with everything governance judges it by.
+
+    ``context`` and ``resource`` are the block's policy context and the attributes of the subject
+    as the policy sees them. ``reads`` narrows the categories the caller wants back (a block's
+    ``reads``); empty means whatever the capability returns. ``approvals`` are the approvals a
+    person already gave for this call.
+    """
+
+    capability: str
+    payload: Mapping[str, Any]
+    call: CallContext
+    journey: str | None = None
+    channel: str | None = None
+    context: Mapping[str, Any] = field(default_factory=dict)
+    resource: Mapping[str, Any] = field(default_factory=dict)
+    reads: tuple[str, ...] = ()
+    approvals: tuple[Approval, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Executed:
+    """The capability ran; ``output`` is its result projected to what the purpose allows."""
+
+    output: dict[str, Any]
+    decision_id: str | None
+    withheld: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The gateway refused the call before any connector was called."""
+
+    reason: RefusalReason
+    message: str
+    decision_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A kill switch is off: the call was not made, and the caller should wait and ask again."""
+
+    flag: str
+    decision_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRequired:
+    """A policy obligation asks a person in ``roles`` to approve the call first."""
+
+    roles: tuple[str, ...]
+    policies: tuple[str, ...]
+    decision_id: str | None
+
+
+Outcome = Executed | Refused | Held | ApprovalRequired
