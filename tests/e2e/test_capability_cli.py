@@ -81,6 +81,40 @@ def test_show_as_json(tmp_path: Path) -> None:
     assert shown["input_schema"]["properties"]["order_id"]["minLength"] == 1
 
 
+def test_show_a_catalogue_capability_loaded_from_settings(tmp_path: Path) -> None:
+    result = accord(
+        "show",
+        "crm.lookup_customer",
+        tmp_path=tmp_path,
+        ACCORD_CAPABILITY_CATALOGUES=json.dumps([str(RETAIL)]),
+    )
+
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert f"{RETAIL}:5" in out
+    assert any(line.split() == ["region", "eu-west-1"] for line in out.splitlines())
+    assert "name → pd:Name" in out
+    input_part = out.split("input schema\n", 1)[1].split("\noutput schema\n", 1)[0]
+    assert json.loads(input_part)["properties"]["customer_id"]["pattern"] == "^cus_[0-9]{5}$"
+
+
+def test_a_bad_catalogue_in_settings_stops_the_command_with_its_diagnostics(
+    tmp_path: Path,
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        RETAIL.read_text(encoding="utf-8").replace("side_effect: write", "side_effect: wrte"),
+        encoding="utf-8",
+    )
+
+    result = accord("list", tmp_path=tmp_path, ACCORD_CAPABILITY_CATALOGUES=json.dumps([str(bad)]))
+
+    assert result.returncode == 1
+    assert f"{bad}:32:" in result.stderr
+    assert "side_effect must be read, write or irreversible, not 'wrte'" in result.stderr
+    assert "nothing from it was registered" in result.stderr
+
+
 def test_show_unknown_capability_suggests_close_names(tmp_path: Path) -> None:
     result = accord("show", "orders.lookpu", tmp_path=tmp_path)
 
@@ -100,7 +134,9 @@ def test_lint_accepts_the_retail_catalogue(tmp_path: Path) -> None:
 def test_lint_locates_problems_and_exits_2(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(
-        RETAIL.read_text(encoding="utf-8").replace("name: crm.revert_email", "name: orders.lookup"),
+        RETAIL.read_text(encoding="utf-8")
+        .replace("name: crm.revert_email", "name: orders.lookup")
+        .replace("reads: [pd:OfficialID]", "reads: [pd:OficialID]"),
         encoding="utf-8",
     )
 
@@ -111,3 +147,5 @@ def test_lint_locates_problems_and_exits_2(tmp_path: Path) -> None:
     assert "'orders.lookup' is already registered" in result.stderr
     assert f"{bad}:34:" in result.stderr
     assert "compensation 'crm.revert_email' is not a known capability" in result.stderr
+    assert f"{bad}:79:" in result.stderr
+    assert "unknown DPV-PD category 'pd:OficialID'; did you mean 'pd:OfficialID'" in result.stderr

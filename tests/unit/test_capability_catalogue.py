@@ -16,8 +16,9 @@ from accord.connectors import (
     load_catalogue,
     schema_model,
 )
+from accord.consent import validate_categories
 from accord.errors import CapabilityFailed, ConfigurationError, Diagnostic
-from accord.gateway import Gateway
+from accord.gateway import Executed, Gateway, Invocation
 from accord.sandbox import register as register_retail
 from tests.unit.diagnostics import only
 
@@ -92,18 +93,23 @@ def edited(replace: dict[int, str]) -> str:
 def problems(path: Path, registry: CapabilityRegistry) -> list[Diagnostic]:
     before = [c.name for c in registry]
     with pytest.raises(CatalogueInvalid) as caught:
-        load_catalogue(path, registry)
+        load_catalogue(path, registry, check_categories=validate_categories)
     assert [c.name for c in registry] == before, "a bad catalogue registered something"
     assert str(path) in str(caught.value)
     return caught.value.diagnostics
 
 
 def invoke(registry: CapabilityRegistry, name: str, payload: dict[str, Any]) -> dict[str, Any]:
-    gateway = Gateway(registry)
+    """Call ``name`` through a gateway that checks contracts (governance is tested elsewhere)."""
+    gateway = Gateway(registry, governance=None)
     try:
-        return gateway.invoke(name, payload, CONTEXT)
+        outcome = gateway.session("default", None).invoke(
+            Invocation(name, payload, CONTEXT), now=0.0
+        )
     finally:
         gateway.close()
+    assert isinstance(outcome, Executed), outcome
+    return outcome.output
 
 
 def test_retail_example_registers_every_capability_with_its_governance() -> None:
@@ -229,10 +235,16 @@ BAD_CASES = {
         "idempotent: true",
     ),
     "category not prefix:Name": (
-        {6: "    reads: [Name]"},
+        {6: "    reads: [Name]", 7: "    fields: {}"},
         6,
         "'Name' is not a data category",
         "pd:EmailAddress",
+    ),
+    "unknown DPV-PD category": (
+        {6: "    reads: [pd:Nmae]", 7: "    fields: {}"},
+        6,
+        "capability 'test.echo': unknown DPV-PD category 'pd:Nmae'; did you mean 'pd:Name'",
+        "your organisation's own prefix",
     ),
     "field not in the output schema": (
         {7: "    fields: {nam: pd:Name}"},
@@ -346,6 +358,14 @@ def test_bad_catalogue_is_located_and_registers_nothing(tmp_path: Path, case: st
     assert message in diagnostic.message, diagnostic.render()
     assert diagnostic.hint is not None and hint in diagnostic.hint, diagnostic.render()
     assert diagnostic.render().startswith(f"{path}:{line}:")
+
+
+def test_without_a_vocabulary_any_prefixed_category_is_accepted(tmp_path: Path) -> None:
+    text = edited({6: "    reads: [pd:Nmae, acme:LoyaltyTier]", 7: "    fields: {}"})
+
+    (loaded,) = load_catalogue(write(tmp_path, text), CapabilityRegistry())
+
+    assert loaded.reads == ("pd:Nmae", "acme:LoyaltyTier")
 
 
 def test_duplicate_name_in_one_file_points_at_the_second(tmp_path: Path) -> None:

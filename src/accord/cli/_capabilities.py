@@ -12,6 +12,7 @@ from rich.text import Text
 
 from accord.cli._common import as_json, console, errors, handled, opened
 from accord.connectors import Capability, CapabilityRegistry, CatalogueInvalid, load_catalogue
+from accord.consent import validate_categories
 
 app = typer.Typer(
     help="Capabilities the gateway can invoke: contracts, side effects, data categories.",
@@ -97,7 +98,8 @@ def show_command(name: str, json_output: Json = False, database: Database = None
 def lint_command(files: Files, database: Database = None) -> None:
     """Check catalogue files against the registered capabilities without adding them.
 
-    Exit code 2 when any file has problems.
+    Data categories are checked against the DPV terms Accord knows. Exit code 2 when any file
+    has problems.
     """
     failed = False
     with opened(database) as accord, handled():
@@ -106,7 +108,7 @@ def lint_command(files: Files, database: Database = None) -> None:
             scratch.add(capability)
         for file in files:
             try:
-                loaded = load_catalogue(file, scratch)
+                loaded = load_catalogue(file, scratch, check_categories=validate_categories)
             except CatalogueInvalid as exc:
                 failed = True
                 for diagnostic in exc.diagnostics:

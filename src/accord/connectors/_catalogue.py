@@ -41,7 +41,7 @@ from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from accord.connectors._capability import CallContext, Capability, CapabilityRegistry, SideEffect
 from accord.connectors._schema_model import JsonSchemaModel, schema_model, schema_problems
-from accord.errors import CapabilityFailed, ConfigurationError, Diagnostic
+from accord.errors import AccordError, CapabilityFailed, ConfigurationError, Diagnostic
 
 __all__ = ["CatalogueInvalid", "load_catalogue"]
 
@@ -53,7 +53,8 @@ SIDE_EFFECTS: tuple[SideEffect, ...] = ("read", "write", "irreversible")
 PathKey = tuple[str | int, ...]
 Location = tuple[int, int]
 Binding = Callable[[dict[str, Any], CallContext], object]
-Category = Annotated[str, StringConstraints(pattern=CATEGORY)]
+Category = Annotated[str, StringConstraints(pattern=CATEGORY, max_length=128)]
+CategoryCheck = Callable[[list[str]], object]
 
 
 class CatalogueInvalid(ConfigurationError):
@@ -121,12 +122,20 @@ class _BoundFunction:
             ) from exc
 
 
-def load_catalogue(path: str | Path, registry: CapabilityRegistry) -> list[Capability]:
+def load_catalogue(
+    path: str | Path,
+    registry: CapabilityRegistry,
+    *,
+    check_categories: CategoryCheck | None = None,
+) -> list[Capability]:
     """Load a capability catalogue and register its capabilities, all of them or none.
 
     Args:
         path: the catalogue YAML file.
         registry: where the capabilities go; its names count for uniqueness and compensation.
+        check_categories: raises an :class:`~accord.errors.AccordError` for a term that is not
+            a known data category, such as :func:`accord.consent.validate_categories`. Without
+            it, categories are only checked to be ``prefix:Name`` terms.
 
     Returns:
         The registered capabilities, in the order the file declares them.
@@ -149,6 +158,8 @@ def load_catalogue(path: str | Path, registry: CapabilityRegistry) -> list[Capab
     first_line: dict[str, int] = {}
     for index, entry in entries.items():
         here: PathKey = ("capabilities", index)
+        if check_categories is not None:
+            _check_categories(entry, here, found, check_categories)
         _check_contracts(entry, here, found)
         _check_governance(entry, here, found, registry, raw_names)
         if entry.name in first_line:
@@ -297,9 +308,22 @@ def _explain(error: Mapping[str, Any], path: PathKey, known: list[str]) -> tuple
             )
         return (
             f"{value!r} is not a data category",
-            "write a DPV term as prefix:Name, e.g. pd:EmailAddress",
+            "write a DPV term as prefix:Name, e.g. pd:EmailAddress, or your own prefix",
         )
     return f"{name!r}: {error['msg']}", None
+
+
+def _check_categories(entry: _Entry, here: PathKey, found: _Located, check: CategoryCheck) -> None:
+    listed: list[tuple[PathKey, str]] = [
+        *((("reads", i), term) for i, term in enumerate(entry.reads)),
+        *((("writes", i), term) for i, term in enumerate(entry.writes)),
+        *((("fields", key), term) for key, term in entry.fields.items()),
+    ]
+    for where, term in listed:
+        try:
+            check([term])
+        except AccordError as exc:
+            found.add((*here, *where), f"capability {entry.name!r}: {exc.message}", hint=exc.hint)
 
 
 def _check_contracts(entry: _Entry, here: PathKey, found: _Located) -> None:
