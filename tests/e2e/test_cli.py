@@ -34,8 +34,10 @@ def test_demo_runs_the_sample_journeys_end_to_end(tmp_path: Path) -> None:
     out = result.stdout
     assert "created=False" in out
     assert out.count("completed") >= 3
-    assert "refunded" in out and "declined" in out
-    assert "block.retry_sch" in out and "timer.fired" in out
+    assert "refunded" in out and "escalated" in out
+    assert "hold:capability:inventory.restock" in out
+    assert "human:refund" in out and "approval_required" in out
+    assert "not_sent (consent_missing" in out
 
 
 def test_lint_points_at_the_problem(tmp_path: Path) -> None:
@@ -74,25 +76,65 @@ def test_deploy_start_signal_history_cancel(tmp_path: Path) -> None:
     again = run("journey", "deploy", str(journey / "refund_request.yaml"))
     assert "unchanged refund_request v1" in again.stdout
 
-    started = run("run", "start", "refund_request", "--input", '{"order_id": "ord-0750"}', "--json")
-    assert started.returncode == 0, started.stderr
-    view = json.loads(started.stdout)
+    def refund(order: str) -> dict[str, object]:
+        started = run(
+            "run",
+            "start",
+            "refund_request",
+            "--input",
+            json.dumps({"order_id": order}),
+            "--subject",
+            "cust-1",
+            "--json",
+        )
+        assert started.returncode == 0, started.stderr
+        view: dict[str, object] = json.loads(started.stdout)
+        return view
+
+    no_basis = refund("ord-0042")
+    assert isinstance(no_basis["error"], dict)
+    assert no_basis["error"]["reason"] == "consent_missing"
+    basis = run(
+        "consent",
+        "basis",
+        "dpv:CustomerOrderManagement",
+        "--basis",
+        "contract",
+        "--categories",
+        "pd:Purchase,pd:PaymentCard",
+    )
+    assert basis.returncode == 0, basis.stderr
+    no_policy = refund("ord-0042")
+    assert isinstance(no_policy["error"], dict)
+    assert no_policy["error"]["reason"] == "policy_error"
+    policies = ROOT / "examples" / "policies"
+    deployed_policies = run(
+        "policy",
+        "deploy",
+        str(policies / "retail.cedar"),
+        "--schema",
+        str(policies / "accord.cedarschema"),
+    )
+    assert deployed_policies.returncode == 0, deployed_policies.stderr
+
+    view = refund("ord-0750")
     assert view["status"] == "waiting"
-    assert view["positions"][0]["waiting_for"] == "human:approval"
-    run_id = view["run_id"]
+    assert isinstance(view["positions"], list)
+    assert view["positions"][0]["waiting_for"] == "human:refund"
+    run_id = str(view["run_id"])
 
     bad_json = run("run", "start", "refund_request", "--input", "{order")
     assert bad_json.returncode == 2 and "not valid JSON" in bad_json.stderr
-    no_by = run("run", "signal", run_id, "approval", "--decision", "approve")
+    no_by = run("run", "signal", run_id, "refund", "--decision", "approve")
     assert no_by.returncode == 2 and "--by" in no_by.stderr
-    unknown = run("run", "signal", "run_nope", "approval", "--decision", "approve", "--by", "x")
+    unknown = run("run", "signal", "run_nope", "refund", "--decision", "approve", "--by", "x")
     assert unknown.returncode == 2 and "no run 'run_nope'" in unknown.stderr
 
     decided = run(
         "run",
         "signal",
         run_id,
-        "approval",
+        "refund",
         "--decision",
         "reject",
         "--by",
@@ -106,6 +148,10 @@ def test_deploy_start_signal_history_cancel(tmp_path: Path) -> None:
     history = json.loads(run("run", "history", run_id, "--json").stdout)
     assert [e["seq"] for e in history] == list(range(1, len(history) + 1))
     assert history[-1]["kind"] == "run.completed"
+    assert "gateway.refused" in [e["kind"] for e in history]
+    explained = run("run", "decisions", run_id)
+    assert explained.returncode == 0, explained.stderr
+    assert "approval_required" in explained.stdout and "contract" in explained.stdout
 
     listed = run("run", "list")
     assert run_id in listed.stdout

@@ -16,6 +16,10 @@ from accord.storage import TERMINAL
 
 TENANT = TenantId("default")
 EXAMPLE_JOURNEYS = ("notify_customer.yaml", "refund_request.yaml")
+POLICY_FILE = "retail.cedar"
+SCHEMA_FILE = "accord.cedarschema"
+ORDERS_PURPOSE = "dpv:CustomerOrderManagement"
+MESSAGES_PURPOSE = "dpv:CommunicationManagement"
 
 
 def find_examples() -> Path:
@@ -37,15 +41,64 @@ def run_demo(database: Path) -> None:
     console.print(f"Embedded mode: SQLite at {database} (WAL, synchronous=FULL), in-process worker")
     with handled(), build(Settings(database_url=url)) as accord:
         runtime = accord.runtime
-        console.print("\n[bold]1. Deploy journeys[/bold] (linted first; versions are immutable)")
+        console.print("\n[bold]1. Deploy journeys and governance[/bold]")
         for name in EXAMPLE_JOURNEYS:
             deployment = runtime.catalog.deploy(
                 TENANT, load_journey_file(examples / "journeys" / name), deployed_by="demo"
             )
-            console.print(f"   {deployment.name} v{deployment.version}  {deployment.digest[:19]}")
+            console.print(
+                f"   journey {deployment.name} v{deployment.version}  {deployment.digest[:19]}"
+            )
+        policies = examples / "policies"
+        bundle = accord.policies.deploy(
+            TENANT,
+            (policies / POLICY_FILE).read_text(encoding="utf-8"),
+            (policies / SCHEMA_FILE).read_text(encoding="utf-8"),
+            source_name=f"examples/policies/{POLICY_FILE}",
+            actor="demo",
+        )
+        console.print(
+            f"   policy bundle v{bundle.version}: {len(bundle.compiled_policies)} Cedar policies, "
+            "validated against their schema"
+        )
+        accord.consent.set_basis(
+            TENANT,
+            ORDERS_PURPOSE,
+            "contract",
+            categories=["pd:Purchase", "pd:PaymentCard"],
+            description="refunds are part of the sales contract",
+            actor="dpo",
+        )
+        console.print(
+            f"   lawful basis: {ORDERS_PURPOSE} under contract (pd:Purchase, pd:PaymentCard)"
+        )
+        consented = accord.consent.grant(
+            TENANT,
+            "customer-of-ord-0042",
+            purpose=MESSAGES_PURPOSE,
+            categories=["pd:EmailAddress"],
+            channel="web",
+            notice_version="2026-10",
+            actor="customer-of-ord-0042",
+        )
+        console.print(
+            f"   consent: customer-of-ord-0042 agreed to {MESSAGES_PURPOSE} by e-mail "
+            f"(receipt {consented.grant_id}); the other customers did not"
+        )
+        accord.set_flag(
+            "capability:inventory.restock",
+            False,
+            actor="ops",
+            reason="warehouse system in maintenance",
+        )
+        console.print("   kill switch: capability:inventory.restock is off (maintenance)")
 
         console.print("\n[bold]2. Three customers ask for refunds[/bold]")
-        orders = {"ord-0042": "small", "ord-0750": "needs a supervisor", "ord-2500": "large"}
+        orders = {
+            "ord-0042": "42 EUR: permitted",
+            "ord-0750": "750 EUR: a supervisor must approve",
+            "ord-2500": "2500 EUR: high risk, forbidden",
+        }
         run_ids = {}
         for order, note in orders.items():
             result = runtime.start(
@@ -69,13 +122,15 @@ def run_demo(database: Path) -> None:
             f"created={again.created}"
         )
         runtime.drive()
-        _status(runtime, run_ids, "3. The worker runs them until they wait")
+        _status(
+            runtime, run_ids, "3. The gateway decides: executed, held, awaiting approval, refused"
+        )
 
-        console.print("\n[bold]4. People decide[/bold]")
+        console.print("\n[bold]4. People decide, operations switch restocking back on[/bold]")
         runtime.decide(
             TENANT,
             run_ids["ord-0750"],
-            "approval",
+            "refund",
             "approve",
             by="sam.supervisor",
             reason="long-standing customer",
@@ -83,13 +138,17 @@ def run_demo(database: Path) -> None:
         runtime.decide(
             TENANT,
             run_ids["ord-2500"],
-            "approval",
-            "reject",
-            by="sam.supervisor",
-            reason="item was used",
+            "escalate_refund",
+            "closed",
+            by="kim.senior",
+            reason="refund refused; customer offered a repair",
         )
-        console.print("   ord-0750 approved by sam.supervisor; ord-2500 rejected")
+        accord.set_flag(
+            "capability:inventory.restock", True, actor="ops", reason="maintenance finished"
+        )
         console.print(
+            "   ord-0750 approved by sam.supervisor; ord-2500's escalation closed by kim.senior;\n"
+            "   restocking is back on and the held run continues at once\n"
             "   (the payment provider fails the first attempt of large refunds; "
             "the block retries with backoff and the same idempotency key)"
         )
@@ -101,29 +160,40 @@ def run_demo(database: Path) -> None:
                 break
             time.sleep(0.2)
         _status(runtime, run_ids, "5. Durable timers fire and the runs finish")
+        for order, run_id in run_ids.items():
+            told = runtime.get(TENANT, run_id).steps.get("tell_customer")
+            if isinstance(told, dict):
+                result = told.get("output") or {}
+                why = f" ({result['reason']}: no consent to e-mail)" if "reason" in result else ""
+                console.print(f"   {order}: customer message {told.get('outcome')}{why}")
 
         focus = run_ids["ord-0750"]
-        console.print(f"\n[bold]6. History of run {focus}[/bold] (one row per recorded event)")
-        table = Table("seq", "at", "event", "block", "visit", "try")
-        for entry in runtime.history(TENANT, focus):
+        console.print(f"\n[bold]6. Why? The gateway's decisions for run {focus}[/bold]")
+        table = Table("block", "capability", "outcome", "lawful basis", "policy")
+        for record in runtime.decisions(TENANT, focus):
+            basis = record.record.get("lawful_basis") or {}
+            policy = record.record.get("policy") or {}
             table.add_row(
-                str(entry.seq),
-                when(entry.at)[11:],
-                entry.kind,
-                entry.block or "",
-                str(entry.visit or ""),
-                str(entry.attempt or ""),
+                record.block or "",
+                record.capability,
+                record.outcome + (f" ({record.reason})" if record.reason else ""),
+                str(basis.get("basis") or ("not needed" if not basis.get("required") else "-")),
+                f"v{policy.get('bundle_version')} " + ", ".join(policy.get("determining") or [])
+                if policy
+                else "",
             )
         console.print(table)
-        calls = accord.capabilities.get("payments.refund")
         console.print(
-            f"\nCapabilities called through the gateway: {len(accord.capabilities)} "
-            f"registered (e.g. {calls.name}, side effect: {calls.side_effect})."
+            f"\nCapabilities behind the gateway: {len(accord.capabilities)} registered; "
+            "every call above passed kill switch, lawful basis and policy first."
         )
         console.print(
             "\nExplore this database:\n"
             f"   accord run list --database {url}\n"
             f"   accord run history {focus} --database {url}\n"
+            f"   accord run decisions {focus} --database {url}\n"
+            f"   accord consent show customer-of-ord-0042 --database {url}\n"
+            f"   accord flag history --database {url}\n"
         )
 
 

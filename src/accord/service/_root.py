@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from accord.connectors import CapabilityRegistry, load_catalogue
-from accord.consent import ConsentLedger
+from accord.consent import ConsentLedger, validate_categories
 from accord.core import Clock, IdGenerator, RandomIds, SystemClock, TenantId
 from accord.errors import ConfigurationError
 from accord.flags import FlagRecord, Flags, FlagStore, FlagValue
@@ -89,17 +89,21 @@ def build(
     records: for tests that show what governance prevents and for benchmarks that price it.
     """
     settings = settings or Settings()
+    if capabilities is None:
+        capabilities = CapabilityRegistry()
+        load_capabilities(settings.capability_modules, capabilities)
+        for catalogue in settings.capability_catalogues:
+            load_catalogue(Path(catalogue), capabilities, check_categories=validate_categories)
     if settings.database_url.startswith("sqlite:///"):
         path = Path(settings.database_url.removeprefix("sqlite:///"))
         path.parent.mkdir(parents=True, exist_ok=True)
     db = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     if migrate:
-        db.migrate()
-    if capabilities is None:
-        capabilities = CapabilityRegistry()
-        load_capabilities(settings.capability_modules, capabilities)
-        for catalogue in settings.capability_catalogues:
-            load_catalogue(Path(catalogue), capabilities)
+        try:
+            db.migrate()
+        except BaseException:
+            db.dispose()
+            raise
     clock = clock or SystemClock()
     ids = ids or RandomIds()
     consent = ConsentLedger(db, clock=clock, ids=ids)
