@@ -33,6 +33,7 @@ from accord.journeys import load_journey_text
 from accord.service import Settings, build
 from accord.storage import Database
 from accord.storage._schema import runs, transitions
+from tests.governance import PERMIT_ALL, deploy_policies
 from tests.integration.crash_worker import open_effects, register
 
 T = TenantId("default")
@@ -133,6 +134,7 @@ def prepare(db_url: str, effects: Path, n_runs: int) -> list[str]:
     registry = CapabilityRegistry()
     register(registry, open_effects(str(effects)), lock=threading.Lock())
     with build(Settings(database_url=db_url), capabilities=registry) as accord:
+        deploy_policies(accord, PERMIT_ALL)
         accord.runtime.catalog.deploy(T, load_journey_text(JOURNEY))
         return [accord.runtime.start(T, "crashy").run_id for _ in range(n_runs)]
 

@@ -18,6 +18,7 @@ from accord.journeys import JourneySpec
 from accord.service import Settings, build
 from accord.testing import FrozenClock, SequentialIds
 from tests.capabilities import Calls, register_test_capabilities
+from tests.governance import PERMIT_ALL, deploy_policies
 
 T = TenantId("default")
 
@@ -115,6 +116,7 @@ def test_every_generated_journey_ends_cleanly(tmp_path: Path) -> None:
         clock=clock,
         ids=SequentialIds(),
     )
+    deploy_policies(accord, PERMIT_ALL)
     runtime = accord.runtime
 
     @settings(

@@ -66,12 +66,14 @@ def test_workers_survive_lost_database_connections(postgres_server: str) -> None
     from accord.journeys import load_journey_text
     from accord.service import Settings, build
     from tests.capabilities import Calls, register_test_capabilities
+    from tests.governance import PERMIT_ALL, deploy_policies
 
     registry = CapabilityRegistry()
     register_test_capabilities(registry, Calls())
     accord = build(
         Settings(database_url=postgres_server, poll_interval=0.05), capabilities=registry
     )
+    deploy_policies(accord, PERMIT_ALL)
     accord.runtime.catalog.deploy(
         "default",
         load_journey_text(

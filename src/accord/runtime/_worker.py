@@ -162,6 +162,10 @@ class Worker:
         rt = self.runtime
         try:
             return Advance(held.record, held.journey, held.state, now=now, deps=rt.deps).compute()
+        except DBAPIError:
+            # the gateway reads consent, policy and flags while advancing: a lost connection
+            # there rolls the round back like one at commit, and never fails the run
+            raise
         except Exception as exc:
             self.stats.internal_errors += 1
             log.exception("internal error advancing run %s", held.record.run_id)
