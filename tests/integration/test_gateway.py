@@ -398,3 +398,34 @@ def test_governance_off_lets_the_forbidden_calls_through(
 def test_permit_all_bundle_is_what_the_fixture_deploys(accord: Accord) -> None:
     bundle = accord.policies.active(T)
     assert bundle is not None and bundle.policies == PERMIT_ALL
+
+
+def test_a_rejection_is_recorded_as_a_refusal(charging: Accord) -> None:
+    run_id = run(charging, "charge", amount=250.0)
+    charging.runtime.decide(T, run_id, "pay", "reject", by="sam", reason="looks like fraud")
+    charging.runtime.drive()
+    [asked, rejected] = charging.runtime.decisions(T, run_id)
+    assert (asked.outcome, rejected.outcome, rejected.reason) == (
+        "approval_required",
+        "refused",
+        "approval_rejected",
+    )
+    assert rejected.record["rejected_by"] == "sam"
+    refusals = [e for e in charging.runtime.history(T, run_id) if e.kind == "gateway.refused"]
+    assert refusals[0].detail["decision"] == rejected.decision_id
+
+
+def test_an_unusable_stored_bundle_refuses_instead_of_failing(
+    charging: Accord, make_accord: Callable[..., Accord], calls: Calls
+) -> None:
+    with charging.db.transaction() as connection:
+        connection.execute(
+            sa.text("UPDATE policy_bundles SET policies = 'permit(' WHERE tenant_id = 'default'")
+        )
+    another_process = make_accord(policies=None)
+    run_id = run(another_process, "charge", amount=20.0)
+    view = another_process.runtime.get(T, run_id)
+    assert view.status == "failed"
+    assert view.error is not None and view.error["reason"] == "policy_error"
+    assert "unusable" in view.error["message"]
+    assert calls.by_capability["test.charge"] == 0

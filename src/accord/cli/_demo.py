@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from accord.cli._common import console, fail, handled, when
+from accord.cli._common import console, fail, handled
 from accord.core import TenantId
 from accord.journeys import load_journey_file
 from accord.runtime import Runtime
@@ -163,8 +163,8 @@ def run_demo(database: Path) -> None:
         for order, run_id in run_ids.items():
             told = runtime.get(TENANT, run_id).steps.get("tell_customer")
             if isinstance(told, dict):
-                result = told.get("output") or {}
-                why = f" ({result['reason']}: no consent to e-mail)" if "reason" in result else ""
+                sent = told.get("output") or {}
+                why = f" ({sent['reason']}: no consent to e-mail)" if "reason" in sent else ""
                 console.print(f"   {order}: customer message {told.get('outcome')}{why}")
 
         focus = run_ids["ord-0750"]

@@ -42,8 +42,10 @@ from accord.gateway._outcomes import (
 from accord.policy import (
     Entity,
     PolicyBundle,
+    PolicyBundleNotFound,
     PolicyDecision,
     PolicyDecisionPoint,
+    PolicyInvalid,
     PolicyRequest,
     PolicyStore,
 )
@@ -94,6 +96,7 @@ class Gateway:
 class _Snapshot:
     consent: ConsentSnapshot | None
     bundle: PolicyBundle | None
+    bundle_error: str | None = None
 
 
 class GatewaySession:
@@ -134,13 +137,29 @@ class GatewaySession:
                 policy_version = stored_policies.latest_version(connection, self.tenant)
                 flag_version = stored_flags.version(connection, self.tenant)
             governance.flags.observe(self.tenant, flag_version)
-            bundle = (
-                governance.policies.get_compiled(self.tenant, policy_version)
-                if policy_version
-                else None
-            )
-            self._snapshot = _Snapshot(consent, bundle)
+            bundle, bundle_error = None, None
+            if policy_version:
+                try:
+                    bundle = governance.policies.get_compiled(self.tenant, policy_version)
+                except (PolicyInvalid, PolicyBundleNotFound) as exc:
+                    # a stored bundle this version of Accord cannot compile permits nothing
+                    bundle_error = f"policy bundle v{policy_version} is unusable: {exc.message}"
+            self._snapshot = _Snapshot(consent, bundle, bundle_error)
         return self._snapshot
+
+    def record_rejection(
+        self, invocation: Invocation, *, by: str, message: str, now: float
+    ) -> str | None:
+        """Record that a person rejected a call a policy held for approval; returns its id."""
+        governance = self.gateway.governance
+        if governance is None:
+            return None
+        capability = self.gateway._executor.resolve(invocation.capability)
+        decision = _Pass(self, governance, capability, invocation, now)
+        decision.record["rejected_by"] = by
+        decision.record["approvals"] = [a.to_json() for a in invocation.approvals]
+        decision._refuse("approval_rejected", message)
+        return decision.decision_id
 
     def decide(
         self, governance: Governance, bundle: PolicyBundle | None, request: PolicyRequest
@@ -211,7 +230,11 @@ class _Pass:
         if refusal is not None:
             return refusal
 
-        decision = self.session.decide(self.governance, snapshot.bundle, self._request())
+        request = self._request()
+        if snapshot.bundle_error is not None:
+            self.record["policy"] = {"allowed": False, "errors": [snapshot.bundle_error]}
+            return self._refuse("policy_error", snapshot.bundle_error)
+        decision = self.session.decide(self.governance, snapshot.bundle, request)
         self.record["policy"] = {
             "bundle_version": decision.bundle_version,
             "allowed": decision.allowed,

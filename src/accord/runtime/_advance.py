@@ -356,16 +356,14 @@ class Advance:
             token.approvals.append(approval.to_json())
             token.status = "ready"
             return
-        self._refuse(
-            token,
-            block,
-            Refused(
-                "approval_rejected",
-                f"{by or 'a reviewer'} did not approve {block.capability!r} "
-                f"({decision}): {signal.payload.get('reason') or 'no reason given'}",
-                None,
-            ),
+        message = (
+            f"{by or 'a reviewer'} did not approve {block.capability!r} "
+            f"({decision}): {signal.payload.get('reason') or 'no reason given'}"
         )
+        decision_id = self._gateway_session().record_rejection(
+            self._invocation(token, block), by=by, message=message, now=self.now
+        )
+        self._refuse(token, block, Refused("approval_rejected", message, decision_id))
 
     def _child_ended(self, token: Token, block: Any, payload: dict[str, Any]) -> None:
         status = payload.get("status")
@@ -566,7 +564,8 @@ class Advance:
             self._session = self.deps.gateway.session(self.run.tenant_id, self.run.subject_id)
         return self._session
 
-    def _run_task(self, token: Token, block: TaskBlock, node: Any) -> None:
+    def _invocation(self, token: Token, block: TaskBlock) -> Invocation:
+        node = self.journey.nodes[token.block]
         assert node.mapping is not None
         variables = self.variables(token)
         payload = node.mapping.evaluate(variables)
@@ -585,20 +584,20 @@ class Advance:
             deadline=time.time() + block.timeout if block.timeout else None,
         )
         channel = context.get("channel")
-        outcome = self._gateway_session().invoke(
-            Invocation(
-                capability=block.capability,
-                payload=payload,
-                call=call,
-                journey=self.run.journey_name,
-                channel=str(channel) if channel is not None else None,
-                context=context,
-                resource=resource,
-                reads=block.reads,
-                approvals=tuple(Approval.from_json(a) for a in token.approvals),
-            ),
-            now=self.now,
+        return Invocation(
+            capability=block.capability,
+            payload=payload,
+            call=call,
+            journey=self.run.journey_name,
+            channel=str(channel) if channel is not None else None,
+            context=context,
+            resource=resource,
+            reads=block.reads,
+            approvals=tuple(Approval.from_json(a) for a in token.approvals),
         )
+
+    def _run_task(self, token: Token, block: TaskBlock, node: Any) -> None:
+        outcome = self._gateway_session().invoke(self._invocation(token, block), now=self.now)
         if isinstance(outcome, Held):
             self._hold(token, block, outcome)
             return
