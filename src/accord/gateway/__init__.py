@@ -4,6 +4,7 @@ from accord.gateway._gateway import (
     Gateway,
     GatewaySession,
     Governance,
+    SnapshotBatch,
     project,
     required_categories,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "Outcome",
     "RefusalReason",
     "Refused",
+    "SnapshotBatch",
     "project",
     "required_categories",
 ]

@@ -20,13 +20,14 @@ starts is seen by every call in it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import math
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from accord.connectors import Capability, CapabilityRegistry
 from accord.consent import BasisCheck, ConsentLedger, ConsentSnapshot
-from accord.core import TenantId, canonical_dumps, digest
+from accord.core import TenantId, digest
 from accord.errors import ExecutionError
 from accord.flags import Flags
 from accord.gateway._executor import Executor
@@ -50,8 +51,7 @@ from accord.policy import (
     PolicyStore,
 )
 from accord.storage import Database, NewDecision
-from accord.storage import flags as stored_flags
-from accord.storage import policies as stored_policies
+from accord.storage import governance as stored_governance
 
 
 @dataclass
@@ -84,9 +84,35 @@ class Gateway:
         self.governance = governance
         self._executor = Executor(capabilities, max_timeout_threads=max_timeout_threads)
 
-    def session(self, tenant: str, subject_id: str | None) -> GatewaySession:
-        """A session for the calls of one transition of a run about ``subject_id``."""
-        return GatewaySession(self, TenantId(tenant), subject_id)
+    def session(
+        self,
+        tenant: str,
+        subject_id: str | None,
+        *,
+        decision_prefix: str | None = None,
+        batch: SnapshotBatch | None = None,
+    ) -> GatewaySession:
+        """A session for the calls of one transition of a run about ``subject_id``.
+
+        With ``decision_prefix``, decision ids are the prefix and a serial number (a run's
+        transition is committed at most once, so run id and sequence number make a unique
+        prefix); without, they come from the id generator. With ``batch``, the session's
+        snapshot comes from the batch, which reads the snapshots of a worker round together.
+        """
+        return GatewaySession(
+            self, TenantId(tenant), subject_id, decision_prefix=decision_prefix, batch=batch
+        )
+
+    def batch(
+        self, keys: Iterable[tuple[str, str | None]], *, max_age: float, clock: Callable[[], float]
+    ) -> SnapshotBatch:
+        """Snapshots for the runs of one worker round, keyed by (tenant, subject).
+
+        Nothing is read until a session asks; then one read transaction serves every run of
+        the round. A snapshot older than ``max_age`` seconds (by ``clock``, a monotonic one) is
+        read again, so no call is decided on a view older than a transition's commit window.
+        """
+        return SnapshotBatch(self, keys, max_age=max_age, clock=clock)
 
     def close(self) -> None:
         self._executor.close()
@@ -99,13 +125,86 @@ class _Snapshot:
     bundle_error: str | None = None
 
 
+def _read_snapshots(
+    governance: Governance, keys: Collection[tuple[TenantId, str | None]]
+) -> dict[tuple[TenantId, str | None], _Snapshot]:
+    """One read transaction: each tenant's versions and its subjects' consent."""
+    tenants: dict[TenantId, set[str]] = {}
+    for tenant, subject in keys:
+        subjects = tenants.setdefault(tenant, set())
+        if subject is not None:
+            subjects.add(subject)
+    read: dict[tuple[TenantId, str | None], _Snapshot] = {}
+    with governance.db.read() as connection:
+        for tenant, subjects in tenants.items():
+            policy_version, flag_version = stored_governance.versions(connection, tenant)
+            consent = (
+                governance.consent.snapshots(tenant, subjects, connection=connection)
+                if subjects
+                else {}
+            )
+            governance.flags.observe(tenant, flag_version)
+            bundle, bundle_error = None, None
+            if policy_version:
+                try:
+                    bundle = governance.policies.get_compiled(tenant, policy_version)
+                except (PolicyInvalid, PolicyBundleNotFound) as exc:
+                    # a stored bundle this version of Accord cannot compile permits nothing
+                    bundle_error = f"policy bundle v{policy_version} is unusable: {exc.message}"
+            read[(tenant, None)] = _Snapshot(None, bundle, bundle_error)
+            for subject, snapshot in consent.items():
+                read[(tenant, subject)] = _Snapshot(snapshot, bundle, bundle_error)
+    return read
+
+
+class SnapshotBatch:
+    """The snapshots of one worker round, read together when the first call needs one."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        keys: Iterable[tuple[str, str | None]],
+        *,
+        max_age: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self.gateway = gateway
+        self._keys = {(TenantId(t), s) for t, s in keys}
+        self._max_age = max_age
+        self._clock = clock
+        self._read: dict[tuple[TenantId, str | None], _Snapshot] = {}
+        self._read_at = -math.inf
+        self.reads = 0
+
+    def get(self, governance: Governance, tenant: TenantId, subject: str | None) -> _Snapshot:
+        key = (tenant, subject)
+        now = self._clock()
+        if key not in self._read or now - self._read_at > self._max_age:
+            self._keys.add(key)
+            self._read = _read_snapshots(governance, self._keys)
+            self._read_at = now
+            self.reads += 1
+        return self._read[key]
+
+
 class GatewaySession:
     """The calls of one transition. ``records`` and ``notifications`` go into its commit."""
 
-    def __init__(self, gateway: Gateway, tenant: TenantId, subject_id: str | None) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        tenant: TenantId,
+        subject_id: str | None,
+        *,
+        decision_prefix: str | None = None,
+        batch: SnapshotBatch | None = None,
+    ) -> None:
         self.gateway = gateway
         self.tenant = tenant
         self.subject_id = subject_id
+        self._batch = batch
+        self._decision_prefix = decision_prefix
+        self._decisions_made = 0
         self.records: list[NewDecision] = []
         self.notifications: list[dict[str, Any]] = []
         self._snapshot: _Snapshot | None = None
@@ -128,23 +227,11 @@ class GatewaySession:
 
     def snapshot(self, governance: Governance) -> _Snapshot:
         if self._snapshot is None:
-            with governance.db.read() as connection:
-                consent = (
-                    governance.consent.snapshot(self.tenant, self.subject_id, connection=connection)
-                    if self.subject_id is not None
-                    else None
-                )
-                policy_version = stored_policies.latest_version(connection, self.tenant)
-                flag_version = stored_flags.version(connection, self.tenant)
-            governance.flags.observe(self.tenant, flag_version)
-            bundle, bundle_error = None, None
-            if policy_version:
-                try:
-                    bundle = governance.policies.get_compiled(self.tenant, policy_version)
-                except (PolicyInvalid, PolicyBundleNotFound) as exc:
-                    # a stored bundle this version of Accord cannot compile permits nothing
-                    bundle_error = f"policy bundle v{policy_version} is unusable: {exc.message}"
-            self._snapshot = _Snapshot(consent, bundle, bundle_error)
+            key = (self.tenant, self.subject_id)
+            if self._batch is not None:
+                self._snapshot = self._batch.get(governance, self.tenant, self.subject_id)
+            else:
+                self._snapshot = _read_snapshots(governance, [key])[key]
         return self._snapshot
 
     def record_rejection(
@@ -161,17 +248,25 @@ class GatewaySession:
         decision._refuse("approval_rejected", message)
         return decision.decision_id
 
+    def new_decision_id(self, governance: Governance) -> str:
+        self._decisions_made += 1
+        if self._decision_prefix is None:
+            return governance.new_id("dec")
+        return f"{self._decision_prefix}_{self._decisions_made}"
+
     def decide(
         self, governance: Governance, bundle: PolicyBundle | None, request: PolicyRequest
     ) -> PolicyDecision:
         """The PDP's decision, remembered for identical requests within the session."""
-        key = canonical_dumps(
-            [
+        # repr of JSON data is equal only for equal values; differently ordered nested maps
+        # merely miss the memo
+        key = repr(
+            (
                 request.action,
-                _entity_json(request.principal),
-                _entity_json(request.resource),
-                dict(request.context),
-            ]
+                _entity_key(request.principal),
+                _entity_key(request.resource),
+                sorted(request.context.items()),
+            )
         )
         decision = self._policy_memo.get(key)
         if decision is None:
@@ -197,7 +292,7 @@ class _Pass:
         self.invocation = invocation
         self.call = invocation.call
         self.now = now
-        self.decision_id = governance.new_id("dec")
+        self.decision_id = session.new_decision_id(governance)
         self.record: dict[str, Any] = {
             "capability": capability.name,
             "side_effect": capability.side_effect,
@@ -335,10 +430,11 @@ class _Pass:
         resource = Entity(
             "Subject", self.call.subject_id or "anonymous", dict(self.invocation.resource)
         )
+        # the block stays out of the context: calls that differ only in where they are made
+        # share one policy decision within a transition
         context: dict[str, Any] = {
             "purpose": self.call.purpose,
             "journey": journey,
-            "block": self.call.block,
             "channel": self.invocation.channel,
             "time": int(self.now),
             "side_effect": self.capability.side_effect,
@@ -420,8 +516,8 @@ def project(
     return {k: v for k, v in output.items() if k not in withheld}, tuple(sorted(withheld))
 
 
-def _entity_json(entity: Entity) -> list[Any]:
-    return [entity.type, entity.id, dict(entity.attrs), [list(p) for p in entity.parents]]
+def _entity_key(entity: Entity) -> tuple[Any, ...]:
+    return (entity.type, entity.id, sorted(entity.attrs.items()), entity.parents)
 
 
 def _policy_message(decision: PolicyDecision) -> str:

@@ -33,6 +33,7 @@ from accord.gateway import (
     Held,
     Invocation,
     Refused,
+    SnapshotBatch,
 )
 from accord.journeys import (
     ApproveBlock,
@@ -109,8 +110,10 @@ class Advance:
         *,
         now: float,
         deps: AdvanceDeps,
+        snapshots: SnapshotBatch | None = None,
     ) -> None:
         self.run = run
+        self.snapshots = snapshots
         self.journey = journey
         self.state = state
         self.now = now
@@ -561,7 +564,12 @@ class Advance:
 
     def _gateway_session(self) -> GatewaySession:
         if self._session is None:
-            self._session = self.deps.gateway.session(self.run.tenant_id, self.run.subject_id)
+            self._session = self.deps.gateway.session(
+                self.run.tenant_id,
+                self.run.subject_id,
+                decision_prefix=f"dec_{self.run.run_id.removeprefix('run_')}_{self.run.seq + 1}",
+                batch=self.snapshots,
+            )
         return self._session
 
     def _invocation(self, token: Token, block: TaskBlock) -> Invocation:

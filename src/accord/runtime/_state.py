@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
 TokenStatus = Literal["ready", "waiting", "joining"]
 WaitKind = Literal["timer", "retry", "event", "human", "child", "hold"]
 
@@ -158,7 +160,7 @@ class RunState:
         return self.counter
 
     def dumps(self) -> str:
-        return json.dumps(
+        return _COMPACT.encode(
             {
                 "tokens": [t.to_json() for t in self.tokens.values()],
                 "steps": self.steps,
@@ -169,8 +171,7 @@ class RunState:
                 "counter": self.counter,
                 "inbox_seen": self.inbox_seen,
                 "output": self.output,
-            },
-            separators=(",", ":"),
+            }
         )
 
     @classmethod

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import DBAPIError
 
+from accord.gateway import SnapshotBatch
 from accord.journeys import CompiledJourney
 from accord.runtime._advance import Advance
 from accord.runtime._state import RunState
@@ -140,10 +141,15 @@ class Worker:
         now = self.runtime.clock.now()
         started = time.monotonic()
         budget = self.runtime.lease_seconds / 2
+        snapshots = self.runtime.gateway.batch(
+            [(h.record.tenant_id, h.record.subject_id) for h in self._held.values()],
+            max_age=self.runtime.deps.commit_window,
+            clock=time.monotonic,
+        )
         for run_id, held in list(self._held.items()):
             if writes and time.monotonic() - started > budget:
                 break
-            write = self._advance(held, now)
+            write = self._advance(held, now, snapshots)
             del self._held[run_id]
             self._held[run_id] = held
             if write is None:
@@ -158,10 +164,14 @@ class Worker:
         self._hit("executed")
         return self._commit(writes)
 
-    def _advance(self, held: _Held, now: float) -> TransitionWrite | None:
+    def _advance(
+        self, held: _Held, now: float, snapshots: SnapshotBatch | None = None
+    ) -> TransitionWrite | None:
         rt = self.runtime
         try:
-            return Advance(held.record, held.journey, held.state, now=now, deps=rt.deps).compute()
+            return Advance(
+                held.record, held.journey, held.state, now=now, deps=rt.deps, snapshots=snapshots
+            ).compute()
         except DBAPIError:
             # the gateway reads consent, policy and flags while advancing: a lost connection
             # there rolls the round back like one at commit, and never fails the run

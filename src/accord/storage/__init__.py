@@ -7,6 +7,7 @@
 from accord.storage import _consent as consent
 from accord.storage import _decisions as decisions
 from accord.storage import _flags as flags
+from accord.storage import _governance as governance
 from accord.storage import _journeys as journeys
 from accord.storage import _policies as policies
 from accord.storage import _runs as runs
@@ -57,6 +58,7 @@ __all__ = [
     "consent",
     "decisions",
     "flags",
+    "governance",
     "journeys",
     "policies",
     "runs",

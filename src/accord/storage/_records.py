@@ -8,10 +8,12 @@ from typing import Any, Literal
 
 from sqlalchemy.engine import RowMapping
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
 
 def json_text(value: Any) -> str:
     """Compact JSON, as stored in text columns."""
-    return json.dumps(value, separators=(",", ":"))
+    return _COMPACT.encode(value)
 
 
 RunStatus = Literal["ready", "waiting", "completed", "failed", "cancelled"]
