@@ -11,12 +11,13 @@ from collections.abc import Callable
 import pytest
 import sqlalchemy as sa
 
+from accord.connectors import CallContext, CapabilityRegistry
 from accord.core import TenantId
 from accord.journeys import load_journey_text
-from accord.service import Accord
+from accord.service import Accord, Settings, build
 from accord.storage._schema import outbox
 from accord.testing import FrozenClock
-from tests.capabilities import Calls
+from tests.capabilities import Calls, CustomerRef, Echo
 from tests.governance import PERMIT_ALL, deploy_policies
 
 T = TenantId("default")
@@ -34,6 +35,7 @@ blocks:
     input: {customer_id: run.subject}
     retry: {max_attempts: 1}
     on_refusal:
+      subject_missing: escalate
       consent_missing: ask
       consent_expired: ask
       consent_withdrawn: withdrawn
@@ -206,9 +208,42 @@ def test_contract_basis_needs_no_consent(accord: Accord, calls: Calls) -> None:
 
 def test_run_without_subject_is_refused_for_personal_data(governed: Accord, calls: Calls) -> None:
     run_id = run(governed, "profile", subject=None)
-    view = governed.runtime.get(T, run_id)
-    assert view.status == "failed"
-    assert view.error is not None and view.error["reason"] == "subject_missing"
+    assert outcome(governed, run_id) == ("completed", "escalated", {"why": "subject_missing"})
+    assert calls.by_capability["test.profile"] == 0
+    assert decisions(governed, run_id) == [("test.profile", "refused", "subject_missing")]
+
+
+def test_purpose_missing_takes_the_fallback(
+    make_accord: Callable[..., Accord], database_url: str, clock: FrozenClock, calls: Calls
+) -> None:
+    """A journey linted against an older contract (no personal data) meets a newer one."""
+    old_contracts = CapabilityRegistry()
+
+    @old_contracts.capability("test.profile")
+    def profile(request: CustomerRef, ctx: CallContext) -> Echo:
+        raise AssertionError("only the contract is used at deploy")
+
+    with build(
+        Settings(database_url=database_url), capabilities=old_contracts, clock=clock
+    ) as deployer:
+        deploy(
+            deployer,
+            """
+journey: no_purpose
+blocks:
+  - id: fetch
+    kind: task
+    capability: test.profile
+    input: {customer_id: run.subject}
+    on_refusal: {purpose_missing: unclear}
+  - {id: done, kind: end}
+  - {id: unclear, kind: end, outcome: purpose_unclear, output: {why: errors.fetch.reason}}
+""",
+        )
+    accord = make_accord()
+    grant(accord, clock, "pd:Name", "pd:EmailAddress")
+    run_id = run(accord, "no_purpose")
+    assert outcome(accord, run_id) == ("completed", "purpose_unclear", {"why": "purpose_missing"})
     assert calls.by_capability["test.profile"] == 0
 
 

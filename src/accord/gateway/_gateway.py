@@ -314,6 +314,7 @@ class _Pass:
             capability=self.capability.name,
             journey=self.invocation.journey,
             channel=self.invocation.channel,
+            agent=self.invocation.agent,
         )
         self.record["kill_switch"] = {"off": flag}
         if flag is not None:

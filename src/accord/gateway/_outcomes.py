@@ -50,9 +50,10 @@ class Invocation:
     """One request to invoke a capability, with everything governance judges it by.
 
     ``context`` and ``resource`` are the block's policy context and the attributes of the subject
-    as the policy sees them. ``reads`` narrows the categories the caller wants back (a block's
-    ``reads``); empty means whatever the capability returns. ``approvals`` are the approvals a
-    person already gave for this call.
+    as the policy sees them; ``agent`` names the agent whose tool call this is, if any.
+    ``reads`` narrows the categories the caller wants back (a block's ``reads``); empty means
+    whatever the capability returns. ``approvals`` are the approvals a person already gave for
+    this call.
     """
 
     capability: str
@@ -60,6 +61,7 @@ class Invocation:
     call: CallContext
     journey: str | None = None
     channel: str | None = None
+    agent: str | None = None
     context: Mapping[str, Any] = field(default_factory=dict)
     resource: Mapping[str, Any] = field(default_factory=dict)
     reads: tuple[str, ...] = ()
