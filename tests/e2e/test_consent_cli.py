@@ -131,7 +131,7 @@ def test_configure_a_basis_then_check_and_remove_it(run: Run) -> None:
     )  # fmt: skip
     assert allowed["allowed"] is True and allowed["basis"] == "contract"
     refused = run("check", "cust-9", "--purpose", "dpv:CustomerCare", "--categories", "pd:Name")
-    assert refused.exit_code == 0 and "no consent for dpv:CustomerCare covers pd:Name" in (
+    assert refused.exit_code == 1 and "no consent for dpv:CustomerCare covers pd:Name" in (
         refused.stdout
     )
 

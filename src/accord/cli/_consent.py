@@ -297,7 +297,10 @@ def check_command(
     json_output: Json = False,
     database: Database = None,
 ) -> None:
-    """Whether a purpose may use a subject's data categories, now or at a past time."""
+    """Whether a purpose may use a subject's data categories, now or at a past time.
+
+    Exits with 1 when the answer is no, so scripts can test it.
+    """
     with opened(database) as accord, handled():
         moment = None if at is None else _parse_time(at, "--at")
         check = _ledger(accord).check(
@@ -315,9 +318,11 @@ def check_command(
                 "message": check.message,
             }
             console.print(as_json(result), markup=False, soft_wrap=True)
-            return
-        style = "green" if check.allowed else "red"
-        console.print(f"[{style}]{escape(check.message)}[/{style}]")
+        else:
+            style = "green" if check.allowed else "red"
+            console.print(f"[{style}]{escape(check.message)}[/{style}]")
+    if not check.allowed:
+        raise typer.Exit(1)
 
 
 @app.command("receipt")

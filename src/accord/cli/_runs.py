@@ -234,7 +234,9 @@ def decisions_command(run_id: str, json_output: Json = False, database: Database
             basis = record.record.get("lawful_basis") or {}
             policy = record.record.get("policy") or {}
             outcome = record.outcome + (f" ({record.reason})" if record.reason else "")
-            if basis.get("required"):
+            if not basis:
+                basis_text = "not checked"
+            elif basis.get("required"):
                 grants = ", ".join(basis.get("grants") or [])
                 basis_text = f"{basis.get('basis') or '-'} {grants}".strip()
             else:

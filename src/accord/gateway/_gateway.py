@@ -11,11 +11,12 @@ Each step can end the pass: a switched-off capability is *held* (the caller wait
 a missing lawful basis or a policy deny is *refused* with a reason, an approval obligation asks a
 person first. Every pass leaves one decision record, written in the caller's transaction.
 
-A session belongs to one transition of one run: it reads the subject's consent, the newest policy
-bundle and the flag version once, in one read transaction, at its first call, and decides every
-call of the transition against that snapshot. A transition runs its tasks within the commit
-window (5 ms by default), so a withdrawal, deploy or kill switch committed before a transition
-starts is seen by every call in it.
+A session belongs to one transition of one run and decides every call of the transition against
+one snapshot: the subject's consent, the newest policy bundle and the flag version. A worker reads
+the snapshots of all the runs of a round in one read transaction (:class:`SnapshotBatch`) and
+reads again once they are older than the commit window; a transition runs its tasks within that
+window too. So a withdrawal, deploy or kill switch is seen by every call that starts more than
+two commit windows (10 ms by default) after it commits.
 """
 
 from __future__ import annotations

@@ -177,10 +177,18 @@ class JourneyBuilder(FlowBuilder):
     )
     """
 
-    def __init__(self, name: str, *, description: str = "", start: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        description: str = "",
+        start: str | None = None,
+        purpose: str | None = None,
+    ) -> None:
         super().__init__(start=start)
         self._journey = name
         self._description = description
+        self._purpose = purpose
         self._input: dict[str, Any] = {}
 
     def input(self, **fields: str | dict[str, Any]) -> Self:
@@ -192,6 +200,8 @@ class JourneyBuilder(FlowBuilder):
         data: dict[str, Any] = {"journey": self._journey, **super().to_dict()}
         if self._description:
             data["description"] = self._description
+        if self._purpose:
+            data["purpose"] = self._purpose
         if self._input:
             data["input"] = self._input
         return data
