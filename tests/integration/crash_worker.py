@@ -91,7 +91,10 @@ def main() -> None:
         lease_seconds=float(os.environ.get("ACCORD_LEASE_SECONDS", "1")),
     )
     fencing = os.environ.get("ACCORD_TEST_FENCING", "1") == "1"
-    accord = build(settings, capabilities=registry, fencing=fencing, migrate=False)
+    governed = os.environ.get("ACCORD_TEST_GOVERNED", "1") == "1"
+    accord = build(
+        settings, capabilities=registry, fencing=fencing, migrate=False, governed=governed
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     worker = accord.runtime.worker(

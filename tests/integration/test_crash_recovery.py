@@ -74,6 +74,7 @@ class Fleet:
     stats_dir: Path
     crash_p: float
     fencing: bool = True
+    governed: bool = True
     lease_seconds: float = 1.0
     batch: int = 4
     step_sleep: float = 0.0
@@ -93,6 +94,7 @@ class Fleet:
             "ACCORD_CRASH_P": str(self.crash_p),
             "ACCORD_CRASH_SEED": str(self.spawned),
             "ACCORD_TEST_FENCING": "1" if self.fencing else "0",
+            "ACCORD_TEST_GOVERNED": "1" if self.governed else "0",
             "ACCORD_LEASE_SECONDS": str(self.lease_seconds),
             "ACCORD_BATCH": str(self.batch),
             "ACCORD_STEP_SLEEP": str(self.step_sleep),
@@ -240,7 +242,17 @@ def test_without_fencing_the_same_harness_fails(tmp_path: Path) -> None:
     n_runs = 40
     run_ids = prepare(database_url, effects, n_runs)
     db = Database(database_url)
-    fleet = Fleet(database_url, effects, stats, crash_p=0.0, fencing=False, step_sleep=0.002)
+    # governance off too: deterministic decision ids would turn a double commit into a key
+    # violation, a second protection that would hide what fencing alone prevents
+    fleet = Fleet(
+        database_url,
+        effects,
+        stats,
+        crash_p=0.0,
+        fencing=False,
+        governed=False,
+        step_sleep=0.002,
+    )
     run_fleet(fleet, db, n_runs, workers=3, limit=300)
     problems = violations(db, effects, run_ids)
     db.dispose()
