@@ -16,7 +16,7 @@ from accord.consent._basis import (
     validate_basis,
 )
 from accord.consent._grants import ConsentEvent, ConsentEventKind, Grant, GrantStatus
-from accord.consent._ledger import ConsentLedger
+from accord.consent._ledger import ConsentLedger, snapshots_from
 from accord.consent._receipts import DEMO_CONTROLLER, RECEIPT_VERSION, Controller
 from accord.consent._vocabulary import (
     CATEGORIES,
@@ -53,6 +53,7 @@ __all__ = [
     "is_custom",
     "is_sensitive",
     "label_of",
+    "snapshots_from",
     "validate_basis",
     "validate_categories",
     "validate_purpose",

@@ -7,7 +7,7 @@ is scoped to one tenant.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -290,16 +290,7 @@ class ConsentLedger:
         grant_records, basis_records = subjects_grants_and_bases(
             connection, tenant, sorted(subject_ids)
         )
-        bases = tuple(_purpose_basis(r) for r in basis_records)
-        return {
-            subject_id: ConsentSnapshot(
-                tenant,
-                subject_id,
-                tuple(_grant(r) for r in grant_records.get(subject_id, ())),
-                bases,
-            )
-            for subject_id in subject_ids
-        }
+        return snapshots_from(tenant, subject_ids, grant_records, basis_records)
 
     def check(
         self,
@@ -458,6 +449,22 @@ class ConsentLedger:
             actor=actor,
             detail=detail,
         )
+
+
+def snapshots_from(
+    tenant: TenantId,
+    subject_ids: Collection[str],
+    grants: Mapping[str, Sequence[GrantRecord]],
+    bases: Sequence[BasisRecord],
+) -> dict[str, ConsentSnapshot]:
+    """Snapshots of ``subject_ids`` from stored grants (by subject) and the tenant's bases."""
+    purposes = tuple(_purpose_basis(r) for r in bases)
+    return {
+        subject_id: ConsentSnapshot(
+            tenant, subject_id, tuple(_grant(r) for r in grants.get(subject_id, ())), purposes
+        )
+        for subject_id in subject_ids
+    }
 
 
 @contextmanager

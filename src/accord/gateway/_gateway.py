@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from accord.connectors import Capability, CapabilityRegistry
-from accord.consent import BasisCheck, ConsentLedger, ConsentSnapshot
+from accord.consent import BasisCheck, ConsentLedger, ConsentSnapshot, snapshots_from
 from accord.core import TenantId, digest
 from accord.errors import ExecutionError
 from accord.flags import Flags
@@ -129,32 +129,31 @@ class _Snapshot:
 def _read_snapshots(
     governance: Governance, keys: Collection[tuple[TenantId, str | None]]
 ) -> dict[tuple[TenantId, str | None], _Snapshot]:
-    """One read transaction: each tenant's versions and its subjects' consent."""
+    """One statement per tenant: its versions and its subjects' consent."""
     tenants: dict[TenantId, set[str]] = {}
     for tenant, subject in keys:
         subjects = tenants.setdefault(tenant, set())
         if subject is not None:
             subjects.add(subject)
     read: dict[tuple[TenantId, str | None], _Snapshot] = {}
-    with governance.db.read() as connection:
-        for tenant, subjects in tenants.items():
-            policy_version, flag_version = stored_governance.versions(connection, tenant)
-            consent = (
-                governance.consent.snapshots(tenant, subjects, connection=connection)
-                if subjects
-                else {}
-            )
-            governance.flags.observe(tenant, flag_version)
-            bundle, bundle_error = None, None
-            if policy_version:
-                try:
-                    bundle = governance.policies.get_compiled(tenant, policy_version)
-                except (PolicyInvalid, PolicyBundleNotFound) as exc:
-                    # a stored bundle this version of Accord cannot compile permits nothing
-                    bundle_error = f"policy bundle v{policy_version} is unusable: {exc.message}"
-            read[(tenant, None)] = _Snapshot(None, bundle, bundle_error)
-            for subject, snapshot in consent.items():
-                read[(tenant, subject)] = _Snapshot(snapshot, bundle, bundle_error)
+    with governance.db.statement() as connection:
+        found = {
+            tenant: stored_governance.read(connection, tenant, sorted(subjects))
+            for tenant, subjects in tenants.items()
+        }
+    for tenant, state in found.items():
+        governance.flags.observe(tenant, state.flag_version)
+        bundle, bundle_error = None, None
+        if state.policy_version:
+            try:
+                bundle = governance.policies.get_compiled(tenant, state.policy_version)
+            except (PolicyInvalid, PolicyBundleNotFound) as exc:
+                # a stored bundle this version of Accord cannot compile permits nothing
+                bundle_error = f"policy bundle v{state.policy_version} is unusable: {exc.message}"
+        read[(tenant, None)] = _Snapshot(None, bundle, bundle_error)
+        consent = snapshots_from(tenant, tenants[tenant], state.grants, state.bases)
+        for subject, snapshot in consent.items():
+            read[(tenant, subject)] = _Snapshot(snapshot, bundle, bundle_error)
     return read
 
 
@@ -294,14 +293,10 @@ class _Pass:
         self.call = invocation.call
         self.now = now
         self.decision_id = session.new_decision_id(governance)
+        # purpose, journey, channel, side effect and region are in the policy context below
         self.record: dict[str, Any] = {
             "capability": capability.name,
-            "side_effect": capability.side_effect,
-            "region": capability.region,
-            "journey": invocation.journey,
             "block": self.call.block,
-            "purpose": self.call.purpose,
-            "channel": invocation.channel,
             "subject": self.call.subject_id,
             "idempotency_key": self.call.idempotency_key,
         }
@@ -445,7 +440,7 @@ class _Pass:
         context.update(self.invocation.context)
         self.record["principal"] = {"type": principal.type, "id": principal.id}
         self.record["resource"] = {"type": resource.type, "id": resource.id}
-        self.record["context"] = context
+        self.record["context"] = {k: v for k, v in context.items() if v is not None}
         return PolicyRequest(principal, self.capability.name, resource, context)
 
     def _refuse(self, reason: RefusalReason, message: str) -> Refused:

@@ -8,7 +8,7 @@ consistent even under PostgreSQL's READ COMMITTED isolation.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -301,9 +301,10 @@ def _typed_null(type_: sa.types.TypeEngine[Any]) -> sa.ColumnElement[Any]:
 _TEXT = sa.Text()
 _FLOAT = sa.Float()
 
-# One statement for both tables: the grants of a subject and the bases of its tenant, told apart
-# by ``source``. Built once; only the parameters change between calls.
-_SUBJECT_AND_BASES = sa.union_all(
+# One statement for both tables: the grants of subjects and the bases of their tenant, told apart
+# by ``source``. Built once; only the parameters change between calls. ``SNAPSHOT_PARTS`` lets
+# the gateway add a row of its own to the same statement.
+SNAPSHOT_PARTS = (
     sa.select(
         sa.literal("grant", _TEXT).label("source"),
         consent_grants.c.subject_id,
@@ -342,6 +343,7 @@ _SUBJECT_AND_BASES = sa.union_all(
         lawful_bases.c.updated_by,
     ).where(lawful_bases.c.tenant_id == sa.bindparam("tenant")),
 )
+_SUBJECT_AND_BASES = sa.union_all(*SNAPSHOT_PARTS)
 
 
 def subject_grants_and_bases(
@@ -362,10 +364,17 @@ def subjects_grants_and_bases(
 
     Grants come oldest first, bases by purpose.
     """
+    rows = connection.execute(_SUBJECT_AND_BASES, {"tenant": tenant, "subjects": list(subject_ids)})
+    return snapshot_records(tenant, rows.mappings())
+
+
+def snapshot_records(
+    tenant: TenantId, rows: Iterable[RowMapping]
+) -> tuple[dict[str, list[GrantRecord]], list[BasisRecord]]:
+    """Grants by subject and bases from rows of the snapshot statement (other rows ignored)."""
     grants: dict[str, list[GrantRecord]] = {}
     bases: list[BasisRecord] = []
-    rows = connection.execute(_SUBJECT_AND_BASES, {"tenant": tenant, "subjects": list(subject_ids)})
-    for row in rows.mappings():
+    for row in rows:
         if row["source"] == "grant":
             subject_id = row["subject_id"]
             grants.setdefault(subject_id, []).append(
@@ -384,7 +393,7 @@ def subjects_grants_and_bases(
                     recorded_at=row["recorded_at"],
                 )
             )
-        else:
+        elif row["source"] == "basis":
             categories = row["categories"]
             bases.append(
                 BasisRecord(

@@ -1,25 +1,78 @@
-"""What the gateway reads at the start of a transition besides the subject's consent."""
+"""What the gateway reads at the start of a worker round, in one statement.
+
+The subjects' consent grants, their tenant's lawful bases, its newest policy bundle version and
+its flag version come back as the rows of one ``UNION ALL``, so that a round costs one round trip
+and needs no explicit transaction: a single statement sees one consistent state on both SQLite and
+PostgreSQL.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from accord.core import TenantId
+from accord.storage._consent import SNAPSHOT_PARTS, BasisRecord, GrantRecord, snapshot_records
 from accord.storage._schema import flags, policy_bundles
 
-# Built once: both versions in one round trip, so a deploy or a flag change made by any process
-# is seen by the next transition that consults the gateway.
+
+def _null(type_: sa.types.TypeEngine[Any]) -> sa.ColumnElement[Any]:
+    return sa.cast(sa.null(), type_)
+
+
+_TEXT = sa.Text()
+_FLOAT = sa.Float()
+
+# The versions ride in the float columns of a row of their own (source 'versions').
 _VERSIONS = sa.select(
-    sa.select(sa.func.coalesce(sa.func.max(policy_bundles.c.version), 0))
-    .where(policy_bundles.c.tenant_id == sa.bindparam("tenant"))
-    .scalar_subquery(),
-    sa.select(sa.func.coalesce(sa.func.max(flags.c.version), 0))
-    .where(flags.c.tenant_id == sa.bindparam("tenant"))
-    .scalar_subquery(),
+    sa.literal("versions", _TEXT),
+    _null(_TEXT),
+    _null(_TEXT),
+    _null(_TEXT),
+    _null(_TEXT),
+    _null(_TEXT),
+    _null(_TEXT),
+    sa.cast(
+        sa.select(sa.func.coalesce(sa.func.max(policy_bundles.c.version), 0))
+        .where(policy_bundles.c.tenant_id == sa.bindparam("tenant"))
+        .scalar_subquery(),
+        _FLOAT,
+    ),
+    sa.cast(
+        sa.select(sa.func.coalesce(sa.func.max(flags.c.version), 0))
+        .where(flags.c.tenant_id == sa.bindparam("tenant"))
+        .scalar_subquery(),
+        _FLOAT,
+    ),
+    _null(_FLOAT),
+    _null(_TEXT),
+    _null(_FLOAT),
+    _null(_TEXT),
+    _null(_TEXT),
+    _null(_TEXT),
 )
+_SNAPSHOT = sa.union_all(*SNAPSHOT_PARTS, _VERSIONS)
 
 
-def versions(connection: Connection, tenant: str) -> tuple[int, int]:
-    """The tenant's newest policy bundle version and flag version (0 when there are none)."""
-    row = connection.execute(_VERSIONS, {"tenant": tenant}).one()
-    return int(row[0]), int(row[1])
+@dataclass(frozen=True, slots=True)
+class GovernanceRead:
+    """One tenant's part of a round's snapshot."""
+
+    grants: dict[str, list[GrantRecord]]
+    bases: list[BasisRecord]
+    policy_version: int
+    flag_version: int
+
+
+def read(connection: Connection, tenant: TenantId, subject_ids: Sequence[str]) -> GovernanceRead:
+    """The subjects' grants, the tenant's bases and its policy and flag versions."""
+    rows = list(
+        connection.execute(_SNAPSHOT, {"tenant": tenant, "subjects": list(subject_ids)}).mappings()
+    )
+    grants, bases = snapshot_records(tenant, rows)
+    versions = next(r for r in rows if r["source"] == "versions")
+    return GovernanceRead(grants, bases, int(versions["granted_at"]), int(versions["expires_at"]))
