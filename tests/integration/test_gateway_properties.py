@@ -2,19 +2,27 @@
 called without a lawful basis and a Cedar permit at the moment of the call, and every refusal is
 recorded with its reason.
 
-The test registers its own capabilities, whose handlers note each call with the clock's time,
-and judges the calls with an oracle of its own: a small consent model fed by the generated
-timeline (not ``accord.consent``) and a direct ``cedarpy`` evaluation of the bundle text that was
-in force. The same model predicts every decision record's outcome and reason.
+Each example builds Accord on a fresh SQLite file with capabilities of its own, whose handlers
+note every call with the clock's time, starts the generated journey for two subjects (and
+sometimes for none), and moves the frozen clock from event to event: grants (some starting late
+or expiring), withdrawals, configured bases and policy deploys are applied at their times, timers
+fire when the clock passes them (sometimes late), and people answer approvals after a delay.
 
-The property runs on SQLite only, with a fresh database per example; the gateway tests of
-``test_gateway.py`` cover PostgreSQL. ``test_the_oracle_catches_an_ungoverned_gateway`` switches
-governance off and shows that the oracle then finds the calls that should not have happened.
+The oracle is the test's own: a small consent model fed by the generated timeline (not
+``accord.consent``) and a direct ``cedarpy`` evaluation of the bundle text in force. Every call
+must have had a lawful basis, a clean Allow and any approval a policy asked for; the same model
+predicts the outcome and reason of every decision record; every refusal in a history has its
+record, and a refusal without a fallback fails the run.
+
+The property runs on SQLite only; ``test_gateway.py`` covers PostgreSQL.
+``test_the_oracle_catches_an_ungoverned_gateway`` switches governance off and shows that the
+oracle then finds the calls that should not have happened.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -147,11 +155,10 @@ def observing_registry(clock: FrozenClock) -> tuple[CapabilityRegistry, list[Cal
     return registry, calls
 
 
-# --- scenarios ---------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class Task:
+    """A task block, followed by a timer of ``wait`` seconds when given."""
+
     id: str
     capability: str
     purpose: str | None
@@ -212,11 +219,15 @@ Change = GrantConsent | Withdraw | WithdrawPurpose | SetBasis | Deploy
 
 @dataclass(frozen=True)
 class Scenario:
+    """A journey, its subjects, the timeline of changes, the answers to approvals (and after
+    how many seconds), and how far the clock overshoots each next event."""
+
     purpose: str | None
     tasks: tuple[Task, ...]
     subjects: tuple[str | None, ...]
     changes: tuple[Change, ...]
-    verdicts: tuple[str, ...] = ("approve",)
+    verdicts: tuple[tuple[str, int], ...] = (("approve", 0),)
+    lags: tuple[float, ...] = (0,)
 
     def task(self, block: str | None) -> Task:
         return next(t for t in self.tasks if t.id == block)
@@ -271,14 +282,12 @@ def _action(capability: str) -> str:
 
 
 @st.composite
-def rules(draw: st.DrawFn, index: int) -> Rule:
+def rules(draw: st.DrawFn, index: int, kinds: tuple[int, ...] = tuple(range(1, 11))) -> Rule:
     capability = _action(draw(st.sampled_from(sorted(CAPABILITIES))))
     limit = draw(st.sampled_from(["50.0", "100.0", "200.0"]))
     amount = "context has amount && context.amount"
-    kind = draw(st.integers(0, 9))
+    kind = draw(st.sampled_from(kinds))
     head = f'@id("r{index}")\n'
-    if kind == 0:
-        return Rule(head + "permit(principal, action, resource);")
     if kind == 1:
         return Rule(head + f"permit(principal, {capability}, resource);")
     if kind == 2:
@@ -319,9 +328,16 @@ def rules(draw: st.DrawFn, index: int) -> Rule:
             'when { context has region && context.region == "eu" && '
             'context has purpose && context.purpose == "dpv:Marketing" };'
         )
+    if kind == 9:
+        return Rule(
+            head + '@approval("supervisor")\n'
+            "permit(principal, action, resource)\n"
+            'when { resource has tier && resource.tier == "regular" };',
+            approval=True,
+        )
     return Rule(
         head + '@approval("supervisor")\n'
-        f"permit(principal, {capability}, resource)\n"
+        f"permit(principal, {draw(st.sampled_from(['action', capability]))}, resource)\n"
         f'when {{ {amount}.greaterThan(decimal("{limit}")) }};',
         approval=True,
     )
@@ -329,8 +345,12 @@ def rules(draw: st.DrawFn, index: int) -> Rule:
 
 @st.composite
 def bundles(draw: st.DrawFn) -> tuple[Rule, ...]:
-    count = draw(st.integers(1, 4))
-    return tuple(draw(rules(i)) for i in range(count))
+    drawn = [draw(rules(i)) for i in range(draw(st.integers(0, 3)))]
+    if not drawn or draw(st.booleans()):
+        drawn.append(Rule(f'@id("r{len(drawn)}")\npermit(principal, action, resource);'))
+    if draw(st.integers(0, 2)) == 0:
+        drawn.append(draw(rules(len(drawn), kinds=(9, 10))))
+    return tuple(drawn)
 
 
 @st.composite
@@ -351,12 +371,13 @@ def tasks(draw: st.DrawFn, journey_purpose: str | None) -> tuple[Task, ...]:
             st.one_of(
                 st.none(),
                 st.sampled_from([5.0, 99.99, 100.0, 100.01, 250.0]),
+                st.sampled_from([5.0, 99.99, 100.0, 100.01, 250.0]),
                 st.sampled_from([7, 300]),
             )
         )
         following = f"t{i + 1}" if i + 1 < count else "done"
         wait = draw(st.one_of(st.none(), st.sampled_from([10, 30, 90])))
-        fallback = draw(st.sampled_from(["none", "any", "any", "reason"]))
+        fallback = draw(st.sampled_from(["none", "any", "any", "any", "reason"]))
         on_refusal = {}
         if fallback == "any":
             on_refusal = {"*": f"wt{i}" if wait else following}
@@ -382,25 +403,30 @@ def tasks(draw: st.DrawFn, journey_purpose: str | None) -> tuple[Task, ...]:
 def changes(draw: st.DrawFn, horizon: int) -> tuple[Change, ...]:
     at = st.one_of(st.just(0), st.integers(0, horizon))
     drawn: list[Change] = []
+    for subject in SUBJECTS:
+        for purpose in draw(st.lists(st.sampled_from(PURPOSES), max_size=2, unique=True)):
+            categories = draw(st.sampled_from([CATEGORIES, CATEGORIES, CATEGORIES[:2]]))
+            lasts = draw(st.sampled_from([None, None, 20, 45]))
+            drawn.append(GrantConsent(0, subject, purpose, categories, lasts=lasts))
     for _ in range(draw(st.integers(0, 8))):
-        kind = draw(st.sampled_from(["grant", "grant", "grant", "withdraw", "purpose", "basis"]))
+        kind = draw(st.sampled_from(["grant", "grant", "withdraw", "withdraw", "purpose", "basis"]))
         when = draw(at)
         subject = draw(st.sampled_from(SUBJECTS))
         purpose = draw(st.sampled_from(PURPOSES))
         if kind == "grant":
-            categories = draw(st.lists(st.sampled_from(CATEGORIES), min_size=1, max_size=4))
+            chosen = draw(st.lists(st.sampled_from(CATEGORIES), min_size=1, max_size=4))
             drawn.append(
                 GrantConsent(
                     when,
                     subject,
                     purpose,
-                    tuple(dict.fromkeys(categories)),
+                    tuple(dict.fromkeys(chosen)),
                     starts_after=draw(st.sampled_from([0, 0, 0, 20])),
                     lasts=draw(st.sampled_from([None, None, 15, 60])),
                 )
             )
         elif kind == "withdraw":
-            drawn.append(Withdraw(when, subject, draw(st.integers(0, 2))))
+            drawn.append(Withdraw(when, subject, draw(st.integers(0, 3))))
         elif kind == "purpose":
             drawn.append(WithdrawPurpose(when, subject, purpose))
         else:
@@ -413,9 +439,8 @@ def changes(draw: st.DrawFn, horizon: int) -> tuple[Change, ...]:
                     )
                 )
             drawn.append(SetBasis(when, purpose, basis, covered))
-    initial = draw(st.one_of(st.none(), bundles()))
-    if initial is not None:
-        drawn.append(Deploy(0, initial))
+    if draw(st.integers(0, 7)):
+        drawn.append(Deploy(0, draw(bundles())))
     if draw(st.integers(0, 3)) == 0:
         drawn.append(Deploy(draw(st.integers(1, horizon)), draw(bundles())))
     return tuple(sorted(drawn, key=lambda change: change.at))
@@ -427,11 +452,15 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     drawn = draw(tasks(purpose))
     horizon = max(30, sum(t.wait or 0 for t in drawn))
     subjects: tuple[str | None, ...] = SUBJECTS + ((None,) if draw(st.booleans()) else ())
-    verdicts = draw(st.lists(st.sampled_from(["approve", "reject"]), min_size=1, max_size=3))
-    return Scenario(purpose, drawn, subjects, draw(changes(horizon)), tuple(verdicts))
-
-
-# --- the reference model -----------------------------------------------------------------------
+    verdicts = draw(
+        st.lists(
+            st.tuples(st.sampled_from(["approve", "reject"]), st.sampled_from([0, 15, 45])),
+            min_size=1,
+            max_size=3,
+        )
+    )
+    lags = draw(st.lists(st.sampled_from([0, 0, 0, 2.5, 5, 40]), min_size=1, max_size=4))
+    return Scenario(purpose, drawn, subjects, draw(changes(horizon)), tuple(verdicts), tuple(lags))
 
 
 @dataclass
@@ -535,10 +564,10 @@ class World:
                 known[change.grant].withdrawn_at = now
         elif isinstance(change, WithdrawPurpose):
             accord.consent.withdraw_purpose(T, change.subject, change.purpose, actor="prop")
-            for grant in self.grants.get(change.subject, []):
-                lapsed = grant.expires_at is not None and grant.expires_at <= now
-                if grant.purpose == change.purpose and grant.withdrawn_at is None and not lapsed:
-                    grant.withdrawn_at = now
+            for held in self.grants.get(change.subject, []):
+                lapsed = held.expires_at is not None and held.expires_at <= now
+                if held.purpose == change.purpose and held.withdrawn_at is None and not lapsed:
+                    held.withdrawn_at = now
         elif isinstance(change, SetBasis):
             accord.consent.set_basis(
                 T, change.purpose, change.basis, categories=change.categories, actor="dpo"
@@ -560,6 +589,7 @@ def policy_request(
 ) -> PolicyRequest:
     """The request the gateway should put to the PDP for ``task``'s call at ``at``."""
     spec = CAPABILITIES[task.capability]
+    # the context docs/governance.md promises policies; no generated rule reads ``block``
     context: dict[str, Any] = {
         "purpose": purpose,
         "journey": JOURNEY,
@@ -577,9 +607,6 @@ def policy_request(
     )
     resource = Entity("Subject", subject or "anonymous", {"tier": task.tier} if task.tier else {})
     return PolicyRequest(principal, task.capability, resource, context)
-
-
-# --- playing a scenario ------------------------------------------------------------------------
 
 
 @dataclass
@@ -618,6 +645,8 @@ def play(scenario: Scenario, *, governed: bool = True) -> Played:
             runtime.catalog.deploy(T, load_journey_text(scenario.journey_text()))
             subjects = {runtime.start(T, JOURNEY, subject=s).run_id: s for s in scenario.subjects}
             verdicts = itertools.cycle(scenario.verdicts)
+            lags = itertools.cycle(scenario.lags)
+            answers: dict[tuple[str, str], tuple[str, float]] = {}
             for _ in range(MAX_ROUNDS):
                 runtime.drive()
                 views = [runtime.get(T, run_id) for run_id in subjects]
@@ -629,16 +658,22 @@ def play(scenario: Scenario, *, governed: bool = True) -> Played:
                     for p in v.positions
                     if p.waiting_for and p.waiting_for.startswith("human:")
                 ]
-                for run_id, block in asking:
-                    runtime.decide(T, run_id, block, next(verdicts), by="prop")
-                if asking:
+                for key in asking:
+                    if key not in answers:
+                        verdict, delay = next(verdicts)
+                        answers[key] = (verdict, clock.now() + delay)
+                ready = [key for key in asking if answers[key][1] <= clock.now()]
+                for run_id, block in ready:
+                    runtime.decide(T, run_id, block, answers[run_id, block][0], by="prop")
+                if ready:
                     continue
                 due = [p.until for v in views for p in v.positions if p.until is not None]
+                due += [answers[key][1] for key in asking]
                 if pending:
                     due.append(START + pending[0].at)
                 if not due:
                     break
-                clock.set(max(clock.now(), min(due)))
+                clock.set(max(clock.now(), min(due)) + next(lags))
                 apply_due()
             return Played(
                 calls=calls,
@@ -652,22 +687,33 @@ def play(scenario: Scenario, *, governed: bool = True) -> Played:
             accord.close()
 
 
-# --- the oracle --------------------------------------------------------------------------------
-
-
 def violations(scenario: Scenario, played: Played) -> list[str]:
     """Everything the played runs did that the model says must not happen."""
     world = played.world
     found: list[str] = []
 
-    def approved(run_id: str, block: str, at: float) -> bool:
+    records = [d for run_id in played.subjects for d in played.decisions[run_id]]
+    told = {
+        e.detail["decision"]: e.seq
+        for run_id in played.subjects
+        for e in played.history[run_id]
+        if e.kind != "decision.received" and e.detail.get("decision")
+    }
+
+    def answered(run_id: str, block: str, decision_id: str | None, answer: str) -> bool:
+        """Whether a person answered ``block`` before the history told of the decision."""
+        before = told.get(decision_id, math.inf) if decision_id else math.inf
         return any(
             e.kind == "decision.received"
             and e.block == block
-            and e.detail.get("decision") == "approve"
-            and e.at <= at
+            and e.detail.get("decision") == answer
+            and e.seq < before
             for e in played.history[run_id]
         )
+
+    executed_by_call = {
+        (d.run_id, d.block, d.visit): d.decision_id for d in records if d.outcome == "executed"
+    }
 
     for call in played.calls:
         where = f"{call.capability} in {call.block} at +{call.at - START:g}s"
@@ -690,12 +736,14 @@ def violations(scenario: Scenario, played: Played) -> list[str]:
         verdict = world.verdict(request, call.at)
         if verdict != "permit":
             found.append(f"{where}: called although the policy in force gives {verdict}")
-        elif world.needs_approval(request, call.at) and not approved(
-            call.run_id, call.block, call.at
+        elif world.needs_approval(request, call.at) and not answered(
+            call.run_id,
+            call.block,
+            executed_by_call.get((call.run_id, call.block, call.visit)),
+            "approve",
         ):
             found.append(f"{where}: called without the approval a policy asks for")
 
-    records = [d for run_id in played.subjects for d in played.decisions[run_id]]
     executed = Counter((d.run_id, d.block, d.visit) for d in records if d.outcome == "executed")
     called = Counter((c.run_id, c.block, c.visit) for c in played.calls)
     if executed != called:
@@ -708,8 +756,19 @@ def violations(scenario: Scenario, played: Played) -> list[str]:
         purpose = scenario.purpose_of(task)
         seen = (record.capability, record.subject_id, record.purpose, record.outcome, record.reason)
         expected = _expected_outcome(world, task, subject, purpose, record.at)
-        if expected == ("approval_required", None) and approved(record.run_id, task.id, record.at):
+        if expected == ("approval_required", None) and answered(
+            record.run_id, task.id, record.decision_id, "approve"
+        ):
             expected = ("executed", None)
+        asked = any(
+            (d.run_id, d.block, d.outcome) == (record.run_id, task.id, "approval_required")
+            for d in records
+        )
+        if asked and answered(record.run_id, task.id, record.decision_id, "reject"):
+            # a rejection is recorded when it arrives; the gateway is not asked again
+            expected = ("refused", "approval_rejected")
+        if record.decision_id not in told:
+            found.append(f"decision {record.decision_id} is in no event of the run's history")
         if seen != (task.capability, subject, purpose, *expected):
             found.append(
                 f"decision {record.decision_id} at +{record.at - START:g}s recorded {seen}, "
@@ -746,22 +805,15 @@ def _refusals_kept(
     records = {d.decision_id: d for d in played.decisions[run_id]}
     refusals = [e for e in played.history[run_id] if e.kind == "gateway.refused"]
     announced = {e.detail.get("decision") for e in refusals}
-    for record in records.values():
-        if record.outcome == "refused" and record.decision_id not in announced:
-            found.append(f"{run_id}: refused decision {record.decision_id} is not in the history")
+    for stored in records.values():
+        if stored.outcome == "refused" and stored.decision_id not in announced:
+            found.append(f"{run_id}: refused decision {stored.decision_id} is not in the history")
     for refusal in refusals:
         reason = refusal.detail.get("reason")
         decision = refusal.detail.get("decision")
         record = records.get(decision) if decision else None
         if reason not in REFUSAL_REASONS:
             found.append(f"{run_id}: refusal in {refusal.block} without a known reason: {reason}")
-        elif decision is None:
-            asked = any(
-                d.block == refusal.block and d.outcome == "approval_required"
-                for d in records.values()
-            )
-            if reason != "approval_rejected" or not asked:
-                found.append(f"{run_id}: refusal {reason} in {refusal.block} has no record")
         elif record is None or (record.outcome, record.reason, record.block) != (
             "refused",
             reason,
@@ -785,14 +837,11 @@ def _refusals_kept(
     return found
 
 
-# --- the tests ---------------------------------------------------------------------------------
-
-
 def test_no_call_without_lawful_basis_and_permit() -> None:
     tally: Counter[str] = Counter()
 
     @settings(
-        max_examples=40,
+        max_examples=80,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
