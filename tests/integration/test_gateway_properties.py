@@ -589,11 +589,9 @@ def policy_request(
 ) -> PolicyRequest:
     """The request the gateway should put to the PDP for ``task``'s call at ``at``."""
     spec = CAPABILITIES[task.capability]
-    # the context docs/governance.md promises policies; no generated rule reads ``block``
     context: dict[str, Any] = {
         "purpose": purpose,
         "journey": JOURNEY,
-        "block": task.id,
         "time": int(at),
         "side_effect": spec.side_effect,
         "region": spec.region,
