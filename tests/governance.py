@@ -22,7 +22,7 @@ def schema_for(capabilities: CapabilityRegistry) -> str:
     principal: [Service, Agent, Person],
     resource: [Subject, Record],
     context: {{
-      "purpose"?: String, "journey"?: String, "block"?: String, "channel"?: String,
+      "purpose"?: String, "journey"?: String, "channel"?: String,
       "time"?: Long, "side_effect"?: String, "region"?: String,
       "amount"?: decimal, "risk_tier"?: String, "confidence"?: decimal
     }}
