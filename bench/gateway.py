@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import _peers
 import cedarpy
 import sqlalchemy as sa
 from pydantic import BaseModel
@@ -29,7 +30,9 @@ from runtime import (
     MAX_IDLE_ROUNDS,
     PG_URL_VARIABLE,
     WIDE_OUTPUT,
+    FinishProbe,
     PostgresUnavailableError,
+    _ms_since,
     percentile,
     postgres_bytes,
     postgres_database,
@@ -54,8 +57,7 @@ CHANNEL = "portal"
 RISK_TIER = "low"
 EMAIL = "ada@example.com"
 RESOURCE = {"region": "eu", "tier": "gold"}
-W1_STEPS = 10
-W1_LAST_BLOCK = f"step_{W1_STEPS - 1}"
+W1_STEPS = _peers.W1_STEPS
 
 DEFAULT_PASSES = 5000
 QUICK_PASSES = 1000
@@ -156,21 +158,6 @@ class EchoIn(BaseModel):
 class EchoOut(BaseModel):
     value: int
     email: str
-
-
-class FinishProbe:
-    """Collects the runs whose last W1 block has just executed (see `w1_concurrent`)."""
-
-    def __init__(self) -> None:
-        self._seen: list[str] = []
-
-    def saw(self, context: CallContext) -> None:
-        if context.block == W1_LAST_BLOCK:
-            self._seen.append(context.run_id)
-
-    def drain(self) -> list[str]:
-        seen, self._seen = self._seen, []
-        return seen
 
 
 def bench_capabilities(probe: FinishProbe) -> CapabilityRegistry:
@@ -508,10 +495,6 @@ class Sample:
     transitions: int
     run_ids: list[str]
     bytes_grown: int
-
-
-def _ms_since(began: float) -> float:
-    return (time.perf_counter() - began) * 1000.0
 
 
 def _start(runtime: Runtime, index: int) -> str:

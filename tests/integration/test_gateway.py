@@ -464,3 +464,14 @@ def test_an_unusable_stored_bundle_refuses_instead_of_failing(
     assert view.error is not None and view.error["reason"] == "policy_error"
     assert "unusable" in view.error["message"]
     assert calls.by_capability["test.charge"] == 0
+
+
+def test_decisions_come_back_in_the_order_they_were_taken(
+    accord: Accord, clock: FrozenClock
+) -> None:
+    task = "kind: task, capability: test.profile, input: {customer_id: run.subject}"
+    steps = "\n".join(f"  - {{id: s{i}, {task}}}" for i in range(12))
+    deploy(accord, f"journey: many\npurpose: dpv:ServiceProvision\nblocks:\n{steps}\n")
+    grant(accord, clock, "pd:Name", "pd:EmailAddress")
+    run_id = run(accord, "many")
+    assert [d.block for d in accord.runtime.decisions(T, run_id)] == [f"s{i}" for i in range(12)]

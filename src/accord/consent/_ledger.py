@@ -36,7 +36,6 @@ from accord.storage._consent import (
     subject_events,
     subject_grants,
     subject_grants_and_bases,
-    subjects_grants_and_bases,
     tenant_events_after,
 )
 
@@ -282,15 +281,6 @@ class ConsentLedger:
             grants = _grants_as_of(reader, tenant, subject_id, as_of)
             bases = _bases_as_of(reader, tenant, as_of)
             return ConsentSnapshot(tenant, subject_id, tuple(grants), tuple(bases), as_of)
-
-    def snapshots(
-        self, tenant: TenantId, subject_ids: Collection[str], *, connection: Connection
-    ) -> dict[str, ConsentSnapshot]:
-        """Snapshots of several subjects of one tenant, read in one statement."""
-        grant_records, basis_records = subjects_grants_and_bases(
-            connection, tenant, sorted(subject_ids)
-        )
-        return snapshots_from(tenant, subject_ids, grant_records, basis_records)
 
     def check(
         self,

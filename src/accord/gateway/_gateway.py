@@ -252,7 +252,7 @@ class GatewaySession:
         self._decisions_made += 1
         if self._decision_prefix is None:
             return governance.new_id("dec")
-        return f"{self._decision_prefix}_{self._decisions_made}"
+        return f"{self._decision_prefix}_{self._decisions_made:04d}"
 
     def decide(
         self, governance: Governance, bundle: PolicyBundle | None, request: PolicyRequest

@@ -94,6 +94,11 @@ def initial_state(journey: CompiledJourney) -> RunState:
     return state
 
 
+def decision_prefix(run_id: str, seq: int) -> str:
+    """The prefix of a transition's decision ids, zero-padded so ids sort in decision order."""
+    return f"dec_{run_id.removeprefix('run_')}_{seq:06d}"
+
+
 def child_run_id(parent_run_id: str, block: str, visit: int, scope: str | None) -> str:
     key = f"{parent_run_id}/{scope or ''}{block}/{visit}"
     return "run_" + hashlib.sha256(key.encode()).hexdigest()[:26]
@@ -567,7 +572,7 @@ class Advance:
             self._session = self.deps.gateway.session(
                 self.run.tenant_id,
                 self.run.subject_id,
-                decision_prefix=f"dec_{self.run.run_id.removeprefix('run_')}_{self.run.seq + 1}",
+                decision_prefix=decision_prefix(self.run.run_id, self.run.seq + 1),
                 batch=self.snapshots,
             )
         return self._session

@@ -8,7 +8,7 @@ consistent even under PostgreSQL's READ COMMITTED isolation.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +38,7 @@ class GrantRecord:
     recorded_at: float
 
     @classmethod
-    def from_row(cls, row: RowMapping) -> GrantRecord:
+    def from_row(cls, row: Mapping[Any, Any]) -> GrantRecord:
         return cls(
             grant_id=row["grant_id"],
             tenant_id=row["tenant_id"],
@@ -95,7 +95,7 @@ class BasisRecord:
     updated_by: str
 
     @classmethod
-    def from_row(cls, row: RowMapping) -> BasisRecord:
+    def from_row(cls, row: Mapping[Any, Any]) -> BasisRecord:
         categories = row["categories"]
         return cls(
             tenant_id=row["tenant_id"],
@@ -294,7 +294,7 @@ def delete_basis(connection: Connection, tenant: TenantId, purpose: str) -> None
     )
 
 
-def _typed_null(type_: sa.types.TypeEngine[Any]) -> sa.ColumnElement[Any]:
+def typed_null(type_: sa.types.TypeEngine[Any]) -> sa.ColumnElement[Any]:
     return sa.cast(sa.null(), type_)
 
 
@@ -318,25 +318,25 @@ SNAPSHOT_PARTS = (
         consent_grants.c.withdrawn_at,
         consent_grants.c.receipt,
         consent_grants.c.recorded_at,
-        _typed_null(_TEXT).label("basis"),
-        _typed_null(_TEXT).label("description"),
-        _typed_null(_TEXT).label("updated_by"),
+        typed_null(_TEXT).label("basis"),
+        typed_null(_TEXT).label("description"),
+        typed_null(_TEXT).label("updated_by"),
     ).where(
         consent_grants.c.tenant_id == sa.bindparam("tenant"),
         consent_grants.c.subject_id.in_(sa.bindparam("subjects", expanding=True)),
     ),
     sa.select(
         sa.literal("basis", _TEXT).label("source"),
-        _typed_null(_TEXT),
-        _typed_null(_TEXT),
+        typed_null(_TEXT),
+        typed_null(_TEXT),
         lawful_bases.c.purpose,
         lawful_bases.c.categories,
-        _typed_null(_TEXT),
-        _typed_null(_TEXT),
-        _typed_null(_FLOAT),
-        _typed_null(_FLOAT),
-        _typed_null(_FLOAT),
-        _typed_null(_TEXT),
+        typed_null(_TEXT),
+        typed_null(_TEXT),
+        typed_null(_FLOAT),
+        typed_null(_FLOAT),
+        typed_null(_FLOAT),
+        typed_null(_TEXT),
         lawful_bases.c.updated_at,
         lawful_bases.c.basis,
         lawful_bases.c.description,
@@ -353,58 +353,28 @@ def subject_grants_and_bases(
 
     Grants come oldest first, bases by purpose.
     """
-    grants, bases = subjects_grants_and_bases(connection, tenant, [subject_id])
+    rows = connection.execute(_SUBJECT_AND_BASES, {"tenant": tenant, "subjects": [subject_id]})
+    grants, bases = snapshot_records(tenant, rows.mappings())
     return grants.get(subject_id, []), bases
-
-
-def subjects_grants_and_bases(
-    connection: Connection, tenant: TenantId, subject_ids: Sequence[str]
-) -> tuple[dict[str, list[GrantRecord]], list[BasisRecord]]:
-    """The grants of several subjects, by subject, and the tenant's bases, in one statement.
-
-    Grants come oldest first, bases by purpose.
-    """
-    rows = connection.execute(_SUBJECT_AND_BASES, {"tenant": tenant, "subjects": list(subject_ids)})
-    return snapshot_records(tenant, rows.mappings())
 
 
 def snapshot_records(
     tenant: TenantId, rows: Iterable[RowMapping]
 ) -> tuple[dict[str, list[GrantRecord]], list[BasisRecord]]:
-    """Grants by subject and bases from rows of the snapshot statement (other rows ignored)."""
+    """Grants by subject and bases from rows of the snapshot statement (other rows ignored).
+
+    Grants come oldest first, bases by purpose.
+    """
     grants: dict[str, list[GrantRecord]] = {}
     bases: list[BasisRecord] = []
     for row in rows:
         if row["source"] == "grant":
-            subject_id = row["subject_id"]
-            grants.setdefault(subject_id, []).append(
-                GrantRecord(
-                    grant_id=row["grant_id"],
-                    tenant_id=tenant,
-                    subject_id=subject_id,
-                    purpose=row["purpose"],
-                    categories=tuple(json.loads(row["categories"])),
-                    channel=row["channel"],
-                    notice_version=row["notice_version"],
-                    granted_at=row["granted_at"],
-                    expires_at=row["expires_at"],
-                    withdrawn_at=row["withdrawn_at"],
-                    receipt=json.loads(row["receipt"]),
-                    recorded_at=row["recorded_at"],
-                )
-            )
+            record = GrantRecord.from_row({**row, "tenant_id": tenant})
+            grants.setdefault(record.subject_id, []).append(record)
         elif row["source"] == "basis":
-            categories = row["categories"]
+            # the union names the basis rows' update time after the grants' column
             bases.append(
-                BasisRecord(
-                    tenant_id=tenant,
-                    purpose=row["purpose"],
-                    basis=row["basis"],
-                    categories=None if categories is None else tuple(json.loads(categories)),
-                    description=row["description"],
-                    updated_at=row["recorded_at"],
-                    updated_by=row["updated_by"],
-                )
+                BasisRecord.from_row({**row, "tenant_id": tenant, "updated_at": row["recorded_at"]})
             )
     for records in grants.values():
         records.sort(key=lambda g: (g.granted_at, g.grant_id))

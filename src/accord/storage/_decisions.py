@@ -55,29 +55,3 @@ def for_run(connection: Connection, tenant: str, run_id: str) -> list[DecisionRe
         .order_by(decisions.c.at, decisions.c.decision_id)
     ).mappings()
     return [DecisionRecord.from_row(r) for r in rows]
-
-
-def for_subject(
-    connection: Connection, tenant: str, subject_id: str, *, limit: int = 1000
-) -> list[DecisionRecord]:
-    """A subject's most recent decisions, newest first."""
-    rows = connection.execute(
-        sa.select(decisions)
-        .where(decisions.c.tenant_id == tenant, decisions.c.subject_id == subject_id)
-        .order_by(decisions.c.at.desc(), decisions.c.decision_id.desc())
-        .limit(limit)
-    ).mappings()
-    return [DecisionRecord.from_row(r) for r in rows]
-
-
-def get(connection: Connection, tenant: str, decision_id: str) -> DecisionRecord | None:
-    row = (
-        connection.execute(
-            sa.select(decisions).where(
-                decisions.c.tenant_id == tenant, decisions.c.decision_id == decision_id
-            )
-        )
-        .mappings()
-        .first()
-    )
-    return DecisionRecord.from_row(row) if row else None

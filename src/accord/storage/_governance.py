@@ -10,19 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from accord.core import TenantId
-from accord.storage._consent import SNAPSHOT_PARTS, BasisRecord, GrantRecord, snapshot_records
+from accord.storage._consent import (
+    SNAPSHOT_PARTS,
+    BasisRecord,
+    GrantRecord,
+    snapshot_records,
+    typed_null,
+)
 from accord.storage._schema import flags, policy_bundles
-
-
-def _null(type_: sa.types.TypeEngine[Any]) -> sa.ColumnElement[Any]:
-    return sa.cast(sa.null(), type_)
-
 
 _TEXT = sa.Text()
 _FLOAT = sa.Float()
@@ -30,12 +30,12 @@ _FLOAT = sa.Float()
 # The versions ride in the float columns of a row of their own (source 'versions').
 _VERSIONS = sa.select(
     sa.literal("versions", _TEXT),
-    _null(_TEXT),
-    _null(_TEXT),
-    _null(_TEXT),
-    _null(_TEXT),
-    _null(_TEXT),
-    _null(_TEXT),
+    typed_null(_TEXT),
+    typed_null(_TEXT),
+    typed_null(_TEXT),
+    typed_null(_TEXT),
+    typed_null(_TEXT),
+    typed_null(_TEXT),
     sa.cast(
         sa.select(sa.func.coalesce(sa.func.max(policy_bundles.c.version), 0))
         .where(policy_bundles.c.tenant_id == sa.bindparam("tenant"))
@@ -48,12 +48,12 @@ _VERSIONS = sa.select(
         .scalar_subquery(),
         _FLOAT,
     ),
-    _null(_FLOAT),
-    _null(_TEXT),
-    _null(_FLOAT),
-    _null(_TEXT),
-    _null(_TEXT),
-    _null(_TEXT),
+    typed_null(_FLOAT),
+    typed_null(_TEXT),
+    typed_null(_FLOAT),
+    typed_null(_TEXT),
+    typed_null(_TEXT),
+    typed_null(_TEXT),
 )
 _SNAPSHOT = sa.union_all(*SNAPSHOT_PARTS, _VERSIONS)
 
