@@ -101,14 +101,18 @@ def capabilities(calls: Calls) -> CapabilityRegistry:
 
 @pytest.fixture
 def make_accord(
-    database_url: str, clock: FrozenClock, capabilities: CapabilityRegistry
+    database_url: str, clock: FrozenClock, capabilities: CapabilityRegistry, tmp_path: Path
 ) -> Iterator[Callable[..., Accord]]:
     """Build Accord instances on the test database (several may share it, like processes)."""
     built: list[Accord] = []
 
     def make(**options: object) -> Accord:
         """Build an instance; ``policies`` is the bundle it deploys (permit-all; None: none)."""
-        settings = Settings(database_url=database_url, lease_seconds=options.pop("lease", 30.0))
+        settings = Settings(
+            database_url=database_url,
+            lease_seconds=options.pop("lease", 30.0),
+            keys_dir=tmp_path / "keys",
+        )
         policies = options.pop("policies", PERMIT_ALL)
         instance = build(
             settings,

@@ -12,7 +12,9 @@ split by who must react::
     │   ├── RunFinished             a signal or cancel for a run that already ended
     │   ├── IdempotencyConflict     same idempotency key, different request
     │   ├── CapabilityNotFound
-    │   └── ContractViolation       a payload does not match a capability contract
+    │   ├── ContractViolation       a payload does not match a capability contract
+    │   ├── LegalHold               a subject under legal hold cannot be erased
+    │   └── SubjectErased           the subject's data key was destroyed
     ├── ExecutionError              a block failed while running; the type says if retryable
     │   ├── CapabilityFailed        the capability raised; retryable unless marked otherwise
     │   ├── BlockTimeout            the block exceeded its timeout (retryable)
@@ -46,8 +48,10 @@ __all__ = [
     "JourneyInvalid",
     "JourneyNotFound",
     "LeaseLost",
+    "LegalHold",
     "RunFinished",
     "RunNotFound",
+    "SubjectErased",
 ]
 
 
@@ -68,6 +72,8 @@ class ErrorCode(StrEnum):
     LEASE_LOST = "lease_lost"
     CONFIGURATION = "configuration"
     INVALID_INPUT = "invalid_input"
+    LEGAL_HOLD = "legal_hold"
+    SUBJECT_ERASED = "subject_erased"
 
 
 class AccordError(Exception):
@@ -154,6 +160,18 @@ class CapabilityNotFound(InputError):
 
 class ContractViolation(InputError):
     code = ErrorCode.CONTRACT_VIOLATION
+
+
+class LegalHold(InputError):
+    """The subject is under legal hold: erasure is refused (and the refusal recorded)."""
+
+    code = ErrorCode.LEGAL_HOLD
+
+
+class SubjectErased(InputError):
+    """The subject was erased; there is nothing left to erase or open."""
+
+    code = ErrorCode.SUBJECT_ERASED
 
 
 class ExecutionError(AccordError):

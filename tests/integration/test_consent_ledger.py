@@ -15,6 +15,7 @@ from accord.errors import InputError
 from accord.storage import Database
 from accord.storage._schema import consent_events, consent_grants, lawful_bases
 from accord.testing import FrozenClock, SequentialIds
+from tests.ledgers import ledger_for
 
 A = TenantId("tenant-a")
 B = TenantId("tenant-b")
@@ -36,7 +37,7 @@ def db(database_url: str) -> Iterator[Database]:
 
 @pytest.fixture
 def ledger(db: Database, clock: FrozenClock) -> ConsentLedger:
-    return ConsentLedger(db, clock=clock, ids=SequentialIds())
+    return ConsentLedger(db, clock=clock, ids=SequentialIds(), ledger=ledger_for(db, clock))
 
 
 def counts(db: Database) -> dict[str, int]:

@@ -13,12 +13,13 @@ from openfeature.evaluation_context import EvaluationContext
 from openfeature.exception import ErrorCode
 from openfeature.flag_evaluation import Reason
 
-from accord.core import TenantId
+from accord.core import IdGenerator, TenantId
 from accord.errors import ConfigurationError, InputError
 from accord.flags import Flags, FlagStore, FlagTable
 from accord.storage import Database
 from accord.storage import _flags as stored
 from accord.testing import FrozenClock, SequentialIds
+from tests.ledgers import ledger_for
 
 T1 = "default"
 T2 = "acme"
@@ -72,7 +73,10 @@ def make_flags(
     built: list[Flags] = []
 
     def make(*, db: Database | None = None, refresh_seconds: float = 1.0) -> Flags:
-        store = FlagStore(db or databases(), clock=clock, ids=SequentialIds(len(built)))
+        store_db = db or databases()
+        store = FlagStore(
+            store_db, clock=clock, ids=SequentialIds(len(built)), ledger=ledger_for(store_db, clock)
+        )
         flags = Flags(store, refresh_seconds=refresh_seconds)
         built.append(flags)
         return flags
@@ -84,7 +88,7 @@ def make_flags(
 
 @pytest.fixture
 def store(databases: Callable[[], Database], clock: FrozenClock) -> FlagStore:
-    return FlagStore(databases(), clock=clock, ids=SequentialIds())
+    return _store(databases(), clock, SequentialIds())
 
 
 def test_set_get_list_and_history(store: FlagStore, clock: FrozenClock) -> None:
@@ -156,7 +160,7 @@ def test_invalid_sets_write_nothing(
 def test_the_flag_and_its_change_are_written_in_one_transaction(
     databases: Callable[[], Database], clock: FrozenClock
 ) -> None:
-    store = FlagStore(databases(), clock=clock, ids=RepeatedIds())
+    store = _store(databases(), clock, RepeatedIds())
     store.set(T1, "capability:orders.lookup", False, actor="ann", reason="incident 7")
     with pytest.raises(sa.exc.IntegrityError):
         store.set(T1, "capability:orders.lookup", True, actor="bob", reason="fixed")
@@ -200,9 +204,7 @@ class _WriterIds(SequentialIds):
 def test_concurrent_writers_never_share_a_version(
     databases: Callable[[], Database], clock: FrozenClock
 ) -> None:
-    writers = {
-        f"w{i}": FlagStore(databases(), clock=clock, ids=_WriterIds(f"w{i}")) for i in range(4)
-    }
+    writers = {f"w{i}": _store(databases(), clock, _WriterIds(f"w{i}")) for i in range(4)}
     start = threading.Barrier(len(writers))
     versions: list[int] = []
     lock = threading.Lock()
@@ -294,7 +296,7 @@ def test_the_provider_reads_the_database_only_when_the_version_may_have_changed(
         flags.is_enabled(T1, "channel:sms")
         assert (store.loads, store.version_reads) == (1, 1)
 
-        FlagStore(store.db, clock=clock, ids=SequentialIds(9)).set(
+        _store(store.db, clock, SequentialIds(9)).set(
             T1, "channel:sms", False, actor="ann", reason="provider outage"
         )
         flags.observe(T1, 1)
@@ -408,3 +410,7 @@ def test_kill_switch_reports_the_first_switched_off_key_in_order(
     assert check(**everything) == "agent:triage"
     flags.set(T1, "agent:triage", True, actor="ann", reason="back")
     assert check(**everything) is None
+
+
+def _store(db: Database, clock: FrozenClock, ids: IdGenerator) -> FlagStore:
+    return FlagStore(db, clock=clock, ids=ids, ledger=ledger_for(db, clock))

@@ -22,6 +22,7 @@ from accord.storage import Database
 from accord.storage._policies import PolicyBundleRecord, insert_version, latest_version
 from accord.storage._schema import policy_bundles
 from accord.testing import FrozenClock
+from tests.ledgers import ledger_for
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "policies"
 POLICIES = (EXAMPLES / "retail.cedar").read_text(encoding="utf-8")
@@ -43,7 +44,7 @@ def db(database_url: str) -> Iterator[Database]:
 
 @pytest.fixture
 def store(db: Database, clock: FrozenClock) -> PolicyStore:
-    return PolicyStore(db, clock=clock)
+    return PolicyStore(db, clock=clock, ledger=ledger_for(db, clock))
 
 
 def rows(db: Database) -> int:
@@ -129,10 +130,10 @@ def test_a_tenants_bundles_are_invisible_to_other_tenants(store: PolicyStore, db
 def test_another_store_on_the_same_database_sees_each_new_deploy(
     db: Database, database_url: str, clock: FrozenClock
 ) -> None:
-    writer = PolicyStore(db, clock=clock)
+    writer = PolicyStore(db, clock=clock, ledger=ledger_for(db, clock))
     other_db = Database(database_url)
     try:
-        reader = PolicyStore(other_db, clock=clock)
+        reader = PolicyStore(other_db, clock=clock, ledger=ledger_for(other_db, clock))
         assert reader.active("default") is None
         writer.deploy("default", POLICIES, SCHEMA, source_name="retail.cedar", actor="ops")
         seen = reader.active("default")

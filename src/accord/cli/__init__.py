@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from accord.cli import _capabilities, _consent, _flags, _journeys, _policy, _runs
+from accord.cli import _audit, _capabilities, _consent, _flags, _journeys, _policy, _runs
 from accord.cli._common import console, handled, opened
 
 app = typer.Typer(
@@ -24,6 +24,9 @@ app.add_typer(_capabilities.app, name="capability")
 app.add_typer(_consent.app, name="consent")
 app.add_typer(_policy.app, name="policy")
 app.add_typer(_flags.app, name="flag")
+app.add_typer(_audit.app, name="audit")
+app.add_typer(_audit.subjects, name="subject")
+app.command("explain")(_audit.explain_command)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 

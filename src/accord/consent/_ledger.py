@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from accord.audit import Ledger, entries
 from accord.consent._basis import BasisCheck, ConsentSnapshot, PurposeBasis, validate_basis
 from accord.consent._grants import ConsentEvent, Grant
 from accord.consent._receipts import DEMO_CONTROLLER, Controller, build_receipt, iso_time
@@ -58,6 +59,7 @@ class ConsentLedger:
         db: the database.
         clock: the time of every change and the default time of every question.
         ids: grant and event ids.
+        ledger: where every change is also recorded, in the same transaction.
         controller: the organisation named on receipts (default: the demo enterprise).
     """
 
@@ -67,9 +69,11 @@ class ConsentLedger:
         *,
         clock: Clock,
         ids: IdGenerator,
+        ledger: Ledger,
         controller: Controller | None = None,
     ) -> None:
         self.db = db
+        self.ledger = ledger
         self.clock = clock
         self.ids = ids
         self.controller = controller or DEMO_CONTROLLER
@@ -169,7 +173,7 @@ class ConsentLedger:
         )
         with self.db.transaction() as connection:
             insert_grant(connection, record)
-            insert_events(connection, [event])
+            self._record(connection, [event])
         return _grant(record)
 
     def withdraw(
@@ -374,7 +378,7 @@ class ConsentLedger:
                         exists=current is not None,
                     )
                 detail = {"purpose": purpose, **_state_of(result), "previous": previous}
-                insert_events(
+                self._record(
                     connection, [self._event(tenant, "basis_set", now, actor, detail=detail)]
                 )
         except IntegrityError as exc:
@@ -383,6 +387,28 @@ class ConsentLedger:
                 hint="look at `accord consent bases` and try again",
             ) from exc
         return result
+
+    def _record(self, connection: Connection, events: Sequence[ConsentEventRecord]) -> None:
+        """Store consent events and their ledger entries in the caller's transaction."""
+        insert_events(connection, events)
+        for tenant in sorted({e.tenant_id for e in events}):
+            self.ledger.append(
+                connection,
+                tenant,
+                [
+                    entries.consent_change(
+                        event_id=e.event_id,
+                        subject_id=e.subject_id,
+                        grant_id=e.grant_id,
+                        kind=e.kind,
+                        at=e.at,
+                        actor=e.actor,
+                        detail=e.detail,
+                    )
+                    for e in events
+                    if e.tenant_id == tenant
+                ],
+            )
 
     def _withdraw(
         self,
@@ -415,7 +441,7 @@ class ConsentLedger:
             grant_id=record.grant_id,
             detail={"purpose": record.purpose, "withdrawn_at": effective, "reason": reason},
         )
-        insert_events(connection, [event])
+        self._record(connection, [event])
         return _grant(record, withdrawn_at=effective)
 
     def _event(

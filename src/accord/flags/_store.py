@@ -6,12 +6,14 @@ import builtins
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from accord.audit import Ledger, entries
 from accord.core import Clock, IdGenerator, TenantId
 from accord.errors import InputError
 from accord.flags._keys import KILL_SWITCH_KINDS, check_flag_value, parse_flag_key
 from accord.storage import Database
 from accord.storage import _flags as stored
 from accord.storage._flags import FlagChange, FlagRecord, FlagValue
+from accord.storage._records import json_text
 
 _ACTOR_MAX = 128
 
@@ -62,10 +64,11 @@ class FlagStore:
         ids: names each change.
     """
 
-    def __init__(self, db: Database, *, clock: Clock, ids: IdGenerator) -> None:
+    def __init__(self, db: Database, *, clock: Clock, ids: IdGenerator, ledger: Ledger) -> None:
         self.db = db
         self.clock = clock
         self.ids = ids
+        self.ledger = ledger
 
     def set(
         self, tenant: str, key: str, value: FlagValue, *, actor: str, reason: str = ""
@@ -101,7 +104,7 @@ class FlagStore:
                 "(CLI: --reason); it is recorded with the change",
             )
         with self.db.transaction() as connection:
-            record, _ = stored.write(
+            record, change = stored.write(
                 connection,
                 TenantId(tenant),
                 str(parsed),
@@ -110,6 +113,21 @@ class FlagStore:
                 at=self.clock.now(),
                 actor=actor,
                 reason=reason,
+            )
+            self.ledger.append(
+                connection,
+                tenant,
+                [
+                    entries.flag_change(
+                        change_id=change.change_id,
+                        key=change.key,
+                        value=json_text(change.value),
+                        previous=None if change.previous is None else json_text(change.previous),
+                        reason=change.reason,
+                        actor=change.actor,
+                        at=change.at,
+                    )
+                ],
             )
         return record
 

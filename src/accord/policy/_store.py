@@ -8,6 +8,7 @@ import threading
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from accord.audit import Ledger, entries
 from accord.core import Clock
 from accord.errors import ConcurrencyError, InputError
 from accord.policy._bundle import PolicyBundle
@@ -30,9 +31,10 @@ class PolicyStore:
     so a deploy by another process takes effect at the next lookup.
     """
 
-    def __init__(self, db: Database, *, clock: Clock) -> None:
+    def __init__(self, db: Database, *, clock: Clock, ledger: Ledger) -> None:
         self._db = db
         self._clock = clock
+        self._ledger = ledger
         self._compiled: dict[tuple[str, int], PolicyBundle] = {}
         self._lock = threading.Lock()
 
@@ -66,6 +68,20 @@ class PolicyStore:
                         deployed_by=actor,
                     )
                     stored.insert_version(connection, _record(tenant, bundle))
+                    self._ledger.append(
+                        connection,
+                        tenant,
+                        [
+                            entries.policy_deploy(
+                                version=bundle.version,
+                                digest=bundle.digest,
+                                source_name=bundle.source_name,
+                                actor=actor,
+                                at=bundle.deployed_at,
+                                policy_ids=[p.id for p in bundle.compiled_policies],
+                            )
+                        ],
+                    )
                 return self._remember(tenant, bundle)
             except IntegrityError:
                 # Another deploy took this version number first; look again.

@@ -215,6 +215,7 @@ class Advance:
             new_runs=self.new_runs,
             new_signals=self.new_signals,
             decisions=decisions,
+            subject_id=self.run.subject_id,
         )
 
     def _event(self, kind: str, token: Token | None = None, /, **detail: Any) -> None:

@@ -10,6 +10,7 @@ import yaml
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from accord.audit import Ledger, entries
 from accord.connectors import CapabilityRegistry
 from accord.core import Clock, TenantId
 from accord.errors import Diagnostic, JourneyInvalid, JourneyNotFound
@@ -39,8 +40,11 @@ class Deployment:
 class JourneyCatalog:
     """Deployed journeys per tenant. Versions are immutable, so compiled ones are cached forever."""
 
-    def __init__(self, db: Database, capabilities: CapabilityRegistry, clock: Clock) -> None:
+    def __init__(
+        self, db: Database, capabilities: CapabilityRegistry, clock: Clock, ledger: Ledger
+    ) -> None:
         self._db = db
+        self._ledger = ledger
         self._capabilities = capabilities
         self._clock = clock
         self._compiled: dict[tuple[str, str, int], CompiledJourney] = {}
@@ -106,6 +110,20 @@ class JourneyCatalog:
                             deployed_at=self._clock.now(),
                             deployed_by=deployed_by,
                         ),
+                    )
+                    self._ledger.append(
+                        connection,
+                        tenant,
+                        [
+                            entries.journey_deploy(
+                                name=spec.journey,
+                                version=version,
+                                digest=digest,
+                                source_name=loaded.source_map.file,
+                                actor=deployed_by,
+                                at=self._clock.now(),
+                            )
+                        ],
                     )
                 return Deployment(spec.journey, version, digest, True, warnings)
             except IntegrityError:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from accord.audit import Ledger, entries
 from accord.core import Clock, IdGenerator, TenantId, digest
 from accord.errors import (
     IdempotencyConflict,
@@ -195,6 +196,7 @@ class Runtime:
         *,
         clock: Clock,
         ids: IdGenerator,
+        ledger: Ledger,
         lease_seconds: float = 30.0,
         commit_window: float = 0.005,
         fencing: bool = True,
@@ -203,9 +205,10 @@ class Runtime:
         self.gateway = gateway
         self.clock = clock
         self.ids = ids
+        self.ledger = ledger
         self.lease_seconds = lease_seconds
         self.fencing = fencing
-        self.catalog = JourneyCatalog(db, gateway.capabilities, clock)
+        self.catalog = JourneyCatalog(db, gateway.capabilities, clock, ledger)
         self.deps = AdvanceDeps(
             gateway=gateway,
             new_id=ids.new_id,
@@ -264,11 +267,12 @@ class Runtime:
                     if found is not None:
                         return _replay(found, idempotency_key, request)
                 run_id = self.ids.new_id("run")
+                new_run = self._new_run(
+                    tenant, compiled, run_id, data, subject, idempotency_key, request
+                )
                 runs.insert_run(
                     connection,
-                    self._new_run(
-                        tenant, compiled, run_id, data, subject, idempotency_key, request
-                    ),
+                    new_run,
                     [
                         NewEvent(
                             self.ids.new_id("evt"),
@@ -278,6 +282,21 @@ class Runtime:
                                 "journey": compiled.name,
                                 "version": compiled.version,
                             },
+                        )
+                    ],
+                )
+                self.ledger.append(
+                    connection,
+                    tenant,
+                    [
+                        entries.run_transition(
+                            run_id=run_id,
+                            subject_id=subject,
+                            seq=1,
+                            event=new_run.started,
+                            at=new_run.at,
+                            worker=None,
+                            run_input=data,
                         )
                     ],
                 )
@@ -379,6 +398,7 @@ class Runtime:
                     set(signals.waiting_runs(connection, tenant, name, correlation_key))
                 )
             ids = []
+            recorded = []
             addressed: list[str | None] = list(targets) or [None]
             for target in addressed:
                 signal_id = self.ids.new_id("sig")
@@ -394,6 +414,35 @@ class Runtime:
                     at=now,
                 )
                 ids.append(signal_id)
+                subject = None
+                if target is not None:
+                    found = runs.get_run(connection, tenant, target)
+                    subject = None if found is None else found.subject_id
+                if kind == "decision" and target is not None:
+                    recorded.append(
+                        entries.human_decision(
+                            signal_id=signal_id,
+                            run_id=target,
+                            subject_id=subject,
+                            block=name,
+                            payload=payload,
+                            at=now,
+                        )
+                    )
+                else:
+                    recorded.append(
+                        entries.signal(
+                            signal_id=signal_id,
+                            run_id=target,
+                            subject_id=subject,
+                            kind=kind,
+                            name=name,
+                            correlation_key=correlation_key,
+                            payload=payload,
+                            at=now,
+                        )
+                    )
+            self.ledger.append(connection, tenant, recorded)
             self.db.notify_ready(connection)
         return SignalResult(tuple(ids), tuple(t for t in targets), parked=not targets)
 
@@ -435,8 +484,10 @@ class Runtime:
             RunNotFound, RunFinished: nothing was stored.
         """
         with self.db.transaction() as connection:
-            self._require_active(connection, tenant, run_id, what="the cancel request")
+            record = self._require_active(connection, tenant, run_id, what="the cancel request")
             signal_id = self.ids.new_id("sig")
+            now = self.clock.now()
+            payload = {"reason": reason, "by": by}
             signals.insert_signal(
                 connection,
                 signal_id=signal_id,
@@ -444,9 +495,25 @@ class Runtime:
                 run_id=run_id,
                 kind="cancel",
                 name="cancel",
-                payload={"reason": reason, "by": by},
+                payload=payload,
                 correlation_key=None,
-                at=self.clock.now(),
+                at=now,
+            )
+            self.ledger.append(
+                connection,
+                tenant,
+                [
+                    entries.signal(
+                        signal_id=signal_id,
+                        run_id=run_id,
+                        subject_id=record.subject_id,
+                        kind="cancel",
+                        name="cancel",
+                        correlation_key=None,
+                        payload=payload,
+                        at=now,
+                    )
+                ],
             )
             self.db.notify_ready(connection)
         return SignalResult((signal_id,), (run_id,))
@@ -536,6 +603,7 @@ class Runtime:
             release=True,
             events=[HistoryEvent("run.failed", detail={"error": error})],
             error=error,
+            subject_id=record.subject_id,
             outbox=[
                 NewEvent(
                     self.ids.new_id("evt"), "run.failed", {"run_id": record.run_id, "error": error}

@@ -14,12 +14,14 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
+from accord.audit import Entry, Ledger, entries
 from accord.gateway import SnapshotBatch
 from accord.journeys import CompiledJourney
 from accord.runtime._advance import Advance
@@ -212,6 +214,7 @@ class Worker:
                     )
                     if any(not r.committed for r in results):
                         raise _Rejected(results)
+                    _record(rt.ledger, connection, writes, results, self.name)
                     advanced = {w.run_id for w in writes}
                     transitions.extend_leases(
                         connection,
@@ -285,6 +288,7 @@ class Worker:
                 try:
                     if self.step() == 0 and not self._held:
                         waker.wait(self.poll_interval)
+                    self.runtime.ledger.issue_due_heads()
                 except DBAPIError as exc:
                     self._recover(exc)
                     waker.wait(self.poll_interval)
@@ -316,3 +320,46 @@ class Worker:
         with self.runtime.db.transaction() as connection:
             transitions.release_runs(connection, self.name, list(self._held))
         self._held.clear()
+
+
+def _record(
+    ledger: Ledger,
+    connection: Connection,
+    writes: Sequence[TransitionWrite],
+    results: Sequence[CommitResult],
+    worker: str,
+) -> None:
+    """Ledger entries for committed transitions, in their transaction: one per history event
+    (the child runs' first ones included) and per gateway decision and connector call."""
+    by_tenant: dict[str, list[Entry]] = {}
+    for w, result in zip(writes, results, strict=True):
+        found = by_tenant.setdefault(w.tenant_id, [])
+        first_seq = (result.seq or 0) - len(w.events) + 1
+        for offset, event in enumerate(w.events):
+            found.append(
+                entries.run_transition(
+                    run_id=w.run_id,
+                    subject_id=w.subject_id,
+                    seq=first_seq + offset,
+                    event=event,
+                    at=w.at,
+                    worker=worker,
+                )
+            )
+        for child in w.new_runs:
+            found.append(
+                entries.run_transition(
+                    run_id=child.run_id,
+                    subject_id=child.subject_id,
+                    seq=1,
+                    event=child.started,
+                    at=child.at,
+                    worker=None,
+                    run_input=child.input,
+                )
+            )
+        for decision in w.decisions:
+            found.extend(entries.gateway_decision(decision))
+    # tenants in one order, so that workers take the per-tenant ledger locks alike
+    for tenant in sorted(by_tenant):
+        ledger.append(connection, tenant, by_tenant[tenant])

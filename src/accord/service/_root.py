@@ -3,10 +3,33 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
+from accord.audit import (
+    ConsistencyProof,
+    Erasure,
+    Explanation,
+    Hold,
+    InclusionProof,
+    Keyring,
+    Ledger,
+    ReplayedRun,
+    SignedHead,
+    SigningKey,
+    VerifyReport,
+    erase_subject,
+    explain_run,
+    export_bundle,
+    place_hold,
+    release_hold,
+    replay_run,
+    verify_ledger,
+)
 from accord.connectors import CapabilityRegistry, load_catalogue
 from accord.consent import ConsentLedger, validate_categories
 from accord.core import Clock, IdGenerator, RandomIds, SystemClock, TenantId
@@ -14,9 +37,10 @@ from accord.errors import ConfigurationError
 from accord.flags import FlagRecord, Flags, FlagStore, FlagValue
 from accord.gateway import Gateway, Governance
 from accord.policy import PolicyDecisionPoint, PolicyStore
-from accord.runtime import Runtime
+from accord.runtime import RunState, Runtime
 from accord.service._settings import Settings
 from accord.storage import Database
+from accord.storage import ledger as stored_ledger
 
 
 @dataclass
@@ -32,6 +56,7 @@ class Accord:
     flags: Flags
     gateway: Gateway
     runtime: Runtime
+    ledger: Ledger
 
     def set_flag(
         self, key: str, value: FlagValue, *, actor: str, reason: str, tenant: str | None = None
@@ -42,6 +67,96 @@ class Accord:
         if value is True:
             self.runtime.wake_held(TenantId(tenant))
         return record
+
+    # -- evidence: the facade the CLI (and the API) call -----------------------------------
+
+    def _tenant(self, tenant: str | None) -> str:
+        return tenant or self.settings.tenant
+
+    def verify_ledger(
+        self, tenant: str | None = None, *, progress: Callable[[int], None] | None = None
+    ) -> VerifyReport:
+        """Recompute the tenant's whole ledger and check every signed head."""
+        tenant = self._tenant(tenant)
+        return verify_ledger(
+            self.db,
+            tenant,
+            log_id=self.ledger.log_id(tenant),
+            trusted=self.ledger.keyring.trusted,
+            progress=progress,
+        )
+
+    def tree_head(self, tenant: str | None = None, *, fresh: bool = False) -> SignedHead:
+        """The newest signed tree head (``fresh``: sign one now)."""
+        tenant = self._tenant(tenant)
+        return self.ledger.issue_head(tenant) if fresh else self.ledger.latest_head(tenant)
+
+    def inclusion_proof(
+        self, index: int, *, tree_size: int | None = None, tenant: str | None = None
+    ) -> InclusionProof:
+        return self.ledger.inclusion_proof(self._tenant(tenant), index, tree_size=tree_size)
+
+    def consistency_proof(
+        self, size1: int, size2: int, *, tenant: str | None = None
+    ) -> ConsistencyProof:
+        return self.ledger.consistency_proof(self._tenant(tenant), size1, size2)
+
+    def export_evidence(self, *, tenant: str | None = None, **selection: Any) -> dict[str, Any]:
+        """An evidence bundle (see :func:`accord.audit.export_bundle`)."""
+        return export_bundle(self.ledger, self._tenant(tenant), **selection)
+
+    def replay(self, run_id: str, *, tenant: str | None = None) -> ReplayedRun:
+        """A run rebuilt from the ledger alone."""
+        return replay_run(self.ledger, self._tenant(tenant), run_id)
+
+    def explain(self, run_id: str, *, tenant: str | None = None) -> Explanation:
+        """The explanation of every significant decision of a run."""
+        return explain_run(self.ledger, self._tenant(tenant), run_id)
+
+    def erase_subject(
+        self, subject_id: str, *, actor: str, reason: str, tenant: str | None = None
+    ) -> Erasure:
+        """Crypto-shred a subject (refused under legal hold, recorded either way)."""
+        return erase_subject(
+            self.ledger,
+            self._tenant(tenant),
+            subject_id,
+            actor=actor,
+            reason=reason,
+            empty_state=RunState().dumps(),
+        )
+
+    def place_hold(
+        self, subject_id: str, *, actor: str, reason: str, tenant: str | None = None
+    ) -> Hold:
+        return place_hold(self.ledger, self._tenant(tenant), subject_id, actor=actor, reason=reason)
+
+    def release_hold(
+        self, subject_id: str, *, actor: str, reason: str, tenant: str | None = None
+    ) -> None:
+        release_hold(self.ledger, self._tenant(tenant), subject_id, actor=actor, reason=reason)
+
+    def subject_status(self, subject_id: str, *, tenant: str | None = None) -> dict[str, Any]:
+        """Whether the subject's data key exists or was erased, its hold and entry count."""
+        tenant = self._tenant(tenant)
+        with self.db.read() as connection:
+            key = stored_ledger.subject_key_rows(connection, tenant, [subject_id]).get(subject_id)
+            hold = stored_ledger.get_hold(connection, tenant, subject_id)
+            count = len(stored_ledger.entries_where(connection, tenant, subject_id=subject_id))
+        return {
+            "subject": subject_id,
+            "key": "none" if key is None else ("erased" if key.wrapped_key is None else "active"),
+            "erased_at": None if key is None else key.erased_at,
+            "hold": None
+            if hold is None
+            else {"reason": hold.reason, "placed_by": hold.placed_by, "placed_at": hold.placed_at},
+            "entries": count,
+        }
+
+    def rotate_signing_key(self) -> SigningKey:
+        """A new development signing key; heads from now on are signed by it."""
+        self.ledger.keyring = self.ledger.keyring.rotate(self.settings.resolved_keys_dir())
+        return self.ledger.keyring.signing
 
     def close(self) -> None:
         self.gateway.close()
@@ -106,11 +221,23 @@ def build(
             raise
     clock = clock or SystemClock()
     ids = ids or RandomIds()
-    consent = ConsentLedger(db, clock=clock, ids=ids)
-    policies = PolicyStore(db, clock=clock)
+    try:
+        ledger = Ledger(
+            db,
+            load_keyring(settings),
+            clock=clock,
+            origin=settings.ledger_origin,
+            head_interval=settings.ledger_head_interval_seconds,
+        )
+    except BaseException:
+        db.dispose()
+        raise
+    consent = ConsentLedger(db, clock=clock, ids=ids, ledger=ledger)
+    policies = PolicyStore(db, clock=clock, ledger=ledger)
     pdp = PolicyDecisionPoint()
     flags = Flags(
-        FlagStore(db, clock=clock, ids=ids), refresh_seconds=settings.flag_refresh_seconds
+        FlagStore(db, clock=clock, ids=ids, ledger=ledger),
+        refresh_seconds=settings.flag_refresh_seconds,
     )
     governance = Governance(db, consent, policies, pdp, flags, ids.new_id)
     gateway = Gateway(capabilities, governance=governance if governed else None)
@@ -119,8 +246,27 @@ def build(
         gateway,
         clock=clock,
         ids=ids,
+        ledger=ledger,
         lease_seconds=settings.lease_seconds,
         commit_window=settings.commit_window_ms / 1000,
         fencing=fencing,
     )
-    return Accord(settings, db, capabilities, consent, policies, pdp, flags, gateway, runtime)
+    return Accord(
+        settings, db, capabilities, consent, policies, pdp, flags, gateway, runtime, ledger
+    )
+
+
+def load_keyring(settings: Settings) -> Keyring:
+    """The ledger's keys from settings, or the development keyring."""
+    return Keyring.load(
+        keys_dir=settings.resolved_keys_dir(),
+        signing_key=_secret(settings.ledger_signing_key),
+        signing_key_file=settings.ledger_signing_key_file,
+        trusted_keys=settings.ledger_trusted_keys,
+        master_key=_secret(settings.ledger_master_key),
+        master_key_file=settings.ledger_master_key_file,
+    )
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return None if value is None else value.get_secret_value()

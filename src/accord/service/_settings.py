@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -41,3 +41,36 @@ class Settings(BaseSettings):
     embedded_wait_seconds: float = Field(
         5.0, ge=0, description="embedded CLI commands wait for timers due this soon"
     )
+    ledger_origin: str = Field(
+        "accord", min_length=1, max_length=120, description="first part of every ledger log id"
+    )
+    ledger_signing_key: SecretStr | None = Field(
+        None, description="Ed25519 key that signs tree heads (base64 raw 32 bytes, or PEM)"
+    )
+    ledger_signing_key_file: Path | None = Field(
+        None, description="file holding the tree-head signing key"
+    )
+    ledger_trusted_keys: list[str] = Field(
+        default_factory=list,
+        description="public keys (base64 raw or PEM) of earlier signing keys, still trusted",
+    )
+    ledger_master_key: SecretStr | None = Field(
+        None, description="256-bit key wrapping subject data keys (base64 raw 32 bytes)"
+    )
+    ledger_master_key_file: Path | None = Field(None, description="file holding the master key")
+    ledger_head_interval_seconds: float = Field(
+        60.0, gt=0, description="workers sign a new tree head this often while the log grows"
+    )
+    keys_dir: Path | None = Field(
+        None,
+        description="development keyring directory (default: 'keys' beside the SQLite file, "
+        "else .accord/keys)",
+    )
+
+    def resolved_keys_dir(self) -> Path:
+        """Where development keys live when settings do not give them."""
+        if self.keys_dir is not None:
+            return self.keys_dir
+        if self.database_url.startswith("sqlite:///"):
+            return Path(self.database_url.removeprefix("sqlite:///")).parent / "keys"
+        return Path(".accord") / "keys"

@@ -9,6 +9,7 @@ from accord.storage import _decisions as decisions
 from accord.storage import _flags as flags
 from accord.storage import _governance as governance
 from accord.storage import _journeys as journeys
+from accord.storage import _ledger as ledger
 from accord.storage import _policies as policies
 from accord.storage import _runs as runs
 from accord.storage import _signals as signals
@@ -60,6 +61,7 @@ __all__ = [
     "flags",
     "governance",
     "journeys",
+    "ledger",
     "policies",
     "runs",
     "signals",

@@ -248,6 +248,7 @@ class TransitionWrite:
     new_runs: list[NewRun] = field(default_factory=list)
     new_signals: list[NewSignal] = field(default_factory=list)
     decisions: list[NewDecision] = field(default_factory=list)
+    subject_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

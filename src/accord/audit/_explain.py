@@ -1,0 +1,261 @@
+"""Explanation artifacts: why each significant decision of a run came out as it did.
+
+Built from the ledger alone, so every statement points at the entries that prove it. A
+significant decision is a gateway decision (with the consent and policy evidence behind it), a
+decision table's result, a branch taken, a person's decision (override and reason included), an
+agent's output (model, prompt, confidence, band), an escalation and a refusal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from accord.audit._ledger import Ledger
+from accord.audit._replay import ReplayedRun, replay_run
+from accord.audit._shredding import Erased
+
+DecisionKind = Literal["gateway", "rules", "choice", "human", "agent", "escalation", "refusal"]
+
+
+@dataclass(frozen=True, slots=True)
+class ExplainedDecision:
+    """One significant decision, in the words and fields an auditor reads.
+
+    Attributes:
+        kind: what decided: the gateway, a decision table, a branch, a person or an agent.
+        summary: one sentence for a person.
+        facts: the decision record's fields: input summary, systems consulted, policy bundle
+            version and determining policies, consent used, model and prompt, confidence and
+            band, outcome, human override and reason (whichever apply).
+        evidence: ledger indexes of the entries this explanation rests on.
+    """
+
+    kind: DecisionKind
+    at: float
+    block: str | None
+    summary: str
+    facts: dict[str, Any]
+    evidence: list[int] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "at": self.at,
+            "block": self.block,
+            "summary": self.summary,
+            "facts": self.facts,
+            "evidence": self.evidence,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """A run's story: what it was, how it ended, and every significant decision on the way."""
+
+    run: ReplayedRun
+    decisions: list[ExplainedDecision]
+
+    def to_json(self) -> dict[str, Any]:
+        run = self.run
+        return {
+            "run_id": run.run_id,
+            "tenant": run.tenant_id,
+            "journey": run.journey,
+            "version": run.version,
+            "subject": run.subject_id,
+            "status": run.status,
+            "outcome": run.outcome,
+            "error": run.error,
+            "erased": run.erased,
+            "decisions": [d.to_json() for d in self.decisions],
+            "ledger_entries": [e.index for e in run.entries],
+        }
+
+
+def explain_run(ledger: Ledger, tenant: str, run_id: str) -> Explanation:
+    """The explanation of every significant decision of a run.
+
+    Raises:
+        RunNotFound: the ledger holds nothing about the run.
+    """
+    run = replay_run(ledger, tenant, run_id)
+    explained: list[ExplainedDecision] = []
+    calls = {e.body.get("decision_id"): e for e in run.entries if e.kind == "connector.call"}
+    approvals: dict[str, dict[str, Any]] = {}
+    for entry in run.entries:
+        body = entry.body
+        personal = entry.personal if isinstance(entry.personal, dict) else {}
+        erased = isinstance(entry.personal, Erased)
+        if entry.kind == "gateway.decision":
+            call = calls.get(body.get("decision_id"))
+            call_index = None if call is None else call.index
+            explained.append(_gateway(entry.index, entry.at, body, personal, call_index))
+        elif entry.kind == "human.decision":
+            approvals[body.get("block") or ""] = body
+            facts = {
+                "decision": body.get("decision"),
+                "by": body.get("by"),
+                "reason": "(erased)" if erased else personal.get("reason"),
+                "data": None if erased else personal.get("data"),
+            }
+            override = body.get("decision") == "override"
+            explained.append(
+                ExplainedDecision(
+                    "human",
+                    entry.at,
+                    body.get("block"),
+                    f"{body.get('by')} decided {body.get('decision')!r} at {body.get('block')}"
+                    + (f": {facts['reason']}" if facts["reason"] else "")
+                    + (" (an override of the recommendation)" if override else ""),
+                    facts,
+                    [entry.index],
+                )
+            )
+        elif entry.kind == "agent.output":
+            explained.append(
+                ExplainedDecision(
+                    "agent",
+                    entry.at,
+                    body.get("block"),
+                    f"agent {body.get('agent')} v{body.get('version')} ({body.get('model')}) "
+                    f"proposed with confidence {body.get('confidence')}: band "
+                    f"{body.get('band')}",
+                    {
+                        "agent": body.get("agent"),
+                        "version": body.get("version"),
+                        "model": body.get("model"),
+                        "prompt_digest": body.get("prompt_digest"),
+                        "confidence": body.get("confidence"),
+                        "band": body.get("band"),
+                        "output": None if erased else personal.get("output"),
+                    },
+                    [entry.index],
+                )
+            )
+        elif entry.kind == "run.transition":
+            found = _transition(entry.index, entry.at, body, personal.get("detail") or {})
+            if found is not None:
+                explained.append(found)
+    return Explanation(run, explained)
+
+
+def _gateway(
+    index: int, at: float, body: dict[str, Any], record: dict[str, Any], call: int | None
+) -> ExplainedDecision:
+    policy = body.get("policy") or {}
+    basis = body.get("lawful_basis") or {}
+    outcome = body.get("outcome")
+    reason = body.get("reason")
+    capability = body.get("capability")
+    determining = policy.get("determining") or []
+    parts = [f"the gateway {outcome} {capability}"]
+    if reason:
+        parts.append(f"({reason})")
+    if policy.get("bundle_version") is not None:
+        parts.append(
+            f"under policy bundle v{policy['bundle_version']}"
+            + (f", decided by {', '.join(determining)}" if determining else "")
+        )
+    if basis.get("basis"):
+        grants = basis.get("grants") or []
+        parts.append(
+            f"on the basis of {basis['basis']}"
+            + (f" (grants {', '.join(grants)})" if grants else "")
+        )
+    facts = {
+        "decision_id": body.get("decision_id"),
+        "capability": capability,
+        "purpose": body.get("purpose"),
+        "categories": body.get("categories"),
+        "systems_consulted": [capability],
+        "policy_bundle_version": policy.get("bundle_version"),
+        "determining_policies": determining,
+        "obligations": policy.get("obligations"),
+        "consent_used": basis,
+        "outcome": outcome,
+        "reason": reason,
+        "input_summary": {
+            "context": record.get("context"),
+            "input_digest": record.get("input_digest"),
+        },
+        "approvals": record.get("approvals"),
+        "message": record.get("message"),
+    }
+    evidence = [index] if call is None else [index, call]
+    return ExplainedDecision("gateway", at, body.get("block"), " ".join(parts), facts, evidence)
+
+
+def _transition(
+    index: int, at: float, body: dict[str, Any], detail: dict[str, Any]
+) -> ExplainedDecision | None:
+    event = body.get("event")
+    block = body.get("block")
+    if event == "decision.made":
+        return ExplainedDecision(
+            "rules",
+            at,
+            block,
+            f"decision table {block} matched rules {detail.get('rules')} and gave "
+            f"{detail.get('output')}",
+            {"rules": detail.get("rules"), "output": detail.get("output")},
+            [index],
+        )
+    if event == "choice.taken":
+        return ExplainedDecision(
+            "choice",
+            at,
+            block,
+            f"{block} took "
+            + (
+                f"choice {detail['choice'] + 1}"
+                if isinstance(detail.get("choice"), int)
+                else "its default"
+            )
+            + f" to {detail.get('next')}",
+            {"choice": detail.get("choice"), "next": detail.get("next")},
+            [index],
+        )
+    if event == "escalated":
+        return ExplainedDecision(
+            "escalation",
+            at,
+            block,
+            f"{block} escalated to queue {detail.get('queue')}: {detail.get('reason')}",
+            {"queue": detail.get("queue"), "reason": detail.get("reason")},
+            [index],
+        )
+    if event == "gateway.refused":
+        return ExplainedDecision(
+            "refusal",
+            at,
+            block,
+            f"{block} was refused ({detail.get('reason')}): {detail.get('message')}",
+            dict(detail),
+            [index],
+        )
+    return None
+
+
+def render(explanation: Explanation) -> str:
+    """The story for a person, one line per decision."""
+    run = explanation.run
+    lines = [
+        f"Run {run.run_id}: journey {run.journey} v{run.version}"
+        + (f" for subject {run.subject_id}" if run.subject_id else "")
+        + f", {run.status}"
+        + (f" with outcome {run.outcome}" if run.outcome else "")
+        + (
+            f" ({run.error.get('type')}: {run.error.get('message')})"
+            if isinstance(run.error, dict)
+            else ""
+        )
+    ]
+    if run.erased:
+        lines.append("The subject was erased: personal details are no longer readable.")
+    if not explanation.decisions:
+        lines.append("No significant decisions were recorded.")
+    for n, decision in enumerate(explanation.decisions, 1):
+        evidence = ", ".join(f"#{i}" for i in decision.evidence)
+        lines.append(f"{n}. [{decision.kind}] {decision.summary}  (ledger {evidence})")
+    return "\n".join(lines)
