@@ -23,6 +23,7 @@ from accord.storage._schema import metadata
 from accord.testing import FrozenClock, SequentialIds
 from tests.capabilities import Calls, register_test_capabilities
 from tests.governance import PERMIT_ALL, deploy_policies
+from tests.replay import assert_replays_match
 
 PG_URL = os.environ.get("ACCORD_TEST_POSTGRES_URL")
 REQUIRE_PG = os.environ.get("ACCORD_REQUIRE_POSTGRES") == "1"
@@ -101,7 +102,11 @@ def capabilities(calls: Calls) -> CapabilityRegistry:
 
 @pytest.fixture
 def make_accord(
-    database_url: str, clock: FrozenClock, capabilities: CapabilityRegistry, tmp_path: Path
+    request: pytest.FixtureRequest,
+    database_url: str,
+    clock: FrozenClock,
+    capabilities: CapabilityRegistry,
+    tmp_path: Path,
 ) -> Iterator[Callable[..., Accord]]:
     """Build Accord instances on the test database (several may share it, like processes)."""
     built: list[Accord] = []
@@ -127,8 +132,12 @@ def make_accord(
         return instance
 
     yield make
-    for instance in built:
-        instance.close()
+    try:
+        if built and request.node.get_closest_marker("no_replay_check") is None:
+            assert_replays_match(built[0])
+    finally:
+        for instance in built:
+            instance.close()
 
 
 @pytest.fixture

@@ -54,12 +54,12 @@ STRICTER_THAN_UPSTREAM = {
     "testdata/subtreeconsistency/additional/sizes-are-equal-one-and-proof-is-empty.json": (
         "subtree_root must be 32 bytes, got 12"
     ),
-    "testdata/subtreeconsistency/additional/"
-    "subtree-is-empty-sizes-are-equal-one-subtree-root-valid-tree-root-random-proof-is-empty.json": (
+    "testdata/subtreeconsistency/additional/subtree-is-empty-sizes-are-equal-one-"
+    "subtree-root-valid-tree-root-random-proof-is-empty.json": (
         "tree_root must be 32 bytes, got 12"
     ),
-    "testdata/subtreeconsistency/additional/"
-    "subtree-is-empty-sizes-are-equal-zero-subtree-root-valid-tree-root-random-proof-is-empty.json": (
+    "testdata/subtreeconsistency/additional/subtree-is-empty-sizes-are-equal-zero-"
+    "subtree-root-valid-tree-root-random-proof-is-empty.json": (
         "tree_root must be 32 bytes, got 12"
     ),
 }

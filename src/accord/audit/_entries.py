@@ -32,6 +32,7 @@ EntryKind = Literal[
     "ledger.key",
 ]
 ENTRY_KINDS: tuple[str, ...] = get_args(EntryKind)
+RUN_ENDINGS = ("run.completed", "run.failed", "run.cancelled")
 FORMAT_VERSION = 1
 
 
@@ -77,6 +78,10 @@ def run_transition(
     if event.kind == "run.started":
         body["journey"] = event.detail.get("journey")
         body["version"] = event.detail.get("version")
+    elif event.kind in RUN_ENDINGS:
+        # how a run ended stays readable after its subject is erased
+        body["outcome"] = event.detail.get("outcome")
+        body["failed"] = event.detail.get("error") is not None
     return Entry(
         "run.transition",
         at,

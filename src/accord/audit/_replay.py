@@ -25,7 +25,7 @@ class ReplayedDecision:
     capability: str
     outcome: str
     reason: str | None
-    record: dict[str, Any] | None
+    record: dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -122,7 +122,7 @@ def replay_run(ledger: Ledger, tenant: str, run_id: str) -> ReplayedRun:
                     body["capability"],
                     body["outcome"],
                     body.get("reason"),
-                    personal if isinstance(personal, dict) else None,
+                    personal if isinstance(personal, dict) else dict(_ERASED_DETAIL),
                 )
             )
     run.history.sort(key=lambda h: h.seq)
@@ -158,5 +158,8 @@ def _transition(run: ReplayedRun, entry: LedgerEntry, personal: Any) -> None:
     ending = _ENDINGS.get(event)
     if ending is not None:
         run.status = ending
-        run.outcome = detail.get("outcome")
-        run.error = detail.get("error")
+        run.outcome = body.get("outcome")
+        if isinstance(personal, dict):
+            run.error = detail.get("error")
+        else:
+            run.error = dict(_ERASED_DETAIL) if body.get("failed") else None

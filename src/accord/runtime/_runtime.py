@@ -15,6 +15,7 @@ from accord.errors import (
     InputError,
     RunFinished,
     RunNotFound,
+    SubjectErased,
 )
 from accord.gateway import Gateway
 from accord.journeys import CompiledJourney
@@ -34,6 +35,7 @@ from accord.storage import (
     RunRecord,
     SignalRecord,
     TransitionWrite,
+    ledger,
     runs,
     signals,
 )
@@ -164,6 +166,15 @@ MAX_CORRELATION = 256
 MAX_SUBJECT = 128
 
 
+def _refuse_erased(connection: Connection, tenant: TenantId, subject: str) -> None:
+    key = ledger.subject_key_rows(connection, tenant, [subject]).get(subject)
+    if key is not None and key.wrapped_key is None:
+        raise SubjectErased(
+            f"subject {subject!r} was erased; no new run may hold their data",
+            hint="a returning customer gets a new subject id",
+        )
+
+
 def _replay(found: RunRecord, key: str, request: str) -> StartResult:
     """The answer to a start whose idempotency key is already taken."""
     if found.request_digest != request:
@@ -260,6 +271,8 @@ class Runtime:
         try:
             with self.db.transaction() as connection:
                 compiled = self.catalog.get(tenant, journey, version, connection=connection)
+                if subject is not None:
+                    _refuse_erased(connection, tenant, subject)
                 data = compiled.validate_input(input or {})
                 request = digest([journey, version, data, subject])
                 if idempotency_key is not None:

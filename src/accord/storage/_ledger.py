@@ -344,9 +344,7 @@ def insert_subject_keys(connection: Connection, rows: list[dict[str, Any]]) -> N
         connection.execute(subject_keys.insert(), rows)
 
 
-def destroy_subject_key(
-    connection: Connection, tenant: str, subject_id: str, at: float
-) -> None:
+def destroy_subject_key(connection: Connection, tenant: str, subject_id: str, at: float) -> None:
     """Forget the subject's wrapped data key for good, keeping the row as the erasure mark."""
     connection.execute(
         subject_keys.update()
