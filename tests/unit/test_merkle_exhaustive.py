@@ -149,8 +149,9 @@ def test_roots_and_saved_frontiers_for_every_size() -> None:
         assert len(reader.reads[0]) == size.bit_count()
         assert frontiers[size].node_ids == tuple(_merkle.root_plan(size))
         if size < N:
-            resumed = frontiers[size].append(sha256(b"\x00" + LEAVES[size]))
-            assert all(store[node] == digest for node, digest in resumed)
+            resumed = Frontier.from_json(size, frontiers[size].to_json())
+            completed = resumed.append(sha256(b"\x00" + LEAVES[size]))
+            assert all(store[node] == digest for node, digest in completed)
 
 
 def test_every_inclusion_proof() -> None:
@@ -305,3 +306,51 @@ def test_large_trees(data: st.DataObject) -> None:
     else:
         bad_root2 = flip(root, bit)
     assert rejected(lambda: verify_consistency(size1, size, bad_root1, bad_root2, nodes))
+
+
+def test_frontier_refuses_a_damaged_saved_state() -> None:
+    _, frontiers = built()
+    saved = frontiers[11].to_json()
+    assert len(saved) == 3
+    with pytest.raises(ValueError, match="has 3 hash"):
+        Frontier.from_json(11, saved[:2])
+    with pytest.raises(ValueError, match="size 12 has 2 hash"):
+        Frontier.from_json(12, saved)
+    with pytest.raises(ValueError, match="frontier hash 1 must be 64 lowercase hex"):
+        Frontier.from_json(11, [saved[0], saved[1].upper(), saved[2]])
+    with pytest.raises(ValueError, match="frontier hash 2 is not hex"):
+        Frontier.from_json(11, [saved[0], saved[1], "zz" * 32])
+    with pytest.raises(ValueError, match="must be 64 lowercase hex"):
+        Frontier.from_json(11, [saved[0], saved[1], saved[2][:62]])
+    with pytest.raises(ValueError, match="non-negative"):
+        Frontier.from_json(-1, [])
+    with pytest.raises(ValueError, match="list of hex hashes"):
+        Frontier.from_json(0, "[]")
+    with pytest.raises(ValueError, match="32 bytes"):
+        Frontier().append(b"\x00" * 31)
+
+
+class ForgetfulReader:
+    """A store that silently lost one node."""
+
+    def __init__(self, store: Mapping[NodeId, bytes], forgets: NodeId) -> None:
+        self.store = store
+        self.forgets = forgets
+
+    def nodes(self, ids: Collection[NodeId]) -> Mapping[NodeId, bytes]:
+        return {node: self.store[node] for node in ids if node != self.forgets}
+
+
+def test_proofs_refuse_bad_requests_and_a_damaged_store() -> None:
+    store, _ = built()
+    with pytest.raises(ValueError, match="outside a tree of size 4"):
+        _merkle.inclusion_plan(4, 4)
+    with pytest.raises(ValueError, match="larger than size2"):
+        _merkle.consistency_plan(5, 4)
+    with pytest.raises(ValueError, match="non-negative"):
+        _merkle.root_plan(-1)
+    with pytest.raises(_merkle.MissingNodeError, match=r"\(2, 1\)"):
+        _merkle.inclusion_proof(0, 8, ForgetfulReader(store, forgets=(2, 1)))
+    corrupt = {**store, (0, 2): b"short"}
+    with pytest.raises(ValueError, match=r"stored node \(0, 2\) is 5 bytes"):
+        _merkle.root(3, StoreReader(corrupt, 3))

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import base64
 import functools
+import hashlib
 import json
 import random
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -31,6 +33,7 @@ from accord.audit.verifier import (
     key_id,
     leaf_hash,
     sign_tree_head,
+    tree_head_message,
     verify_consistency,
     verify_inclusion,
     verify_tree_head,
@@ -343,9 +346,9 @@ CONSISTENCY_KINDS = [
 ]
 
 
-def rejects(check: Callable[[], None]) -> bool:
+def rejects(check: Callable[..., None], *args: Any) -> bool:
     try:
-        check()
+        check(*args)
     except ProofError:
         return True
     return False
@@ -377,7 +380,7 @@ def test_no_forged_inclusion_proof_is_accepted() -> None:
             dropped += 1
             continue
         tried[kind] += 1
-        if not rejects(lambda m=mutant: verify_inclusion(*m)):
+        if not rejects(verify_inclusion, *mutant):
             accepted.append((kind, mutant))
     assert accepted == []
     assert sum(tried.values()) == INCLUSION_MUTANTS
@@ -399,7 +402,7 @@ def test_no_forged_consistency_proof_is_accepted() -> None:
             dropped += 1
             continue
         tried[kind] += 1
-        if not rejects(lambda m=mutant: verify_consistency(*m)):
+        if not rejects(verify_consistency, *mutant):
             accepted.append((kind, mutant))
     assert accepted == []
     assert sum(tried.values()) == CONSISTENCY_MUTANTS
@@ -609,7 +612,7 @@ def test_no_forged_tree_head_is_accepted() -> None:
             dropped += 1
             continue
         tried[kind] += 1
-        if not rejects(lambda m=mutant, k=keys: verify_tree_head(m, k)):
+        if not rejects(verify_tree_head, mutant, keys):
             accepted.append((kind, mutant))
     assert accepted == []
     assert sum(tried.values()) == HEAD_MUTANTS
@@ -631,4 +634,56 @@ def test_a_size_is_only_as_good_as_the_signed_head_that_pairs_it_with_a_root() -
     """
     proof = true_inclusion(0, 5)
     verify_inclusion(0, 6, LEAVES[0], proof, ROOTS[5])
-    assert rejects(lambda: verify_inclusion(0, 6, LEAVES[0], proof, ROOTS[6]))
+    assert rejects(verify_inclusion, 0, 6, LEAVES[0], proof, ROOTS[6])
+
+
+def test_the_signed_bytes_are_the_documented_layout() -> None:
+    root = bytes(range(32))
+    expected = (
+        b"accord signed tree head v1\n"
+        + b"\x08accord/t"
+        + (1_700_000_000_123).to_bytes(8, "big")
+        + (5).to_bytes(8, "big")
+        + b"\x20"
+        + root
+        + b"\x00\x00"
+    )
+    assert tree_head_message("accord/t", 5, 1_700_000_000_123, root) == expected
+    head = sign_tree_head(
+        SIGNER, log_id="accord/t", tree_size=5, timestamp_ms=1_700_000_000_123, root_hash=root
+    )
+    SIGNER.public_key().verify(base64.b64decode(head["signature"]), expected)
+    assert head["key_id"] == hashlib.sha256(SIGNER_RAW).hexdigest()[:16]
+    for log_id in ("", "x" * 256, "é" * 128):
+        with pytest.raises(ValueError, match="log_id must be 1 to 255 bytes"):
+            tree_head_message(log_id, 5, 0, root)
+    with pytest.raises(ValueError, match="root_hash must be 32 bytes"):
+        tree_head_message("accord/t", 5, 0, root[:31])
+    with pytest.raises(ValueError, match="tree_size must be between 0 and 2\\*\\*64 - 1"):
+        tree_head_message("accord/t", 2**64, 0, root)
+
+
+def test_a_rejected_head_says_why() -> None:
+    signed = sign_tree_head(
+        SIGNER, log_id="accord/t", tree_size=3, timestamp_ms=7, root_hash=ROOTS[3]
+    )
+    head: Head = {**signed}
+    verify_tree_head(head, TRUSTED)
+    own_id = signed["key_id"]
+    cases: list[tuple[Head, Mapping[str, bytes], str]] = [
+        ({**head, "key_id": key_id(OUTSIDER_RAW)}, TRUSTED, "is not a trusted key"),
+        (head, {own_id: COLLEAGUE_RAW}, "the key list is mislabelled"),
+        (head, {own_id: b"short"}, "is not a raw 32-byte Ed25519 public key"),
+        ({**head, "tree_size": 4}, TRUSTED, "does not verify with key"),
+        ({**head, "root_hash": signed["root_hash"].upper()}, TRUSTED, "64 lowercase hex"),
+        ({**head, "tree_size": "3"}, TRUSTED, "'tree_size' must be an integer"),
+        ({**head, "tree_size": True}, TRUSTED, "'tree_size' must be an integer"),
+        ({**head, "tree_size": -3}, TRUSTED, "malformed: tree_size must be between"),
+        ({**head, "extra": 1}, TRUSTED, "unsigned extra field"),
+        ({k: v for k, v in head.items() if k != "timestamp"}, TRUSTED, "missing field"),
+        ({**head, "signature": signed["signature"][:-4]}, TRUSTED, "signature must be 64 bytes"),
+        ({**head, "signature": "!" + signed["signature"][1:]}, TRUSTED, "not valid base64"),
+    ]
+    for mutant, keys, message in cases:
+        with pytest.raises(ProofError, match=message):
+            verify_tree_head(mutant, keys)

@@ -65,6 +65,11 @@ def _split(size: int) -> int:
 
 
 def _cover(start: int, end: int) -> Cover:
+    """The largest aligned perfect blocks of ``[start, end)``, left to right.
+
+    For a node of the tree (the only ranges proofs use) their right-to-left fold is the node's
+    hash, since RFC 9162 splits every right-edge node after its largest power of two.
+    """
     blocks: list[NodeId] = []
     while start < end:
         level = (end - start).bit_length() - 1
@@ -76,6 +81,7 @@ def _cover(start: int, end: int) -> Cover:
 
 
 def _fold(hashes: Sequence[bytes]) -> bytes:
+    """Hash a cover's blocks into one node, innermost (rightmost) pair first."""
     result = hashes[-1]
     for left in reversed(hashes[:-1]):
         result = node_hash(left, result)

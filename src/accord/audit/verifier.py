@@ -9,9 +9,12 @@ The tree is the RFC 9162 §2.1 Merkle tree over SHA-256: a leaf hashes as
 Leaf indexes are 0-based.
 
 Every check raises :class:`ProofError` with a message that says which check failed; nothing here
-returns ``False``. The checks are strict on purpose: every hash must be exactly 32 bytes, every
-size and index an unsigned 64-bit integer, every proof exactly as long as the tree shape demands,
-and a signed tree head must use one canonical JSON form, so that one statement has one encoding.
+returns ``False``. The checks are strict on purpose: every hash that is hashed or rebuilt must be
+exactly 32 bytes, every size and index an unsigned 64-bit integer, every proof exactly as long as
+the tree shape demands, and a signed tree head must use one canonical JSON form, so that one
+statement has one encoding. (Two trees of equal size, and the empty subtree, involve no hashing:
+as in the reference verifier, only equality with the other root, or with the empty root, is
+checked there.)
 
 Subtree proofs follow the Merkle Tree Certificates draft (draft-ietf-plants-merkle-tree-certs):
 the leaf range ``[start, end)`` is a subtree when ``start`` is a multiple of the smallest power of
@@ -140,6 +143,9 @@ def _inclusion_length(index: int, size: int) -> int:
 
 
 def _consistency_length(size1: int, size2: int) -> int:
+    # The proof is the inclusion path of leaf size1 - 1 in the new tree, from the level of the
+    # last perfect subtree of the old tree upward, led by that subtree's hash unless it is the
+    # whole old tree (then the verifier already holds it as root1).
     low = (size1 & -size1).bit_length() - 1
     fork = ((size1 - 1) ^ (size2 - 1)).bit_length()
     border = ((size1 - 1) >> fork).bit_count()
@@ -260,7 +266,6 @@ def verify_consistency(
             of nodes, or it does not rebuild both roots.
     """
     _check_uint64(size1=size1, size2=size2)
-    _check_hashes(root1=root1, root2=root2)
     path = _check_proof(proof)
     if size1 > size2:
         raise ProofError(
@@ -270,6 +275,9 @@ def verify_consistency(
     if size1 == 0 and root1 != EMPTY_ROOT:
         raise ProofError(f"root1 {_short(root1)}… is not the root of the empty tree")
     if size1 == size2:
+        # Nothing is hashed: the claim is only that both roots are one and the same value, as
+        # in the reference verifier (transparency-dev/merkle), whose probes accept it for any
+        # byte string. Callers that need a well-formed root check it where they read it.
         _check_length(path, 0, f"consistency proof between two trees of size {size1}")
         if root1 != root2:
             raise ProofError(
@@ -277,6 +285,7 @@ def verify_consistency(
                 f"{_short(root1)}… and {_short(root2)}…"
             )
         return
+    _check_hashes(root1=root1, root2=root2)
     if size1 == 0:
         _check_length(path, 0, "consistency proof from the empty tree")
         return
@@ -390,15 +399,12 @@ def verify_subtree_consistency(
             the proof has the wrong number of nodes, or it does not rebuild both hashes.
     """
     _check_uint64(start=start, end=end, tree_size=tree_size)
-    _check_hashes(subtree_root=subtree_root, tree_root=tree_root)
     path = _check_proof(proof)
     _check_subtree(start, end)
     if end > tree_size:
         raise ProofError(f"subtree [{start}, {end}) ends past the tree of size {tree_size}")
-    if start == 0:
-        verify_consistency(end, tree_size, subtree_root, tree_root, path)
-        return
     if start == end:
+        # the empty subtree is part of every tree: the tree root plays no part, as upstream
         _check_length(path, 0, f"consistency proof for the empty subtree [{start}, {end})")
         if subtree_root != EMPTY_ROOT:
             raise ProofError(
@@ -406,10 +412,16 @@ def verify_subtree_consistency(
                 f"[{start}, {end})"
             )
         return
+    if start == 0:
+        verify_consistency(end, tree_size, subtree_root, tree_root, path)
+        return
+    _check_hashes(subtree_root=subtree_root, tree_root=tree_root)
     length = end - start
     level = (length - 1).bit_length()
     anchor_size = min(1 << level, tree_size - start)
     inner = 0 if length == anchor_size else _consistency_length(length, anchor_size)
+    # Seen from A's level the tree has ceil(tree_size / span) nodes, A among them at index
+    # start >> level, so the rest of the proof is an ordinary inclusion path for A.
     outer_index, outer_size = start >> level, ((tree_size - 1) >> level) + 1
     _check_length(
         path,

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 from rich.table import Table
 
+from accord.audit import render_explanation
+from accord.audit.verifier import verify_bundle
 from accord.cli._common import console, fail, handled
 from accord.core import TenantId
 from accord.journeys import load_journey_file
 from accord.runtime import Runtime
-from accord.service import Settings, build
+from accord.service import Accord, Settings, build
 from accord.storage import TERMINAL
 
 TENANT = TenantId("default")
@@ -187,6 +190,7 @@ def run_demo(database: Path) -> None:
             f"\nCapabilities behind the gateway: {len(accord.capabilities)} registered; "
             "every call above passed kill switch, lawful basis and policy first."
         )
+        _evidence(accord, focus, database.parent / "demo-evidence.json")
         console.print(
             "\nExplore this database:\n"
             f"   accord run list --database {url}\n"
@@ -194,6 +198,9 @@ def run_demo(database: Path) -> None:
             f"   accord run decisions {focus} --database {url}\n"
             f"   accord consent show customer-of-ord-0042 --database {url}\n"
             f"   accord flag history --database {url}\n"
+            f"   accord explain {focus} --database {url}\n"
+            f"   accord audit replay {focus} --database {url}\n"
+            f"   accord audit verify --database {url}\n"
         )
 
 
@@ -207,3 +214,36 @@ def _status(runtime: Runtime, run_ids: dict[str, str], title: str) -> None:
         ).get("message", "")
         table.add_row(order, run_id, view.status, view.outcome or "", where, str(view.transitions))
     console.print(table)
+
+
+def _evidence(accord: Accord, focus: str, bundle_path: Path) -> None:
+    console.print("\n[bold]7. Evidence: the ledger proves it[/bold]")
+    head = accord.tree_head(fresh=True)
+    console.print(
+        f"   signed tree head: {head.tree_size} entries, root {head.root_hash[:16]}…, "
+        f"Ed25519 key {head.key_id}"
+    )
+    report = accord.verify_ledger()
+    console.print(
+        f"   audit verify: {'ok' if report.ok else 'FAILED'} ({report.entries} entries "
+        f"recomputed, {report.heads} heads checked)"
+    )
+    console.print(f"   explain {focus}:")
+    for line in render_explanation(accord.explain(focus)).splitlines()[1:]:
+        console.print(f"     {line}", markup=False)
+    replayed = accord.replay(focus)
+    history = accord.runtime.history(TENANT, focus)
+    console.print(
+        f"   replay from the ledger alone: {len(replayed.history)} events, "
+        f"{'equal to' if replayed.history == history else 'DIFFERENT FROM'} the run's history"
+    )
+    bundle = accord.export_evidence(run_id=focus)
+    bundle_path.write_text(json.dumps(bundle, indent=1))
+    console.print(f"   evidence bundle {bundle_path}: {verify_bundle(bundle)}")
+    subject = "customer-of-ord-0042"
+    erasure = accord.erase_subject(subject, actor="dpo", reason="erasure request (demo)")
+    after = accord.verify_ledger()
+    console.print(
+        f"   {subject} erased (data key destroyed, {erasure.runs_scrubbed} runs scrubbed); "
+        f"the ledger still verifies: {'ok' if after.ok else 'FAILED'}"
+    )
