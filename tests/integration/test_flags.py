@@ -36,7 +36,7 @@ class CountingStore(FlagStore):
     """Counts the reads the provider makes, to show it does not read on every evaluation."""
 
     def __init__(self, db: Database, *, clock: FrozenClock) -> None:
-        super().__init__(db, clock=clock, ids=SequentialIds())
+        super().__init__(db, clock=clock, ids=SequentialIds(), ledger=ledger_for(db, clock))
         self.loads = 0
         self.version_reads = 0
 

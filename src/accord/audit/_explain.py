@@ -140,6 +140,15 @@ def explain_run(ledger: Ledger, tenant: str, run_id: str) -> Explanation:
     return Explanation(run, explained)
 
 
+_GATEWAY_VERBS = {
+    "executed": "the gateway allowed and called {cap}",
+    "failed": "the gateway allowed {cap}, whose call failed,",
+    "refused": "the gateway refused {cap}",
+    "held": "the gateway held {cap} (a kill switch was off)",
+    "approval_required": "the gateway required an approval before {cap}",
+}
+
+
 def _gateway(
     index: int, at: float, body: dict[str, Any], record: dict[str, Any], call: int | None
 ) -> ExplainedDecision:
@@ -149,7 +158,11 @@ def _gateway(
     reason = body.get("reason")
     capability = body.get("capability")
     determining = policy.get("determining") or []
-    parts = [f"the gateway {outcome} {capability}"]
+    parts = [
+        _GATEWAY_VERBS.get(str(outcome), "the gateway decided {outcome} for {cap}").format(
+            cap=capability, outcome=outcome
+        )
+    ]
     if reason:
         parts.append(f"({reason})")
     if policy.get("bundle_version") is not None:

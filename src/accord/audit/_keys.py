@@ -14,7 +14,7 @@ import binascii
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -31,8 +31,8 @@ class SigningKey:
     """An Ed25519 signing key and its id (the first 8 bytes of SHA-256 of the public key)."""
 
     key_id: str
-    private: Ed25519PrivateKey
-    public_raw: bytes
+    private: Ed25519PrivateKey = field(repr=False)
+    public_raw: bytes = field(repr=False)
 
     @classmethod
     def from_private(cls, private: Ed25519PrivateKey) -> SigningKey:
@@ -56,10 +56,10 @@ class Keyring:
     """
 
     signing: SigningKey
-    trusted: dict[str, bytes]
-    master: bytes
-    master_id: str
-    source: str
+    trusted: dict[str, bytes] = field(repr=False)
+    master: bytes = field(repr=False)
+    master_id: str = ""
+    source: str = ""
 
     @classmethod
     def load(
