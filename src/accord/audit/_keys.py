@@ -218,7 +218,7 @@ class _DevKeyring:
 
     def _save(self, *, create: bool = False) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_suffix(".tmp")
+        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.{os.urandom(4).hex()}")
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
         fd = os.open(temporary, flags, 0o600)
         with os.fdopen(fd, "w") as handle:

@@ -51,6 +51,11 @@ _MAX_PROBLEMS = 200
 _HASH = 32
 
 
+# Problems that only bound where the damage is (a root that does not match says some entry in
+# a range differs, not which): they name the first bad entry only when nothing more precise does.
+_BOUNDS: frozenset[str] = frozenset({"head_root_mismatch", "state_mismatch"})
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """One thing verification found wrong. ``index`` is the first entry it affects."""
@@ -58,6 +63,11 @@ class Problem:
     kind: ProblemKind
     index: int | None
     message: str
+
+    @property
+    def exact(self) -> bool:
+        """Whether ``index`` is the bad entry itself, not the start of a range holding it."""
+        return self.index is not None and self.kind not in _BOUNDS
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "index": self.index, "message": self.message}
@@ -82,10 +92,11 @@ class VerifyReport:
 
     @property
     def first(self) -> Problem | None:
-        """The problem at the lowest position (problems without one come last)."""
+        """The problem that names the first bad entry: the exact one at the lowest position,
+        else the lowest range, else one without a position (a head's signature, say)."""
         if not self.problems:
             return None
-        return min(self.problems, key=lambda p: (p.index is None, p.index or 0))
+        return min(self.problems, key=_first_order)
 
     def add(self, kind: ProblemKind, index: int | None, message: str) -> None:
         if len(self.problems) >= _MAX_PROBLEMS:
@@ -113,11 +124,17 @@ def _order(p: Problem) -> tuple[bool, int]:
     return (p.index is None, p.index or 0)
 
 
+def _first_order(p: Problem) -> tuple[int, int]:
+    return (0 if p.exact else 1 if p.index is not None else 2, p.index or 0)
+
+
 class _Levels:
     """Recomputed node hashes, one packed bytearray per level."""
 
     def __init__(self) -> None:
         self.levels: list[bytearray] = [bytearray()]
+        # stored nodes that differ from the recomputed ones, per level
+        self.bad: dict[int, set[int]] = {}
 
     def add_leaf(self, digest: bytes) -> None:
         self.levels[0] += digest
@@ -204,6 +221,7 @@ def _check_entries(
     progress: Callable[[int], None] | None,
 ) -> _Levels:
     levels = _Levels()
+    levels.bad[0] = set()
     expected = 0
     for row, stored_leaf in stored.stream_entries(connection, tenant):
         if row.idx != expected:
@@ -221,6 +239,8 @@ def _check_entries(
                 continue
         digest = leaf_hash(row.entry)
         _check_entry(tenant, row, report)
+        if stored_leaf != digest:
+            levels.bad[0].add(row.idx)
         if stored_leaf is None:
             report.add("leaf_missing", row.idx, f"entry {row.idx} has no stored leaf hash")
         elif stored_leaf != digest:
@@ -300,13 +320,21 @@ def _check_nodes(
                 f"stored nodes ({level}, {expected}..{idx - 1}) are missing",
             )
         seen[level] = idx + 1
-        if level > 0 and digest != want:
-            report.add(
-                "node_mismatch",
-                first,
-                f"stored node ({level}, {idx}) over entries {first}..{first + (1 << level) - 1} "
-                "does not match the entries",
-            )
+        if digest == want:
+            continue
+        bad = levels.bad.setdefault(level, set())
+        bad.add(idx)
+        if level == 0:
+            continue  # the entry pass reported it against the entry
+        below = levels.bad.get(level - 1, set())
+        if 2 * idx in below or 2 * idx + 1 in below:
+            continue  # explained lower down: a child differs too
+        report.add(
+            "node_mismatch",
+            first,
+            f"stored node ({level}, {idx}) over entries {first}..{first + (1 << level) - 1} "
+            "was changed: it does not match its entries, though its children do",
+        )
     for level, data in enumerate(levels.levels):
         count = len(data) // _HASH
         if level > 0 and seen.get(level, 0) < count:

@@ -31,6 +31,11 @@ Json = Annotated[bool, typer.Option("--json", help="print JSON")]
 Tenant = Annotated[str | None, typer.Option(help="tenant (default: ACCORD_TENANT)")]
 
 
+def _json(value: object) -> None:
+    """JSON on stdout, never wrapped to the terminal's width."""
+    typer.echo(as_json(value))
+
+
 def _time(text: str | None, option: str) -> float | None:
     if text is None:
         return None
@@ -61,7 +66,7 @@ def verify_command(
                     tenant, progress=lambda n: bar.update(task, completed=n)
                 )
     if json_output:
-        console.print(as_json(report.to_json()), markup=False)
+        _json(report.to_json())
     elif report.ok:
         console.print(
             f"[green]ledger verified[/green]: {report.log_id}, {report.entries} entries, "
@@ -101,7 +106,7 @@ def head_command(
     """Print the newest signed tree head (issuing one when there is none, or with --fresh)."""
     with opened(database) as accord, handled():
         head = accord.tree_head(tenant, fresh=fresh)
-    console.print(as_json(head.to_json()), markup=False)
+    _json(head.to_json())
 
 
 @app.command("heads")
@@ -112,7 +117,7 @@ def heads_command(
     with opened(database) as accord, handled():
         heads = accord.ledger.heads(tenant or accord.settings.tenant)
     if json_output:
-        console.print(as_json([h.to_json() for h in heads]), markup=False)
+        _json([h.to_json() for h in heads])
         return
     table = Table("size", "signed at", "key", "root")
     for head in heads:
@@ -138,14 +143,11 @@ def proof_command(
     with opened(database) as accord, handled():
         if index is not None:
             proof = accord.inclusion_proof(index, tree_size=size, tenant=tenant)
-            console.print(as_json(proof.to_json()), markup=False)
+            _json(proof.to_json())
             return
         assert since_size is not None
         target = size if size is not None else accord.tree_head(tenant).tree_size
-        console.print(
-            as_json(accord.consistency_proof(since_size, target, tenant=tenant).to_json()),
-            markup=False,
-        )
+        _json(accord.consistency_proof(since_size, target, tenant=tenant).to_json())
 
 
 @app.command("entries")
@@ -171,18 +173,15 @@ def entries_command(
             limit=limit,
         )
     if json_output:
-        console.print(
-            as_json(
-                [
-                    {
-                        "index": e.index,
-                        "entry": e.envelope,
-                        "personal": "<erased>" if isinstance(e.personal, Erased) else e.personal,
-                    }
-                    for e in found
-                ]
-            ),
-            markup=False,
+        _json(
+            [
+                {
+                    "index": e.index,
+                    "entry": e.envelope,
+                    "personal": "<erased>" if isinstance(e.personal, Erased) else e.personal,
+                }
+                for e in found
+            ]
         )
         return
     table = Table("#", "at", "kind", "run", "subject", "what")
@@ -256,7 +255,7 @@ def replay_command(
     with opened(database) as accord, handled():
         run = accord.replay(run_id, tenant=tenant)
     if json_output:
-        console.print(as_json(run.to_json()), markup=False)
+        _json(run.to_json())
         return
     console.print(
         f"[bold]{run.run_id}[/bold]  {run.journey} v{run.version}  {run.status}"
@@ -293,7 +292,7 @@ def explain_command(
     with opened(database) as accord, handled():
         explanation = accord.explain(run_id, tenant=tenant)
     if json_output:
-        console.print(as_json(explanation.to_json()), markup=False)
+        _json(explanation.to_json())
     else:
         console.print(render_explanation(explanation), markup=False)
 
@@ -343,7 +342,7 @@ def show_command(
     with opened(database) as accord, handled():
         status = accord.subject_status(subject, tenant=tenant)
     if json_output:
-        console.print(as_json(status), markup=False)
+        _json(status)
         return
     console.print(
         f"subject {subject}: key {status['key']}"

@@ -277,6 +277,7 @@ class Worker:
                     break
         finally:
             self.release_all()
+        self.runtime.ledger.issue_due_heads()
         return self.stats
 
     def run(self, *, stop: threading.Event | None = None) -> WorkerStats:

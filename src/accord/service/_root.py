@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,8 @@ from accord.runtime import RunState, Runtime
 from accord.service._settings import Settings
 from accord.storage import Database
 from accord.storage import ledger as stored_ledger
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -222,6 +225,14 @@ def build(
     clock = clock or SystemClock()
     ids = ids or RandomIds()
     try:
+        keyring = load_keyring(settings)
+        if db.backend == "postgresql" and keyring.source != "settings":
+            log.warning(
+                "ledger keys are development keys from %s: every machine must use the same "
+                "keys, so set ACCORD_LEDGER_SIGNING_KEY and ACCORD_LEDGER_MASTER_KEY "
+                "(or their _FILE variants) for PostgreSQL deployments",
+                keyring.source,
+            )
         ledger = Ledger(
             db,
             load_keyring(settings),
