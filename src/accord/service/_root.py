@@ -235,7 +235,7 @@ def build(
             )
         ledger = Ledger(
             db,
-            load_keyring(settings),
+            keyring,
             clock=clock,
             origin=settings.ledger_origin,
             head_interval=settings.ledger_head_interval_seconds,
