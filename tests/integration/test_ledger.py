@@ -389,3 +389,37 @@ def test_concurrent_writers_keep_the_ledger_gap_free(
     report = accord.verify_ledger()
     assert report.ok, report.problems
     assert report.entries == accord.ledger.size("default")
+
+
+def test_another_master_key_cannot_open_or_extend_a_subjects_entries(
+    accord: Accord, database_url: str, tmp_path: Path, clock: FrozenClock
+) -> None:
+    from accord.errors import ConfigurationError
+    from accord.service import Settings, build
+    from tests.ledgers import MASTER_KEY, SIGNING_KEY
+
+    _setup(accord)
+    _order(accord)
+    other = build(
+        Settings(
+            database_url=database_url,
+            ledger_signing_key=SIGNING_KEY,
+            ledger_master_key=MASTER_KEY,
+            keys_dir=tmp_path / "elsewhere",
+        ),
+        capabilities=accord.capabilities,
+        clock=clock,
+    )
+    try:
+        with pytest.raises(ConfigurationError, match="wrapped by master key") as caught:
+            other.ledger.entries("default", subject_id=SUBJECT)
+        assert "ACCORD_LEDGER_MASTER_KEY" in (caught.value.hint or "")
+        size = accord.ledger.size("default")
+        runs_before = len(accord.runtime.list_runs(T, subject=SUBJECT))
+        with pytest.raises(ConfigurationError):
+            other.runtime.start(T, "order", input={"value": "v"}, subject=SUBJECT)
+        assert accord.ledger.size("default") == size
+        assert len(accord.runtime.list_runs(T, subject=SUBJECT)) == runs_before
+    finally:
+        other.close()
+    assert accord.verify_ledger().ok
