@@ -395,9 +395,11 @@ class Ledger:
         until: float | None = None,
         kinds: Sequence[str] | None = None,
         limit: int | None = None,
+        newest: bool = False,
         connection: Connection | None = None,
     ) -> list[LedgerEntry]:
-        """Entries matching every filter given, in ledger order, personal parts opened."""
+        """Entries matching every filter given, in ledger order, personal parts opened
+        (``limit`` with ``newest``: the last ones)."""
         if connection is None:
             with self.db.read() as own:
                 return self.entries(
@@ -408,6 +410,7 @@ class Ledger:
                     until=until,
                     kinds=kinds,
                     limit=limit,
+                    newest=newest,
                     connection=own,
                 )
         rows = stored.entries_where(
@@ -419,6 +422,7 @@ class Ledger:
             until=until,
             kinds=kinds,
             limit=limit,
+            newest=newest,
         )
         return self.decode(connection, tenant, rows)
 

@@ -155,7 +155,7 @@ def entries_command(
     run: Annotated[str | None, typer.Option(help="entries of one run")] = None,
     subject: Annotated[str | None, typer.Option(help="entries of one subject")] = None,
     kind: Annotated[list[str] | None, typer.Option(help="only these kinds")] = None,
-    limit: Annotated[int, typer.Option(help="at most this many")] = 200,
+    limit: Annotated[int, typer.Option(help="the newest this many", min=1)] = 200,
     json_output: Json = False,
     tenant: Tenant = None,
     database: Database = None,
@@ -171,6 +171,7 @@ def entries_command(
             subject_id=subject,
             kinds=kind,
             limit=limit,
+            newest=True,
         )
     if json_output:
         _json(

@@ -164,8 +164,10 @@ def entries_where(
     until: float | None = None,
     kinds: Sequence[str] | None = None,
     limit: int | None = None,
+    newest: bool = False,
 ) -> list[EntryRow]:
-    """Entries of one tenant matching every filter given, in ledger order."""
+    """Entries of one tenant matching every filter given, in ledger order (with ``limit`` and
+    ``newest``, the last ``limit`` of them)."""
     query = sa.select(*_ENTRY_COLUMNS).where(ledger_entries.c.tenant_id == tenant)
     if run_id is not None:
         query = query.where(ledger_entries.c.run_id == run_id)
@@ -177,10 +179,11 @@ def entries_where(
         query = query.where(ledger_entries.c.at < until)
     if kinds:
         query = query.where(ledger_entries.c.kind.in_(list(kinds)))
-    query = query.order_by(ledger_entries.c.idx)
+    query = query.order_by(ledger_entries.c.idx.desc() if newest else ledger_entries.c.idx)
     if limit is not None:
         query = query.limit(limit)
-    return _entry_rows(connection.execute(query))
+    found = _entry_rows(connection.execute(query))
+    return found[::-1] if newest else found
 
 
 def entries_at(connection: Connection, tenant: str, indexes: Collection[int]) -> list[EntryRow]:
