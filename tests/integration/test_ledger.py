@@ -174,12 +174,26 @@ def test_heads_proofs_and_the_standalone_checks_agree(accord: Accord, clock: Fro
         accord.consistency_proof(head.tree_size, head.tree_size + 1)
 
 
-def test_heads_are_issued_on_an_interval_by_workers(make_accord: Callable[..., Accord]) -> None:
+def test_heads_are_issued_on_an_interval_while_the_log_grows(
+    make_accord: Callable[..., Accord], clock: FrozenClock
+) -> None:
+    import time
+
     accord = make_accord()
     accord.ledger.head_interval = 0.01
     _setup(accord)
     assert accord.ledger.issue_due_heads() == 1
-    assert accord.ledger.heads("default")
+    time.sleep(0.06)
+    clock.advance(1)
+    assert accord.ledger.issue_due_heads() == 0, "the log did not grow: no new head"
+    accord.consent.grant(T, "cus-8", purpose="dpv:Marketing", categories=["pd:Name"], actor="t")
+    time.sleep(0.06)
+    assert accord.ledger.issue_due_heads() == 1
+    heads = accord.ledger.heads("default")
+    assert len(heads) == 2 and heads[-1].tree_size == accord.ledger.size("default")
+    accord.consent.grant(T, "cus-9", purpose="dpv:Marketing", categories=["pd:Name"], actor="t")
+    time.sleep(0.06)
+    assert accord.ledger.issue_due_heads() == 0, "no time passed on the ledger's clock"
 
 
 def test_a_rotated_key_signs_new_heads_and_old_heads_still_verify(

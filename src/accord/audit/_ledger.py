@@ -243,13 +243,22 @@ class Ledger:
 
     # -- signed tree heads -----------------------------------------------------------------
 
-    def issue_head(self, tenant: str) -> SignedHead:
+    def issue_head(self, tenant: str, *, only_if_due: bool = False) -> SignedHead:
         """Sign the tenant's tree as it stands now (on demand); a head is issued even when the
-        tree has not grown, so its timestamp says when the log was last vouched for."""
+        tree has not grown, so its timestamp says when the log was last vouched for.
+
+        With ``only_if_due``, the newest head is returned instead unless the log grew since it
+        and it is older than the head interval (decided under the ledger lock, so workers on
+        many machines do not sign the same tree twice).
+        """
         with self.db.transaction() as connection:
             state = stored.lock_state(connection, tenant)
             latest = stored.latest_head(connection, tenant)
             signing = self.keyring.signing
+            if only_if_due and latest is not None and latest.key_id == signing.key_id:
+                age_ms = self.clock.now() * 1000 - latest.timestamp
+                if state.size == latest.tree_size or age_ms < self.head_interval * 1000:
+                    return SignedHead.from_row(latest)
             if latest is None or latest.key_id != signing.key_id:
                 entry = _entries.ledger_key(
                     key_id=signing.key_id,
@@ -315,9 +324,18 @@ class Ledger:
                 ):
                     due.append(tenant)
         for tenant in due:
-            self.issue_head(tenant)
-            issued += 1
+            before = self.latest_head_row(tenant)
+            head = self.issue_head(tenant, only_if_due=True)
+            if before is None or (head.tree_size, head.timestamp) != (
+                before.tree_size,
+                before.timestamp,
+            ):
+                issued += 1
         return issued
+
+    def latest_head_row(self, tenant: str) -> stored.HeadRow | None:
+        with self.db.read() as connection:
+            return stored.latest_head(connection, tenant)
 
     def heads(self, tenant: str) -> list[SignedHead]:
         with self.db.read() as connection:
