@@ -3,7 +3,8 @@
 Built from the ledger alone, so every statement points at the entries that prove it. A
 significant decision is a gateway decision (with the consent and policy evidence behind it), a
 decision table's result, a branch taken, a person's decision (override and reason included), an
-agent's output (model, prompt, confidence, band), an escalation and a refusal.
+agent's output (model, prompt, confidence, band) and an escalation. A refusal is the gateway
+decision that refused.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from accord.audit._ledger import Ledger
 from accord.audit._replay import ReplayedRun, replay_run
 from accord.audit._shredding import Erased
 
-DecisionKind = Literal["gateway", "rules", "choice", "human", "agent", "escalation", "refusal"]
+DecisionKind = Literal["gateway", "rules", "choice", "human", "agent", "escalation"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,15 +237,6 @@ def _transition(
             block,
             f"{block} escalated to queue {detail.get('queue')}: {detail.get('reason')}",
             {"queue": detail.get("queue"), "reason": detail.get("reason")},
-            [index],
-        )
-    if event == "gateway.refused":
-        return ExplainedDecision(
-            "refusal",
-            at,
-            block,
-            f"{block} was refused ({detail.get('reason')}): {detail.get('message')}",
-            dict(detail),
             [index],
         )
     return None

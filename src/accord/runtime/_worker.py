@@ -26,7 +26,14 @@ from accord.gateway import SnapshotBatch
 from accord.journeys import CompiledJourney
 from accord.runtime._advance import Advance
 from accord.runtime._state import RunState
-from accord.storage import CommitResult, RunRecord, TransitionWrite, transitions
+from accord.storage import (
+    CommitResult,
+    HistoryEvent,
+    NewDecision,
+    RunRecord,
+    TransitionWrite,
+    transitions,
+)
 
 if TYPE_CHECKING:
     from accord.runtime._runtime import Runtime
@@ -336,7 +343,14 @@ def _record(
     for w, result in zip(writes, results, strict=True):
         found = by_tenant.setdefault(w.tenant_id, [])
         first_seq = (result.seq or 0) - len(w.events) + 1
+        # a decision goes just before the first event of its block visit, so the ledger tells
+        # the transition in the order it happened
+        pending = list(w.decisions)
         for offset, event in enumerate(w.events):
+            due = [d for d in pending if _explains(d, event)]
+            for decision in due:
+                pending.remove(decision)
+                found.extend(entries.gateway_decision(decision))
             found.append(
                 entries.run_transition(
                     run_id=w.run_id,
@@ -359,8 +373,14 @@ def _record(
                     run_input=child.input,
                 )
             )
-        for decision in w.decisions:
+        for decision in pending:
             found.extend(entries.gateway_decision(decision))
     # tenants in one order, so that workers take the per-tenant ledger locks alike
     for tenant in sorted(by_tenant):
         ledger.append(connection, tenant, by_tenant[tenant])
+
+
+def _explains(decision: NewDecision, event: HistoryEvent) -> bool:
+    if event.detail.get("decision") == decision.decision_id:
+        return True
+    return decision.block == event.block and decision.visit == event.visit
