@@ -437,3 +437,138 @@ def test_another_master_key_cannot_open_or_extend_a_subjects_entries(
     finally:
         other.close()
     assert accord.verify_ledger().ok
+
+
+def test_every_entry_kind_round_trips_and_verifies(accord: Accord) -> None:
+    from accord.audit import ENTRY_KINDS, Entry
+    from accord.storage import HistoryEvent, NewDecision
+
+    built: list[Entry] = [
+        entries.run_transition(
+            run_id="r1",
+            subject_id="s1",
+            seq=1,
+            event=HistoryEvent("run.started"),
+            at=1.5,
+            worker=None,
+            run_input={"big": 2**60},
+        ),
+        *entries.gateway_decision(
+            NewDecision(
+                "d1",
+                "c.x",
+                "executed",
+                None,
+                1.5,
+                {"input_digest": "sha256:0"},
+                run_id="r1",
+                subject_id="s1",
+            )
+        ),
+        entries.consent_change(
+            event_id="e1",
+            subject_id="s1",
+            grant_id="g1",
+            kind="granted",
+            at=1.5,
+            actor="a",
+            detail={"purpose": "dpv:Marketing"},
+        ),
+        entries.policy_deploy(
+            version=9,
+            digest="sha256:1",
+            source_name="p.cedar",
+            actor="a",
+            at=1.5,
+            policy_ids=["p1"],
+        ),
+        entries.flag_change(
+            change_id="f1",
+            key="capability:c.x",
+            value="false",
+            previous=None,
+            reason="r",
+            actor="a",
+            at=1.5,
+        ),
+        entries.journey_deploy(
+            name="j", version=1, digest="sha256:2", source_name="j.yaml", actor="a", at=1.5
+        ),
+        entries.human_decision(
+            signal_id="s",
+            run_id="r1",
+            subject_id="s1",
+            block="b",
+            payload={"decision": "override", "reason": "why"},
+            at=1.5,
+        ),
+        entries.signal(
+            signal_id="s2",
+            run_id=None,
+            subject_id=None,
+            kind="event",
+            name="paid",
+            correlation_key="o-1",
+            payload={"x": float("nan")},
+            at=1.5,
+        ),
+        entries.agent_output(
+            run_id="r1",
+            subject_id="s1",
+            block="triage",
+            agent="triage",
+            version=3,
+            model="local:intent-v1",
+            prompt_digest="sha256:3",
+            confidence=0.875,
+            band="confirm",
+            output_digest="sha256:4",
+            output={"intent": "refund"},
+            at=1.5,
+        ),
+        entries.compensation(
+            run_id="r1",
+            subject_id="s1",
+            block="charge",
+            capability="c.undo",
+            decision_id="d2",
+            outcome="compensated",
+            at=1.5,
+        ),
+        entries.subject_event("subject.hold", subject_id="s1", actor="legal", at=1.5),
+        entries.ledger_key(key_id="k", public_key="AAAA", previous=None, at=1.5),
+    ]
+    with accord.db.transaction() as connection:
+        indexes = accord.ledger.append(connection, "default", built)
+    read = {e.index: e for e in accord.ledger.entries("default") if e.index in indexes}
+    for index, entry in zip(indexes, built, strict=True):
+        assert read[index].kind == entry.kind and read[index].body == entry.body
+    assert read[indexes[0]].personal["input"] == {"big": 2**60}
+    assert {e.kind for e in built} >= set(ENTRY_KINDS) - {
+        "subject.erased",
+        "subject.erasure_refused",
+        "subject.hold_released",
+    }
+    accord.tree_head(fresh=True)
+    assert accord.verify_ledger().ok
+
+
+def test_a_proof_costs_one_statement(accord: Accord) -> None:
+    _setup(accord)
+    _order(accord)
+    head = accord.tree_head(fresh=True)
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    sa.event.listen(accord.db.engine, "before_cursor_execute", count)
+    try:
+        accord.inclusion_proof(head.tree_size - 3, tree_size=head.tree_size)
+        proof_reads = [s for s in statements if "ledger_nodes" in s]
+        statements.clear()
+        accord.consistency_proof(3, head.tree_size)
+        consistency_reads = [s for s in statements if "ledger_nodes" in s]
+    finally:
+        sa.event.remove(accord.db.engine, "before_cursor_execute", count)
+    assert len(proof_reads) == 1 and len(consistency_reads) == 1

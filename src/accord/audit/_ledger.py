@@ -139,16 +139,21 @@ class ConsistencyProof:
 class _Reader:
     """Stored nodes for proof generation: one statement per proof."""
 
-    def __init__(self, connection: Connection, tenant: str) -> None:
+    def __init__(
+        self, connection: Connection, tenant: str, *, also: Collection[NodeId] = ()
+    ) -> None:
         self._connection = connection
         self._tenant = tenant
+        self._also = set(also)
+        self.found: dict[NodeId, bytes] = {}
 
     def nodes(self, ids: Collection[NodeId]) -> Mapping[NodeId, bytes]:
-        found = stored.read_nodes(self._connection, self._tenant, ids)
-        missing = [i for i in ids if i not in found]
+        wanted = set(ids) | self._also
+        self.found = stored.read_nodes(self._connection, self._tenant, wanted)
+        missing = sorted(i for i in wanted if i not in self.found)
         if missing:
             raise LookupError(f"ledger nodes missing: {missing[:4]}")
-        return found
+        return self.found
 
 
 class Ledger:
@@ -380,9 +385,9 @@ class Ledger:
                     f"entry {index} is not in a tree of {tree_size} entries",
                     hint=f"entries of that tree are numbered 0 to {tree_size - 1}",
                 )
-            reader = _Reader(connection, tenant)
+            reader = _Reader(connection, tenant, also=[(0, index)])
             path = inclusion_proof(index, tree_size, reader)
-            leaf = reader.nodes([(0, index)])[(0, index)]
+            leaf = reader.found[(0, index)]
         return InclusionProof(index, tree_size, leaf.hex(), [p.hex() for p in path])
 
     def consistency_proof(self, tenant: str, size1: int, size2: int) -> ConsistencyProof:
