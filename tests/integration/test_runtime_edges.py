@@ -365,6 +365,7 @@ blocks:
     assert accord.runtime.get(T, run_id).status == "completed"
 
 
+@pytest.mark.no_replay_check
 def test_a_run_whose_state_cannot_be_read_is_failed_and_others_go_on(accord: Accord) -> None:
     deploy(accord, "journey: quick\nblocks:\n  - {id: a, kind: task, capability: test.echo}\n")
     broken = accord.runtime.start(T, "quick").run_id
