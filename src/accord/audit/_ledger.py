@@ -15,7 +15,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -423,31 +424,28 @@ class Ledger:
     ) -> list[LedgerEntry]:
         """Entries matching every filter given, in ledger order, personal parts opened
         (``limit`` with ``newest``: the last ones)."""
-        if connection is None:
-            with self.db.read() as own:
-                return self.entries(
-                    tenant,
-                    run_id=run_id,
-                    subject_id=subject_id,
-                    since=since,
-                    until=until,
-                    kinds=kinds,
-                    limit=limit,
-                    newest=newest,
-                    connection=own,
-                )
-        rows = stored.entries_where(
-            connection,
-            tenant,
-            run_id=run_id,
-            subject_id=subject_id,
-            since=since,
-            until=until,
-            kinds=kinds,
-            limit=limit,
-            newest=newest,
-        )
-        return self.decode(connection, tenant, rows)
+        with self._reading(connection) as reading:
+            rows = stored.entries_where(
+                reading,
+                tenant,
+                run_id=run_id,
+                subject_id=subject_id,
+                since=since,
+                until=until,
+                kinds=kinds,
+                limit=limit,
+                newest=newest,
+            )
+            return self.decode(reading, tenant, rows)
+
+    @contextmanager
+    def _reading(self, connection: Connection | None) -> Iterator[Connection]:
+        """The caller's connection, or a read transaction of our own."""
+        if connection is not None:
+            yield connection
+            return
+        with self.db.read() as own:
+            yield own
 
     def decode(
         self, connection: Connection, tenant: str, rows: Sequence[stored.EntryRow]
