@@ -29,7 +29,9 @@ from rich.console import Console
 from rich.table import Table
 from runtime import (
     DEFAULT_PG_URL,
+    PERMIT_ALL,
     PG_URL_VARIABLE,
+    SCHEMA,
     TENANT,
     WARMUP_RUNS,
     WIDE_OUTPUT,
@@ -72,23 +74,6 @@ NAIVE_PROOFS = 5
 QUICK_NAIVE_PROOFS = 3
 SEED = 20_260_101
 
-PERMIT_ALL = '@id("bench-permit-all")\npermit(principal, action, resource);\n'
-SCHEMA = """namespace Accord {
-  entity Service = { "role": String, "tier": String, "journey"?: String };
-  entity Agent = { "role": String, "tier": String, "model"?: String };
-  entity Person = { "role": String, "tier": String };
-  entity Subject = { "region"?: String, "tier"?: String };
-  action "bench.echo" appliesTo {
-    principal: [Service, Agent, Person],
-    resource: [Subject],
-    context: {
-      "purpose"?: String, "journey"?: String, "channel"?: String, "time"?: Long,
-      "side_effect"?: String, "region"?: String, "amount"?: decimal, "risk_tier"?: String,
-      "confidence"?: decimal
-    }
-  };
-}
-"""
 
 Backend = Literal["sqlite", "postgresql"]
 
@@ -101,15 +86,21 @@ class Scale:
     w1_runs: int
     big: int
     proofs: int
+    proof_budget: float
     naive_proofs: int
 
     @classmethod
     def of(cls, *, quick: bool) -> Scale:
         if quick:
             return cls(
-                QUICK_TRANSACTIONS, QUICK_W1_RUNS, QUICK_BIG, QUICK_PROOFS, QUICK_NAIVE_PROOFS
+                QUICK_TRANSACTIONS,
+                QUICK_W1_RUNS,
+                QUICK_BIG,
+                QUICK_PROOFS,
+                QUICK_PROOF_BUDGET,
+                QUICK_NAIVE_PROOFS,
             )
-        return cls(TRANSACTIONS, W1_RUNS, BIG, PROOFS, NAIVE_PROOFS)
+        return cls(TRANSACTIONS, W1_RUNS, BIG, PROOFS, PROOF_BUDGET, NAIVE_PROOFS)
 
 
 @dataclass(frozen=True)
@@ -316,6 +307,7 @@ def verify_big(accord: Accord, size: int) -> float:
     began = time.perf_counter()
     report = accord.verify_ledger(TENANT, progress=tick)
     seconds = time.perf_counter() - began
+    progress.print(f"  {seconds:,.1f} s")
     if not report.ok or report.entries != size:
         raise RuntimeError(f"the big ledger does not verify: {report.first} ({report.entries})")
     return seconds
@@ -510,6 +502,10 @@ def _rate(rows: list[AppendRow], system: str) -> dict[str, dict[str, float]]:
     return figures
 
 
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
 def json_line(
     appends: list[AppendRow],
     per_run: float,
@@ -550,8 +546,8 @@ def json_line(
             "consistency_node_statements_per_proof": consistency.node_reads,
             "n_inclusion_proofs": len(inclusion.latencies_us),
             "n_consistency_proofs": len(consistency.latencies_us),
-            "inclusion_nodes_per_proof": inclusion.nodes,
-            "consistency_nodes_per_proof": consistency.nodes,
+            "inclusion_nodes_per_proof": _round(inclusion.nodes, 2),
+            "consistency_nodes_per_proof": _round(consistency.nodes, 2),
             "naive_inclusion_p50_us": round(naive.p(50), 1),
             "ratios": {
                 "accord_vs_chain_append": {

@@ -126,6 +126,26 @@ def bench_capabilities(probe: FinishProbe) -> CapabilityRegistry:
     return registry
 
 
+# Accord refuses every call until a policy bundle is deployed: the benches permit all
+PERMIT_ALL = '@id("bench-permit-all")\npermit(principal, action, resource);\n'
+SCHEMA = """namespace Accord {
+  entity Service = { "role": String, "tier": String, "journey"?: String };
+  entity Agent = { "role": String, "tier": String, "model"?: String };
+  entity Person = { "role": String, "tier": String };
+  entity Subject = { "region"?: String, "tier"?: String };
+  action "bench.echo" appliesTo {
+    principal: [Service, Agent, Person],
+    resource: [Subject],
+    context: {
+      "purpose"?: String, "journey"?: String, "channel"?: String, "time"?: Long,
+      "side_effect"?: String, "region"?: String, "amount"?: decimal, "risk_tier"?: String,
+      "confidence"?: decimal
+    }
+  };
+}
+"""
+
+
 def _add_tasks(builder: JourneyBuilder, first: int, count: int) -> None:
     for index in range(first, first + count):
         source = "input.value" if index == 0 else f"steps.step_{index - 1}.value"
@@ -173,6 +193,7 @@ def accord_target(
     if commit_window_ms is not None:
         settings = settings.model_copy(update={"commit_window_ms": commit_window_ms})
     with build(settings, capabilities=bench_capabilities(probe)) as accord:
+        accord.policies.deploy(TENANT, PERMIT_ALL, SCHEMA, source_name="bench", actor="bench")
         accord.runtime.catalog.deploy(TENANT, w1_spec(), deployed_by="bench")
         accord.runtime.catalog.deploy(TENANT, w2_spec(), deployed_by="bench")
         yield AccordTarget(backend, accord, probe, lambda: stored_bytes(accord))

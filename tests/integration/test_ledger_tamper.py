@@ -103,7 +103,8 @@ def order(accord: Accord, clock: FrozenClock, value: str, *, subject: str = SUBJ
 
 
 def build_ledger(directory: Path) -> tuple[Path, Trust]:
-    """About sixty entries of every everyday kind, and two signed heads (one midway)."""
+    """About sixty entries of every everyday kind, and signed heads: whatever the workers sign
+    on their interval, one midway and one over the whole log."""
     path = directory / "ledger.db"
     registry = CapabilityRegistry()
     register_test_capabilities(registry, Calls())
@@ -655,7 +656,9 @@ def summary(campaign: Campaign) -> str:
         count = len(campaign.of(family))
         noticed = " ".join(f"{campaign.detected(v, family):>22}" for v in VERIFIERS)
         lines.append(f"{family:<11} {count:>6} {noticed}")
-    lines.append(f"{len(campaign.tampers)} tampers in {campaign.seconds:.1f} s on {WORKERS} cores")
+    lines.append(
+        f"{len(campaign.tampers)} tampers in {campaign.seconds:.1f} s in {WORKERS} processes"
+    )
     return "\n".join(lines)
 
 
@@ -678,8 +681,8 @@ def test_the_ledger_under_attack_is_a_real_one(campaign: Campaign) -> None:
     for kind in ("consent.change", "flag.change", "policy.deploy", "journey.deploy", "ledger.key"):
         assert kinds[kind] >= 1, kinds
     assert kinds["gateway.decision"] > kinds["connector.call"], "one call was refused"
-    assert [h["tree_size"] for h in pristine.heads][-1] == pristine.size
-    assert len(pristine.heads) == 2
+    sizes = [h["tree_size"] for h in pristine.heads]
+    assert len(sizes) >= 2 and sizes[-1] == pristine.size, sizes
 
 
 def test_every_tamper_is_detected(campaign: Campaign) -> None:

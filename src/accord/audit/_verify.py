@@ -53,7 +53,9 @@ _HASH = 32
 
 # Problems that only bound where the damage is (a root that does not match says some entry in
 # a range differs, not which): they name the first bad entry only when nothing more precise does.
-_BOUNDS: frozenset[str] = frozenset({"head_root_mismatch", "state_mismatch"})
+# A missing node is one too: the tree the entries now make may need nodes the store never had
+# (an entry inserted), so the entry-level finding, when there is one, names the entry.
+_BOUNDS: frozenset[str] = frozenset({"head_root_mismatch", "state_mismatch", "node_missing"})
 
 
 @dataclass(frozen=True, slots=True)

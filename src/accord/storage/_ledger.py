@@ -131,12 +131,20 @@ def read_nodes(
     """The stored hashes of the given (level, index) nodes, in one statement."""
     if not ids:
         return {}
-    rows = connection.execute(
+    by_level: dict[int, list[int]] = {}
+    for level, idx in ids:
+        by_level.setdefault(level, []).append(idx)
+    # one indexed lookup per level: SQLite does not use the primary key for a row-value IN
+    parts = [
         sa.select(ledger_nodes.c.level, ledger_nodes.c.idx, ledger_nodes.c.hash).where(
             ledger_nodes.c.tenant_id == tenant,
-            sa.tuple_(ledger_nodes.c.level, ledger_nodes.c.idx).in_(list(ids)),
+            ledger_nodes.c.level == level,
+            ledger_nodes.c.idx.in_(sorted(set(indexes))),
         )
-    )
+        for level, indexes in sorted(by_level.items())
+    ]
+    statement = parts[0] if len(parts) == 1 else sa.union_all(*parts)
+    rows = connection.execute(statement)
     return {(int(r[0]), int(r[1])): bytes(r[2]) for r in rows}
 
 
