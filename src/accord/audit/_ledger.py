@@ -249,14 +249,15 @@ class Ledger:
 
     # -- signed tree heads -----------------------------------------------------------------
 
-    def issue_head(self, tenant: str, *, only_if_due: bool = False) -> SignedHead:
+    def issue_head(self, tenant: str) -> SignedHead:
         """Sign the tenant's tree as it stands now (on demand); a head is issued even when the
-        tree has not grown, so its timestamp says when the log was last vouched for.
+        tree has not grown, so its timestamp says when the log was last vouched for."""
+        return self._issue(tenant, only_if_due=False)[0]
 
-        With ``only_if_due``, the newest head is returned instead unless the log grew since it
-        and it is older than the head interval (decided under the ledger lock, so workers on
-        many machines do not sign the same tree twice).
-        """
+    def _issue(self, tenant: str, *, only_if_due: bool) -> tuple[SignedHead, bool]:
+        """Sign a head; returns it and whether it is new. With ``only_if_due``, the newest head
+        is returned instead unless the log grew since it and it is older than the head interval
+        (decided under the ledger lock, so workers on many machines sign a grown tree once)."""
         with self.db.transaction() as connection:
             state = stored.lock_state(connection, tenant)
             latest = stored.latest_head(connection, tenant)
@@ -264,7 +265,7 @@ class Ledger:
             if only_if_due and latest is not None and latest.key_id == signing.key_id:
                 age_ms = self.clock.now() * 1000 - latest.timestamp
                 if state.size == latest.tree_size or age_ms < self.head_interval * 1000:
-                    return SignedHead.from_row(latest)
+                    return SignedHead.from_row(latest), False
             if latest is None or latest.key_id != signing.key_id:
                 entry = _entries.ledger_key(
                     key_id=signing.key_id,
@@ -278,7 +279,7 @@ class Ledger:
             timestamp = int(self.clock.now() * 1000)
             if latest is not None and timestamp <= latest.timestamp:
                 if latest.tree_size == state.size and latest.key_id == signing.key_id:
-                    return SignedHead.from_row(latest)
+                    return SignedHead.from_row(latest), False
                 timestamp = latest.timestamp + 1
             head = sign_tree_head(
                 signing.private,
@@ -299,7 +300,7 @@ class Ledger:
                     signature=base64.b64decode(head["signature"]),
                 ),
             )
-        return SignedHead(
+        signed = SignedHead(
             head["log_id"],
             head["tree_size"],
             head["timestamp"],
@@ -307,6 +308,7 @@ class Ledger:
             head["key_id"],
             head["signature"],
         )
+        return signed, True
 
     def issue_due_heads(self) -> int:
         """Issue a head for every tenant whose log grew since its last head and whose last
@@ -330,18 +332,8 @@ class Ledger:
                 ):
                     due.append(tenant)
         for tenant in due:
-            before = self.latest_head_row(tenant)
-            head = self.issue_head(tenant, only_if_due=True)
-            if before is None or (head.tree_size, head.timestamp) != (
-                before.tree_size,
-                before.timestamp,
-            ):
-                issued += 1
+            issued += self._issue(tenant, only_if_due=True)[1]
         return issued
-
-    def latest_head_row(self, tenant: str) -> stored.HeadRow | None:
-        with self.db.read() as connection:
-            return stored.latest_head(connection, tenant)
 
     def heads(self, tenant: str) -> list[SignedHead]:
         with self.db.read() as connection:

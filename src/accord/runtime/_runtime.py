@@ -397,11 +397,13 @@ class Runtime:
             )
         now = self.clock.now()
         with self.db.transaction() as connection:
+            subjects: dict[str, str | None] = {}
             if run_id is not None:
                 record = self._require_active(connection, tenant, run_id, what="the signal")
                 if kind == "decision":
                     payload = {**payload, "visit": _decision_visit(record, name)}
                 targets = [run_id]
+                subjects[run_id] = record.subject_id
             else:
                 assert correlation_key is not None
                 signals.lock_correlation(
@@ -429,8 +431,10 @@ class Runtime:
                 ids.append(signal_id)
                 subject = None
                 if target is not None:
-                    found = runs.get_run(connection, tenant, target)
-                    subject = None if found is None else found.subject_id
+                    if target not in subjects:
+                        found = runs.get_run(connection, tenant, target)
+                        subjects[target] = None if found is None else found.subject_id
+                    subject = subjects[target]
                 if kind == "decision" and target is not None:
                     recorded.append(
                         entries.human_decision(

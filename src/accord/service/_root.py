@@ -145,7 +145,7 @@ class Accord:
         with self.db.read() as connection:
             key = stored_ledger.subject_key_rows(connection, tenant, [subject_id]).get(subject_id)
             hold = stored_ledger.get_hold(connection, tenant, subject_id)
-            count = len(stored_ledger.entries_where(connection, tenant, subject_id=subject_id))
+            count = stored_ledger.count_entries(connection, tenant, subject_id=subject_id)
         return {
             "subject": subject_id,
             "key": "none" if key is None else ("erased" if key.wrapped_key is None else "active"),

@@ -194,18 +194,6 @@ def entries_where(
     return found[::-1] if newest else found
 
 
-def entries_at(connection: Connection, tenant: str, indexes: Collection[int]) -> list[EntryRow]:
-    if not indexes:
-        return []
-    return _entry_rows(
-        connection.execute(
-            sa.select(*_ENTRY_COLUMNS)
-            .where(ledger_entries.c.tenant_id == tenant, ledger_entries.c.idx.in_(list(indexes)))
-            .order_by(ledger_entries.c.idx)
-        )
-    )
-
-
 def stream_entries(
     connection: Connection, tenant: str, *, chunk: int = 5000
 ) -> Iterator[tuple[EntryRow, bytes | None]]:
@@ -262,14 +250,16 @@ def stream_nodes(
         after = (int(rows[-1][0]), int(rows[-1][1]))
 
 
-def count_entries(connection: Connection, tenant: str) -> int:
-    return int(
-        connection.execute(
-            sa.select(sa.func.count())
-            .select_from(ledger_entries)
-            .where(ledger_entries.c.tenant_id == tenant)
-        ).scalar_one()
+def count_entries(connection: Connection, tenant: str, *, subject_id: str | None = None) -> int:
+    """How many entries the tenant's ledger holds (about one subject, when given)."""
+    query = (
+        sa.select(sa.func.count())
+        .select_from(ledger_entries)
+        .where(ledger_entries.c.tenant_id == tenant)
     )
+    if subject_id is not None:
+        query = query.where(ledger_entries.c.subject_id == subject_id)
+    return int(connection.execute(query).scalar_one())
 
 
 def insert_head(connection: Connection, head: HeadRow) -> None:
@@ -377,15 +367,6 @@ def get_hold(connection: Connection, tenant: str, subject_id: str) -> HoldRow | 
     if row is None:
         return None
     return HoldRow(row["subject_id"], row["reason"], row["placed_by"], row["placed_at"])
-
-
-def list_holds(connection: Connection, tenant: str) -> list[HoldRow]:
-    rows = connection.execute(
-        sa.select(legal_holds)
-        .where(legal_holds.c.tenant_id == tenant)
-        .order_by(legal_holds.c.subject_id)
-    ).mappings()
-    return [HoldRow(r["subject_id"], r["reason"], r["placed_by"], r["placed_at"]) for r in rows]
 
 
 def place_hold(connection: Connection, tenant: str, hold: HoldRow) -> None:
