@@ -14,7 +14,10 @@ split by who must react::
     │   ├── CapabilityNotFound
     │   ├── ContractViolation       a payload does not match a capability contract
     │   ├── LegalHold               a subject under legal hold cannot be erased
-    │   └── SubjectErased           the subject's data key was destroyed
+    │   ├── SubjectErased           the subject's data key was destroyed
+    │   ├── ReviewNotFound
+    │   ├── ReviewConflict          the item is decided differently, claimed by another, or closed
+    │   └── ReviewForbidden         the person may not do this (policy or queue), e.g. self-approval
     ├── ExecutionError              a block failed while running; the type says if retryable
     │   ├── CapabilityFailed        the capability raised; retryable unless marked otherwise
     │   ├── BlockTimeout            the block exceeded its timeout (retryable)
@@ -49,6 +52,9 @@ __all__ = [
     "JourneyNotFound",
     "LeaseLost",
     "LegalHold",
+    "ReviewConflict",
+    "ReviewForbidden",
+    "ReviewNotFound",
     "RunFinished",
     "RunNotFound",
     "SubjectErased",
@@ -74,6 +80,9 @@ class ErrorCode(StrEnum):
     INVALID_INPUT = "invalid_input"
     LEGAL_HOLD = "legal_hold"
     SUBJECT_ERASED = "subject_erased"
+    REVIEW_NOT_FOUND = "review_not_found"
+    REVIEW_CONFLICT = "review_conflict"
+    REVIEW_FORBIDDEN = "review_forbidden"
 
 
 class AccordError(Exception):
@@ -172,6 +181,22 @@ class SubjectErased(InputError):
     """The subject was erased; there is nothing left to erase or open."""
 
     code = ErrorCode.SUBJECT_ERASED
+
+
+class ReviewNotFound(InputError):
+    code = ErrorCode.REVIEW_NOT_FOUND
+
+
+class ReviewConflict(InputError):
+    """The item was decided differently already, is claimed by someone else, or is closed."""
+
+    code = ErrorCode.REVIEW_CONFLICT
+
+
+class ReviewForbidden(InputError):
+    """The person may not act on the item: a policy forbids it, or the queue is not theirs."""
+
+    code = ErrorCode.REVIEW_FORBIDDEN
 
 
 class ExecutionError(AccordError):

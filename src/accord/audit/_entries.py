@@ -22,6 +22,11 @@ EntryKind = Literal[
     "flag.change",
     "journey.deploy",
     "human.decision",
+    "review.opened",
+    "review.assigned",
+    "review.escalated",
+    "review.refused",
+    "review.info",
     "signal",
     "agent.output",
     "compensation",
@@ -239,27 +244,60 @@ def journey_deploy(
 
 def human_decision(
     *,
-    signal_id: str,
+    signal_id: str | None,
     run_id: str,
     subject_id: str | None,
     block: str,
     payload: dict[str, Any],
     at: float,
 ) -> Entry:
-    """A person's answer to an approval or escalation; the reason and data are personal."""
+    """A person's decision on an approval or escalation.
+
+    Decisions made on a review item also name the item, the packet version decided on, the
+    outcome against the recommendation (accepted, edited, rejected, overridden) and the
+    recommender's version; the recommendation itself, the reason and any edited value are
+    personal.
+    """
+    body = {
+        "signal_id": signal_id,
+        "block": block,
+        "decision": payload.get("decision"),
+        "by": payload.get("by"),
+        "visit": payload.get("visit"),
+    }
+    for key in ("item", "packet_version", "outcome", "source", "decision_id"):
+        if payload.get(key) is not None:
+            body[key] = payload[key]
+    personal: dict[str, Any] = {"reason": payload.get("reason"), "data": payload.get("data")}
+    for key in ("value", "recommendation", "override_outcome"):
+        if payload.get(key) is not None:
+            personal[key] = payload[key]
     return Entry(
-        "human.decision",
+        "human.decision", at, body, run_id=run_id, subject_id=subject_id, personal=personal
+    )
+
+
+def review_event(
+    kind: Literal[
+        "review.opened", "review.assigned", "review.escalated", "review.refused", "review.info"
+    ],
+    *,
+    item_id: str,
+    run_id: str,
+    subject_id: str | None,
+    at: float,
+    body: dict[str, Any],
+    personal: Any = None,
+) -> Entry:
+    """A review item's life: opened (with its packet), assigned, escalated past its SLA,
+    a refused attempt to act on it, information asked for or given."""
+    return Entry(
+        kind,
         at,
-        {
-            "signal_id": signal_id,
-            "block": block,
-            "decision": payload.get("decision"),
-            "by": payload.get("by"),
-            "visit": payload.get("visit"),
-        },
+        {"item": item_id, **body},
         run_id=run_id,
         subject_id=subject_id,
-        personal={"reason": payload.get("reason"), "data": payload.get("data")},
+        personal=personal,
     )
 
 

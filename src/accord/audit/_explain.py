@@ -100,17 +100,31 @@ def explain_run(ledger: Ledger, tenant: str, run_id: str) -> Explanation:
                 "reason": "(erased)" if erased else personal.get("reason"),
                 "data": None if erased else personal.get("data"),
             }
+            for key in ("item", "packet_version", "outcome", "source"):
+                if key in body:
+                    facts[key] = body[key]
+            for key in ("value", "recommendation", "override_outcome"):
+                if key in personal:
+                    facts[key] = "(erased)" if erased else personal[key]
             override = body.get("decision") == "override"
+            recommended = personal.get("recommendation") if not erased else None
+            summary = (
+                f"{body.get('by')} decided {body.get('decision')!r} at {body.get('block')}"
+                + (f": {facts['reason']}" if facts["reason"] else "")
+                + (" (an override of the recommendation)" if override else "")
+            )
+            if isinstance(recommended, dict) and recommended.get("decision"):
+                summary += f"; recommended {recommended.get('decision')!r}"
+                source = recommended.get("source")
+                if isinstance(source, dict):
+                    summary += (
+                        f" by {source.get('kind')} {source.get('id')} v{source.get('version')}"
+                    )
+            if "packet_version" in body:
+                summary += f" (packet v{body['packet_version']})"
             explained.append(
                 ExplainedDecision(
-                    "human",
-                    entry.at,
-                    body.get("block"),
-                    f"{body.get('by')} decided {body.get('decision')!r} at {body.get('block')}"
-                    + (f": {facts['reason']}" if facts["reason"] else "")
-                    + (" (an override of the recommendation)" if override else ""),
-                    facts,
-                    [entry.index],
+                    "human", entry.at, body.get("block"), summary, facts, [entry.index]
                 )
             )
         elif entry.kind == "agent.output":

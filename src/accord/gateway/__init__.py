@@ -18,6 +18,7 @@ from accord.gateway._outcomes import (
     Outcome,
     RefusalReason,
     Refused,
+    call_digest,
 )
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "RefusalReason",
     "Refused",
     "SnapshotBatch",
+    "call_digest",
     "project",
     "required_categories",
 ]

@@ -40,6 +40,7 @@ from accord.gateway._outcomes import (
     Outcome,
     RefusalReason,
     Refused,
+    call_digest,
 )
 from accord.policy import (
     Entity,
@@ -343,8 +344,17 @@ class _Pass:
             )
             return self._refuse(reason, _policy_message(decision))
 
-        approved = {role for a in self.invocation.approvals for role in a.roles}
-        self.record["approvals"] = [a.to_json() for a in self.invocation.approvals]
+        current = call_digest(
+            self.capability.name, self.invocation.payload, self.invocation.context
+        )
+        # an approval given for a different call (changed input or context) does not count
+        valid = [a for a in self.invocation.approvals if a.digest in (None, current)]
+        approved = {role for a in valid for role in a.roles}
+        self.record["approvals"] = [a.to_json() for a in valid]
+        if len(valid) < len(self.invocation.approvals):
+            self.record["stale_approvals"] = [
+                a.to_json() for a in self.invocation.approvals if a not in valid
+            ]
         wanted = [o for o in decision.obligations if o.kind == "approval"]
         missing = tuple(sorted({o.value for o in wanted} - approved))
         if missing:

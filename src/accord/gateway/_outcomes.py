@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from accord.connectors import CallContext
+from accord.core import digest
 
 RefusalReason = Literal[
     "subject_missing",
@@ -25,15 +26,24 @@ REFUSAL_REASONS: tuple[str, ...] = get_args(RefusalReason)
 
 @dataclass(frozen=True, slots=True)
 class Approval:
-    """A person's approval of a call that a policy obligation held for ``roles``."""
+    """A person's approval of a call that a policy obligation held for ``roles``.
+
+    ``digest`` is the :func:`call_digest` of the call as the person saw it: the approval
+    counts only for that exact call, so a call whose input or policy context changed after
+    the approval needs a new one.
+    """
 
     roles: tuple[str, ...]
     by: str
     reason: str | None = None
     at: float | None = None
+    digest: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"roles": list(self.roles), "by": self.by, "reason": self.reason, "at": self.at}
+        data = {"roles": list(self.roles), "by": self.by, "reason": self.reason, "at": self.at}
+        if self.digest is not None:
+            data["digest"] = self.digest
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Approval:
@@ -42,7 +52,13 @@ class Approval:
             by=str(data.get("by") or ""),
             reason=data.get("reason"),
             at=data.get("at"),
+            digest=data.get("digest"),
         )
+
+
+def call_digest(capability: str, payload: Mapping[str, Any], context: Mapping[str, Any]) -> str:
+    """What an approval is bound to: the capability, its input and its policy context."""
+    return digest({"capability": capability, "input": dict(payload), "context": dict(context)})
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ from accord.journeys._compiled import (
     FlowInfo,
     Node,
     compile_journey,
+    edit_json_schema,
     journey_digest,
 )
 from accord.journeys._expressions import Expression, ExpressionSyntaxError, compile_expression
@@ -18,6 +19,7 @@ from accord.journeys._loader import (
 )
 from accord.journeys._spec import (
     BLOCK_KINDS,
+    HUMAN_DECISIONS,
     AnyBlock,
     ApproveBlock,
     CallBlock,
@@ -36,6 +38,7 @@ from accord.journeys._spec import (
 
 __all__ = [
     "BLOCK_KINDS",
+    "HUMAN_DECISIONS",
     "AnyBlock",
     "ApproveBlock",
     "CallBlock",
@@ -62,6 +65,7 @@ __all__ = [
     "branch_name",
     "compile_expression",
     "compile_journey",
+    "edit_json_schema",
     "journey_digest",
     "journey_json_schema",
     "lint",

@@ -18,6 +18,7 @@ from accord.journeys._expressions import (
 from accord.journeys._lint import iter_flows
 from accord.journeys._spec import (
     AnyBlock,
+    ApproveBlock,
     CallBlock,
     ChoiceBlock,
     DecideBlock,
@@ -54,6 +55,8 @@ class Node:
     choices: tuple[tuple[Expression, str], ...] = ()
     table: CompiledTable | None = None
     expression: Expression | None = None
+    recommend: CompiledMapping | None = None
+    maker: Expression | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,7 @@ def _compile_node(block: AnyBlock, flow: str) -> Node:
             compensation=compensation,
             context=compile_mapping(block.context) if block.context else None,
             resource=compile_mapping(block.resource) if block.resource else None,
+            maker=compile_expression(block.maker) if block.maker else None,
         )
     if isinstance(block, CallBlock):
         return Node(block, flow, mapping=compile_mapping(block.input), compensation=compensation)
@@ -166,5 +170,44 @@ def _compile_node(block: AnyBlock, flow: str) -> Node:
         source = block.until or (block.event.correlation if block.event else None)
         return Node(block, flow, expression=compile_expression(source) if source else None)
     if isinstance(block, EscalateBlock):
-        return Node(block, flow, expression=compile_expression(block.reason))
+        return Node(
+            block,
+            flow,
+            expression=compile_expression(block.reason),
+            recommend=compile_mapping(block.recommend) if block.recommend else None,
+        )
+    if isinstance(block, ApproveBlock):
+        return Node(
+            block,
+            flow,
+            compensation=compensation,
+            recommend=compile_mapping(block.recommend) if block.recommend else None,
+            maker=compile_expression(block.maker) if block.maker else None,
+        )
     return Node(block, flow, compensation=compensation)
+
+
+def edit_json_schema(block: ApproveBlock) -> dict[str, Any] | None:
+    """The JSON Schema of an edited value for an approve block, or None if it takes no edits."""
+    if not block.edit_schema:
+        return None
+    types = {
+        "string": {"type": "string"},
+        "integer": {"type": "integer"},
+        "number": {"type": "number"},
+        "boolean": {"type": "boolean"},
+        "object": {"type": "object"},
+        "array": {"type": "array"},
+        "any": {},
+    }
+    return {
+        "type": "object",
+        "properties": {
+            name: {**types[f.type], **({"description": f.description} if f.description else {})}
+            for name, f in block.edit_schema.items()
+        },
+        "required": sorted(
+            name for name, f in block.edit_schema.items() if f.required and f.default is None
+        ),
+        "additionalProperties": False,
+    }

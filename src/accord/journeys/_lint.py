@@ -39,7 +39,15 @@ from accord.journeys._spec import (
 from accord.journeys._tables import compile_cell
 
 WAITING_KINDS = frozenset({"wait", "approve", "escalate"})
-HUMAN_DECISION = {"decision": "x", "by": "x", "reason": "x", "data": DYN}
+HUMAN_DECISION = {
+    "decision": "x",
+    "by": "x",
+    "reason": "x",
+    "data": DYN,
+    "value": DYN,
+    "item": "x",
+    "outcome": "x",
+}
 
 
 @dataclass
@@ -506,7 +514,11 @@ def _check_expressions(
                     container = by_id[container][2].container
             values: dict[PathKey, Any] = {}
             for expr_path, source, expected in _expressions_of(block):
-                value = _check(ctx, source, (*path, *expr_path), scope)
+                where = scope
+                if isinstance(block, TaskBlock) and expr_path[0] in ("context", "resource"):
+                    # the call's input, as mapped (and as a reviewer may have edited it)
+                    where = {**scope, "args": DYN}
+                value = _check(ctx, source, (*path, *expr_path), where)
                 values[expr_path] = value
                 if value is DYN or expected is None or value is None:
                     continue
@@ -607,6 +619,13 @@ def _expressions_of(block: AnyBlock) -> Iterator[tuple[PathKey, str, str | None]
         yield ("items",), block.items, "array"
     elif isinstance(block, EscalateBlock):
         yield ("reason",), block.reason, "string"
+        for leaf_path, source in _leaves(block.recommend, ("recommend",)):
+            yield leaf_path, source, None
+    elif isinstance(block, ApproveBlock):
+        for leaf_path, source in _leaves(block.recommend, ("recommend",)):
+            yield leaf_path, source, None
+        if block.maker is not None:
+            yield ("maker",), block.maker, "string"
     elif isinstance(block, EndBlock):
         for leaf_path, source in _leaves(block.output, ("output",)):
             yield leaf_path, source, None
@@ -615,6 +634,8 @@ def _expressions_of(block: AnyBlock) -> Iterator[tuple[PathKey, str, str | None]
             yield leaf_path, source, None
         for leaf_path, source in _leaves(block.resource, ("resource",)):
             yield leaf_path, source, None
+        if block.maker is not None:
+            yield ("maker",), block.maker, "string"
 
 
 def _leaves(value: Any, path: PathKey) -> Iterator[tuple[PathKey, str]]:

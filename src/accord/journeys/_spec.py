@@ -129,6 +129,13 @@ class TaskBlock(_Block):
     context: dict[str, Any] = Field(default_factory=dict)
     resource: dict[str, Any] = Field(default_factory=dict)
     on_refusal: dict[str, str] = Field(default_factory=dict)
+    maker: str | None = Field(
+        None,
+        description=(
+            "CEL: the person who initiated this action; maker-checker keeps them from "
+            "approving it when a policy asks for approval"
+        ),
+    )
 
 
 class Rule(_Model):
@@ -178,24 +185,55 @@ class WaitBlock(_Block):
     _parse_timer = field_validator("timer", mode="before")(_duration)
 
 
-class ApproveBlock(_Block):
-    """A durable human wait, resumed by a decision signal named after the block."""
+HUMAN_DECISIONS = ("approve", "edit", "reject", "override", "request_info")
+"""What a person may decide on a review item (see ``docs/reviews.md``)."""
 
-    kind: Literal["approve"]
-    role: str = "reviewer"
-    title: str = ""
+
+class _HumanBlock(_Block):
+    """What approve and escalate blocks share: the queue, the recommendation, the ways on.
+
+    ``recommend`` maps the recommendation the reviewer sees (CEL leaves): ``decision``,
+    ``value``, ``confidence``, ``band``, ``rationale`` and ``source`` (``kind``, ``id``,
+    ``version`` of the rule, agent or prompt that made it). ``on`` routes each decision
+    (``approve``, ``edit``, ``reject``, ``override``, ``request_info``) or an override's
+    ``outcome`` to a block.
+    """
+
+    queue: str | None = Field(None, pattern=NAME, max_length=128)
+    priority: int = Field(0, ge=0, le=100)
+    recommend: dict[str, Any] = Field(default_factory=dict)
     on: dict[str, str] = Field(default_factory=dict)
     on_timeout: str | None = None
 
 
-class EscalateBlock(_Block):
+class ApproveBlock(_HumanBlock):
+    """A durable human wait: a review item in ``queue`` (default: ``role``) until decided.
+
+    ``edit_schema`` is the contract of an edited value (fields as in a journey's ``input``);
+    a block without one takes no edits. ``maker`` (CEL) names the person who initiated the
+    action, whom maker-checker keeps from approving it.
+    """
+
+    kind: Literal["approve"]
+    role: str = Field("reviewer", pattern=NAME, max_length=128)
+    title: str = ""
+    maker: str | None = None
+    edit_schema: dict[str, InputField] = Field(default_factory=dict)
+
+    @field_validator("edit_schema", mode="before")
+    @classmethod
+    def _short_fields(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: {"type": v} if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+
+class EscalateBlock(_HumanBlock):
     """Hand the case to a human queue; the decision's outcome picks the way on (or ends the run)."""
 
     kind: Literal["escalate"]
-    queue: str = "supervisors"
+    queue: str | None = Field("supervisors", pattern=NAME, max_length=128)
     reason: str = '"escalated"'
-    on: dict[str, str] = Field(default_factory=dict)
-    on_timeout: str | None = None
 
 
 def link_sequence(data: Any) -> Any:

@@ -34,6 +34,7 @@ from accord.gateway import (
     Invocation,
     Refused,
     SnapshotBatch,
+    call_digest,
 )
 from accord.journeys import (
     ApproveBlock,
@@ -50,12 +51,23 @@ from accord.journeys import (
     WaitBlock,
     branch_flow_id,
     branch_name,
+    edit_json_schema,
     map_flow_id,
+)
+from accord.reviews import PolicyContext, ProposedCall, ReviewKind
+from accord.runtime._handoff import (
+    PacketFacts,
+    build_packet,
+    recommendation_from,
+    review_item_id,
 )
 from accord.runtime._state import Join, RunState, Scope, Token, Wait
 from accord.storage import (
+    ClosedReview,
+    DecisionRecord,
     HistoryEvent,
     NewEvent,
+    NewReviewItem,
     NewRun,
     NewSignal,
     NewTimer,
@@ -83,6 +95,8 @@ class AdvanceDeps:
     pending_signals: Callable[[str, str], list[SignalRecord]]
     parked_signals: Callable[[str, str, str], list[SignalRecord]]
     resolve_journey: Callable[[str, str, int | None], CompiledJourney]
+    run_decisions: Callable[[str, str], list[DecisionRecord]] = lambda tenant, run: []
+    queue_sla: Callable[[str, str], float | None] = lambda tenant, queue: None
     commit_window: float = 0.005
     max_tasks: int = 16
 
@@ -132,6 +146,8 @@ class Advance:
         self.outbox: list[NewEvent] = []
         self.new_runs: list[NewRun] = []
         self.new_signals: list[NewSignal] = []
+        self.reviews_add: list[NewReviewItem] = []
+        self.reviews_close: list[ClosedReview] = []
         self.ended: RunStatus | None = None
         self.outcome: str | None = None
         self.error: dict[str, Any] | None = None
@@ -216,6 +232,8 @@ class Advance:
             new_signals=self.new_signals,
             decisions=decisions,
             subject_id=self.run.subject_id,
+            reviews_add=self.reviews_add,
+            reviews_close=self.reviews_close,
         )
 
     def _event(self, kind: str, token: Token | None = None, /, **detail: Any) -> None:
@@ -286,10 +304,12 @@ class Advance:
         if signal.kind == "decision":
             path = f"{token.scope}/{token.block}" if token.scope else token.block
             visit = signal.payload.get("visit")
+            item = signal.payload.get("item")
             return (
                 wait.kind == "human"
                 and signal.name in (token.block, path)
                 and (visit is None or visit == token.visit)
+                and (item is None or item == wait.item)
             )
         if signal.kind == "child":
             return wait.kind == "child" and token.id == signal.name
@@ -318,27 +338,36 @@ class Advance:
     def _human_decided(self, token: Token, block: Any, signal: SignalRecord, wait: Wait) -> None:
         payload = signal.payload
         decision = str(payload.get("decision"))
-        output = {
+        output: dict[str, Any] = {
             "decision": decision,
             "by": payload.get("by"),
             "reason": payload.get("reason"),
             "data": payload.get("data"),
         }
+        if payload.get("item") is not None:
+            recommended = payload.get("recommendation") or {}
+            value = payload.get("value")
+            if value is None and decision in ("approve", "override"):
+                value = recommended.get("value")
+            output.update(value=value, item=payload["item"], outcome=payload.get("outcome"))
+            if payload.get("override_outcome") is not None:
+                output["override_outcome"] = payload["override_outcome"]
         self._event("decision.received", token, signal_id=signal.signal_id, **output)
         if isinstance(block, TaskBlock):
-            self._approval_decided(token, block, signal, decision, tuple(wait.roles or ()))
+            self._approval_decided(token, block, signal, decision, wait)
             return
         self._set_output(token, output)
         assert isinstance(block, ApproveBlock | EscalateBlock)
-        target = block.on.get(decision)
+        chosen = decision
+        if decision == "override":
+            chosen = str(payload.get("override_outcome") or "approve")
+        target = block.on.get(decision) or block.on.get(chosen)
+        if target is None and decision == "edit":
+            target = block.on.get("approve")
         if target is None and isinstance(block, EscalateBlock) and not block.next:
             self._end_run("completed", outcome="escalated", error=None)
             return
-        if (
-            target is None
-            and isinstance(block, ApproveBlock)
-            and decision in ("reject", "rejected")
-        ):
+        if target is None and isinstance(block, ApproveBlock) and chosen in ("reject", "rejected"):
             self._fail_block(
                 token,
                 CapabilityFailed(
@@ -356,18 +385,38 @@ class Advance:
         block: TaskBlock,
         signal: SignalRecord,
         decision: str,
-        roles: tuple[str, ...],
+        wait: Wait,
     ) -> None:
-        """A person decided on a call a policy obligation held for approval."""
-        by = str(signal.payload.get("by") or "")
-        if decision in ("approve", "approved"):
-            approval = Approval(roles, by, signal.payload.get("reason"), self.now)
+        """A person decided on a call a policy obligation held for approval.
+
+        An approval counts for the call as the person saw it (its digest); an edit replaces
+        the call's input and sends it through the gateway again, with its editor among the
+        makers who may not approve it.
+        """
+        payload = signal.payload
+        by = str(payload.get("by") or "")
+        roles = tuple(wait.roles or ())
+        chosen = decision
+        if decision == "override":
+            chosen = str(payload.get("override_outcome") or "")
+            if payload.get("value") is not None:
+                chosen = "edit"
+        if chosen == "edit":
+            token.edited = dict(payload.get("value") or {})
+            if by and by not in token.makers:
+                token.makers.append(by)
+            token.approvals = []
+            token.status = "ready"
+            return
+        if chosen in ("approve", "approved"):
+            digest_seen = payload.get("approved_digest") or wait.digest
+            approval = Approval(roles, by, payload.get("reason"), self.now, digest=digest_seen)
             token.approvals.append(approval.to_json())
             token.status = "ready"
             return
         message = (
             f"{by or 'a reviewer'} did not approve {block.capability!r} "
-            f"({decision}): {signal.payload.get('reason') or 'no reason given'}"
+            f"({decision}): {payload.get('reason') or 'no reason given'}"
         )
         decision_id = self._gateway_session().record_rejection(
             self._invocation(token, block), by=by, message=message, now=self.now
@@ -582,7 +631,9 @@ class Advance:
         node = self.journey.nodes[token.block]
         assert node.mapping is not None
         variables = self.variables(token)
-        payload = node.mapping.evaluate(variables)
+        payload = token.edited if token.edited is not None else node.mapping.evaluate(variables)
+        if node.context is not None or node.resource is not None:
+            variables = {**variables, "args": payload}
         context = node.context.evaluate(variables) if node.context is not None else {}
         resource = node.resource.evaluate(variables) if node.resource is not None else {}
         path = self._path(token)
@@ -655,26 +706,173 @@ class Advance:
         self._wait(token, Wait(kind="hold", name=held.flag, at=self.now + delay))
 
     def _await_approval(self, token: Token, block: TaskBlock, needed: ApprovalRequired) -> None:
-        """Pause in a durable human wait until a person approves or rejects the call."""
+        """Pause in a durable human wait, with a review item, until a person decides the call."""
+        invocation = self._invocation(token, block)
+        proposed = ProposedCall(
+            capability=block.capability,
+            input=dict(invocation.payload),
+            context=dict(invocation.context),
+            digest=call_digest(block.capability, invocation.payload, invocation.context),
+        )
+        node = self.journey.nodes[token.block]
+        makers = list(token.makers)
+        if node.maker is not None:
+            maker = node.maker.evaluate(self.variables(token))
+            if maker and str(maker) not in makers:
+                makers.append(str(maker))
+        record = next(
+            (
+                r.record
+                for r in self._gateway_session().records
+                if r.decision_id == needed.decision_id
+            ),
+            {},
+        )
+        policy = record.get("policy") or {}
+        roles = list(needed.roles)
+        capability = self.deps.gateway.capabilities.find(block.capability)
+        item_id = self._open_review(
+            token,
+            kind="policy_approval",
+            queue=roles[0],
+            roles=roles,
+            makers=makers,
+            priority=0,
+            title=f"Approve {block.capability} for {self.run.journey_name}",
+            reason=(
+                f"policy {', '.join(needed.policies)} asks {' and '.join(roles)} to approve "
+                f"{block.capability}"
+            ),
+            purpose=block.purpose or self.journey.spec.purpose,
+            reads=block.reads,
+            recommendation=recommendation_from(
+                {
+                    "decision": "approve",
+                    "value": proposed.input,
+                    "rationale": f"the journey calls {block.capability} with this input",
+                },
+                self.journey,
+                block.id,
+                "approve",
+            ),
+            policy=PolicyContext(
+                decision_id=needed.decision_id,
+                bundle_version=policy.get("bundle_version"),
+                determining=list(policy.get("determining") or ()),
+                obligations=[
+                    {k: str(v) for k, v in o.items()} for o in policy.get("obligations") or ()
+                ],
+                reasons=[f"approval by {role} required" for role in roles],
+                roles=roles,
+            ),
+            proposed=proposed,
+            decisions=("approve", "edit", "reject", "override", "request_info")
+            if capability is not None
+            else ("approve", "reject", "override", "request_info"),
+            routes=(),
+            edit_schema=capability.input_schema() if capability is not None else None,
+        )
         self._event(
             "approval.requested",
             token,
-            roles=list(needed.roles),
+            roles=roles,
             capability=block.capability,
             policies=list(needed.policies),
             decision=needed.decision_id,
+            item=item_id,
         )
         self._publish(
             "review.requested",
             block=block.id,
-            role=needed.roles[0],
-            roles=list(needed.roles),
+            role=roles[0],
+            roles=roles,
             capability=block.capability,
             policies=list(needed.policies),
             decision=needed.decision_id,
+            item=item_id,
         )
-        self._wait(token, Wait(kind="human", name=block.id, roles=list(needed.roles)))
+        self._wait(
+            token,
+            Wait(kind="human", name=block.id, roles=roles, item=item_id, digest=proposed.digest),
+        )
         self._take_pending(token)
+
+    def _open_review(
+        self,
+        token: Token,
+        *,
+        kind: ReviewKind,
+        queue: str,
+        roles: list[str],
+        makers: list[str],
+        priority: int,
+        title: str,
+        reason: str,
+        purpose: str | None,
+        reads: tuple[str, ...],
+        recommendation: Any,
+        policy: PolicyContext | None,
+        proposed: ProposedCall | None,
+        decisions: tuple[str, ...],
+        routes: tuple[str, ...],
+        edit_schema: dict[str, Any] | None,
+    ) -> str:
+        """Open a review item with its handoff packet, committed with this transition."""
+        path = self._path(token)
+        item_id = review_item_id(self.run.run_id, path, token.visit, self.state.new_serial())
+        session = self._gateway_session()
+        governance = self.deps.gateway.governance
+        consent = session.snapshot(governance).consent if governance is not None else None
+        facts = PacketFacts(
+            journey=self.journey,
+            capabilities=self.deps.gateway.capabilities,
+            run_id=self.run.run_id,
+            subject_id=self.run.subject_id,
+            block=token.block,
+            path=path,
+            visit=token.visit,
+            steps=self.variables(token)["steps"],
+            errors=self.state.errors,
+            decisions=[
+                *self.deps.run_decisions(self.run.tenant_id, self.run.run_id),
+                *session.records,
+            ],
+            consent=consent,
+            now=self.now,
+        )
+        packet = build_packet(
+            facts,
+            item_id=item_id,
+            kind=kind,
+            title=title,
+            reason=reason,
+            purpose=purpose,
+            reads=reads,
+            recommendation=recommendation,
+            policy=policy,
+            proposed=proposed,
+            decisions=decisions,
+            routes=routes,
+            edit_schema=edit_schema,
+        )
+        sla = self.deps.queue_sla(self.run.tenant_id, queue)
+        self.reviews_add.append(
+            NewReviewItem(
+                item_id=item_id,
+                token=token.id,
+                block=path,
+                visit=token.visit,
+                kind=kind,
+                queue=queue,
+                roles=tuple(roles),
+                makers=tuple(makers),
+                priority=priority,
+                due_at=self.now + sla if sla else None,
+                packet=packet.to_json(),
+                source=recommendation.source.key,
+            )
+        )
+        return item_id
 
     def _refuse(self, token: Token, block: TaskBlock, refused: Refused) -> None:
         """Take the block's declared fallback for this refusal, or fail the run saying why."""
@@ -733,6 +931,8 @@ class Advance:
             self._delete_timer(wait.timer_id)
         if wait.kind == "event":
             self.waits_delete.append(token.id)
+        if wait.kind == "human" and wait.item is not None:
+            self.reviews_close.append(ClosedReview(wait.item, "wait ended"))
         token.wait = None
 
     def _delete_timer(self, timer_id: str) -> None:
@@ -784,15 +984,66 @@ class Advance:
         self, token: Token, block: ApproveBlock | EscalateBlock, node: Any
     ) -> None:
         at = self.now + block.timeout if block.timeout is not None else None
+        variables = self.variables(token)
+        recommended = node.recommend.evaluate(variables) if node.recommend is not None else None
+        routes = tuple(block.on)
+        decisions = ["approve", "reject", "override", "request_info"]
         if isinstance(block, EscalateBlock):
             assert node.expression is not None
-            reason = node.expression.evaluate(self.variables(token))
-            self._event("escalated", token, queue=block.queue, reason=reason)
-            self._publish("run.escalated", block=block.id, queue=block.queue, reason=reason)
+            reason = node.expression.evaluate(variables)
+            recommendation = recommendation_from(recommended, self.journey, block.id, "escalate")
+            item_id = self._open_review(
+                token,
+                kind="escalation",
+                queue=block.queue or "supervisors",
+                roles=[],
+                makers=[],
+                priority=block.priority,
+                title=block.description or f"Escalated from {self.run.journey_name}",
+                reason=str(reason),
+                purpose=block.purpose or self.journey.spec.purpose,
+                reads=block.reads,
+                recommendation=recommendation,
+                policy=None,
+                proposed=None,
+                decisions=tuple(decisions),
+                routes=routes,
+                edit_schema=None,
+            )
+            self._event("escalated", token, queue=block.queue, reason=reason, item=item_id)
+            self._publish(
+                "run.escalated", block=block.id, queue=block.queue, reason=reason, item=item_id
+            )
         else:
-            self._event("approval.requested", token, role=block.role, title=block.title)
-            self._publish("review.requested", block=block.id, role=block.role, title=block.title)
-        self._wait(token, Wait(kind="human", name=block.id, at=at))
+            maker = node.maker.evaluate(variables) if node.maker is not None else None
+            edit_schema = edit_json_schema(block)
+            if edit_schema is not None:
+                decisions.insert(1, "edit")
+            item_id = self._open_review(
+                token,
+                kind="approval",
+                queue=block.queue or block.role,
+                roles=[block.role],
+                makers=[str(maker)] if maker else [],
+                priority=block.priority,
+                title=block.title or f"Approve {block.id} for {self.run.journey_name}",
+                reason=block.description or f"{block.id} needs a {block.role}'s approval",
+                purpose=block.purpose or self.journey.spec.purpose,
+                reads=block.reads,
+                recommendation=recommendation_from(recommended, self.journey, block.id, "approve"),
+                policy=None,
+                proposed=None,
+                decisions=tuple(decisions),
+                routes=routes,
+                edit_schema=edit_schema,
+            )
+            self._event(
+                "approval.requested", token, role=block.role, title=block.title, item=item_id
+            )
+            self._publish(
+                "review.requested", block=block.id, role=block.role, title=block.title, item=item_id
+            )
+        self._wait(token, Wait(kind="human", name=block.id, at=at, item=item_id))
         self._take_pending(token)
 
     def _take_pending(self, token: Token) -> bool:
@@ -918,6 +1169,8 @@ class Advance:
         token.wait = None
         token.approvals = []
         token.holds = 0
+        token.makers = []
+        token.edited = None
 
     def _finish_token(self, token: Token) -> None:
         if token.parent is None:

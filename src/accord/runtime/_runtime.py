@@ -19,6 +19,7 @@ from accord.errors import (
 )
 from accord.gateway import Gateway
 from accord.journeys import CompiledJourney
+from accord.reviews import ReviewInbox
 from accord.runtime._advance import AdvanceDeps, initial_state
 from accord.runtime._catalog import JourneyCatalog
 from accord.runtime._state import RunState
@@ -40,6 +41,7 @@ from accord.storage import (
     signals,
 )
 from accord.storage import decisions as stored_decisions
+from accord.storage import reviews as stored_reviews
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +200,7 @@ class Runtime:
             finish within this many seconds; 0 commits after every task.
         fencing: reject commits from workers whose lease is gone. Only tests that demonstrate
             what fencing prevents turn it off.
+        reviews: the review inbox whose SLAs workers keep (escalating overdue items).
     """
 
     def __init__(
@@ -211,8 +214,10 @@ class Runtime:
         lease_seconds: float = 30.0,
         commit_window: float = 0.005,
         fencing: bool = True,
+        reviews: ReviewInbox | None = None,
     ) -> None:
         self.db = db
+        self.reviews = reviews
         self.gateway = gateway
         self.clock = clock
         self.ids = ids
@@ -227,12 +232,23 @@ class Runtime:
             pending_signals=self._pending_signals,
             parked_signals=self._parked_signals,
             resolve_journey=self.catalog.get,
+            run_decisions=self._run_decisions,
+            queue_sla=self._queue_sla,
             commit_window=commit_window,
         )
 
     def _pending_signals(self, tenant: str, run_id: str) -> list[SignalRecord]:
         with self.db.read() as connection:
             return signals.pending_signals(connection, tenant, run_id)
+
+    def _run_decisions(self, tenant: str, run_id: str) -> list[DecisionRecord]:
+        with self.db.read() as connection:
+            return stored_decisions.for_run(connection, tenant, run_id)
+
+    def _queue_sla(self, tenant: str, queue: str) -> float | None:
+        with self.db.read() as connection:
+            found = stored_reviews.get_queue(connection, tenant, queue)
+        return None if found is None else found.sla_seconds
 
     def _parked_signals(self, tenant: str, name: str, key: str) -> list[SignalRecord]:
         with self.db.read() as connection:

@@ -27,6 +27,8 @@ class Wait:
     at: float | None = None
     run_id: str | None = None
     roles: list[str] | None = None
+    item: str | None = None
+    digest: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) is not None}
@@ -77,6 +79,8 @@ class Token:
     join: Join | None = None
     approvals: list[dict[str, Any]] = field(default_factory=list)
     holds: int = 0
+    makers: list[str] = field(default_factory=list)
+    edited: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -101,6 +105,10 @@ class Token:
             data["approvals"] = self.approvals
         if self.holds:
             data["holds"] = self.holds
+        if self.makers:
+            data["makers"] = self.makers
+        if self.edited is not None:
+            data["edited"] = self.edited
         return data
 
     @classmethod
@@ -121,6 +129,8 @@ class Token:
             join=Join.from_json(join) if join else None,
             approvals=data.get("approvals", []),
             holds=data.get("holds", 0),
+            makers=data.get("makers", []),
+            edited=data.get("edited"),
         )
 
 

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from accord.audit import Entry, Ledger, entries
+from accord.core import digest
 from accord.gateway import SnapshotBatch
 from accord.journeys import CompiledJourney
 from accord.runtime._advance import Advance
@@ -39,6 +40,9 @@ if TYPE_CHECKING:
     from accord.runtime._runtime import Runtime
 
 log = logging.getLogger("accord.worker")
+
+REVIEW_SWEEP_INTERVAL = 5.0
+"""Seconds between a running worker's checks for overdue review items."""
 
 FaultHook = Callable[[str], None]
 """Called at named points (``claimed``, ``executed``, ``mid_commit``, ``committed``) so that
@@ -92,6 +96,7 @@ class Worker:
         self._held: dict[str, _Held] = {}
         self._fault = fault
         self._last_claim = 0.0
+        self._swept_at = -REVIEW_SWEEP_INTERVAL
         self._stop = threading.Event()
 
     def _hit(self, point: str) -> None:
@@ -285,6 +290,8 @@ class Worker:
         finally:
             self.release_all()
         self.runtime.ledger.issue_due_heads()
+        if self.runtime.reviews is not None:
+            self.runtime.reviews.sweep()
         return self.stats
 
     def run(self, *, stop: threading.Event | None = None) -> WorkerStats:
@@ -297,6 +304,7 @@ class Worker:
                     if self.step() == 0 and not self._held:
                         waker.wait(self.poll_interval)
                     self.runtime.ledger.issue_due_heads()
+                    self._sweep_reviews()
                 except DBAPIError as exc:
                     self._recover(exc)
                     waker.wait(self.poll_interval)
@@ -304,6 +312,15 @@ class Worker:
             self.release_all()
             waker.close()
         return self.stats
+
+    def _sweep_reviews(self) -> None:
+        """Keep review SLAs, at most once per ``REVIEW_SWEEP_INTERVAL`` seconds."""
+        reviews = self.runtime.reviews
+        now = time.monotonic()
+        if reviews is None or now - self._swept_at < REVIEW_SWEEP_INTERVAL:
+            return
+        self._swept_at = now
+        reviews.sweep()
 
     def _recover(self, exc: DBAPIError) -> None:
         """A database error (lost connection, deadlock) rolled the round back: forget the runs
@@ -375,6 +392,30 @@ def _record(
             )
         for decision in pending:
             found.extend(entries.gateway_decision(decision))
+        for item in w.reviews_add:
+            found.append(
+                entries.review_event(
+                    "review.opened",
+                    item_id=item.item_id,
+                    run_id=w.run_id,
+                    subject_id=w.subject_id,
+                    at=w.at,
+                    body={
+                        "block": item.block,
+                        "visit": item.visit,
+                        "kind": item.kind,
+                        "queue": item.queue,
+                        "roles": list(item.roles),
+                        "makers": list(item.makers),
+                        "priority": item.priority,
+                        "due_at": item.due_at,
+                        "source": item.source,
+                        "packet_version": item.packet.get("version", 1),
+                        "packet_digest": digest(item.packet),
+                    },
+                    personal={"packet": item.packet},
+                )
+            )
     # tenants in one order, so that workers take the per-tenant ledger locks alike
     for tenant in sorted(by_tenant):
         ledger.append(connection, tenant, by_tenant[tenant])

@@ -38,9 +38,10 @@ from accord.errors import ConfigurationError
 from accord.flags import FlagRecord, Flags, FlagStore, FlagValue
 from accord.gateway import Gateway, Governance
 from accord.policy import PolicyDecisionPoint, PolicyStore
+from accord.reviews import DecisionResult, Feedback, Person, Queue, ReviewInbox
 from accord.runtime import RunState, Runtime
 from accord.service._settings import Settings
-from accord.storage import Database
+from accord.storage import Database, ReviewItemRecord
 from accord.storage import ledger as stored_ledger
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class Accord:
     gateway: Gateway
     runtime: Runtime
     ledger: Ledger
+    reviews: ReviewInbox
 
     def set_flag(
         self, key: str, value: FlagValue, *, actor: str, reason: str, tenant: str | None = None
@@ -70,6 +72,77 @@ class Accord:
         if value is True:
             self.runtime.wake_held(TenantId(tenant))
         return record
+
+    # -- reviews: the inbox people work ----------------------------------------------------
+
+    def put_person(
+        self,
+        person_id: str,
+        *,
+        roles: list[str],
+        skills: list[str] | None = None,
+        name: str = "",
+        active: bool = True,
+        actor: str,
+        tenant: str | None = None,
+    ) -> Person:
+        """Add a member of staff who can work review queues, or change one."""
+        return self.reviews.put_person(
+            self._tenant(tenant),
+            person_id,
+            roles=roles,
+            skills=skills or [],
+            name=name,
+            active=active,
+            actor=actor,
+        )
+
+    def put_queue(self, queue: Queue, *, actor: str, tenant: str | None = None) -> Queue:
+        """Define a review queue: its roles, skills, SLA and supervisor queue."""
+        return self.reviews.put_queue(self._tenant(tenant), queue, actor=actor)
+
+    def review_items(
+        self, *, tenant: str | None = None, **selection: Any
+    ) -> list[ReviewItemRecord]:
+        """Review items, most urgent first (see :meth:`ReviewInbox.items`)."""
+        return self.reviews.items(self._tenant(tenant), **selection)
+
+    def review_item(self, item_id: str, *, tenant: str | None = None) -> ReviewItemRecord:
+        return self.reviews.get(self._tenant(tenant), item_id)
+
+    def claim_review(
+        self, item_id: str, person: str, *, tenant: str | None = None
+    ) -> ReviewItemRecord:
+        return self.reviews.claim(self._tenant(tenant), item_id, person)
+
+    def release_review(
+        self, item_id: str, person: str, *, tenant: str | None = None
+    ) -> ReviewItemRecord:
+        return self.reviews.release(self._tenant(tenant), item_id, person)
+
+    def reassign_review(
+        self, item_id: str, *, by: str, to: str, reason: str, tenant: str | None = None
+    ) -> ReviewItemRecord:
+        return self.reviews.reassign(self._tenant(tenant), item_id, by=by, to=to, reason=reason)
+
+    def decide_review(
+        self, item_id: str, person: str, decision: str, *, tenant: str | None = None, **details: Any
+    ) -> DecisionResult:
+        """Decide a review item (see :meth:`ReviewInbox.decide`)."""
+        return self.reviews.decide(self._tenant(tenant), item_id, person, decision, **details)
+
+    def provide_review_info(
+        self, item_id: str, *, by: str, answer: Any, tenant: str | None = None
+    ) -> ReviewItemRecord:
+        return self.reviews.provide_info(self._tenant(tenant), item_id, by=by, answer=answer)
+
+    def sweep_reviews(self) -> int:
+        """Escalate overdue review items now (workers do this on their own)."""
+        return self.reviews.sweep()
+
+    def review_feedback(self, *, tenant: str | None = None) -> list[Feedback]:
+        """Acceptance and override rates per recommender version."""
+        return self.reviews.feedback(self._tenant(tenant))
 
     # -- evidence: the facade the CLI (and the API) call -----------------------------------
 
@@ -246,6 +319,7 @@ def build(
     consent = ConsentLedger(db, clock=clock, ids=ids, ledger=ledger)
     policies = PolicyStore(db, clock=clock, ledger=ledger)
     pdp = PolicyDecisionPoint()
+    reviews = ReviewInbox(db, clock=clock, ids=ids, ledger=ledger, policies=policies, pdp=pdp)
     flags = Flags(
         FlagStore(db, clock=clock, ids=ids, ledger=ledger),
         refresh_seconds=settings.flag_refresh_seconds,
@@ -261,9 +335,10 @@ def build(
         lease_seconds=settings.lease_seconds,
         commit_window=settings.commit_window_ms / 1000,
         fencing=fencing,
+        reviews=reviews,
     )
     return Accord(
-        settings, db, capabilities, consent, policies, pdp, flags, gateway, runtime, ledger
+        settings, db, capabilities, consent, policies, pdp, flags, gateway, runtime, ledger, reviews
     )
 
 

@@ -11,6 +11,7 @@ from accord.storage import _governance as governance
 from accord.storage import _journeys as journeys
 from accord.storage import _ledger as ledger
 from accord.storage import _policies as policies
+from accord.storage import _reviews as reviews
 from accord.storage import _runs as runs
 from accord.storage import _signals as signals
 from accord.storage import _transitions as transitions
@@ -18,17 +19,22 @@ from accord.storage._database import Backend, Database, Waker
 from accord.storage._journeys import JourneyRecord
 from accord.storage._records import (
     ACTIVE,
+    OPEN_REVIEW,
     TERMINAL,
+    ClosedReview,
     CommitResult,
     DecisionRecord,
     HistoryEntry,
     HistoryEvent,
     NewDecision,
     NewEvent,
+    NewReviewItem,
     NewRun,
     NewSignal,
     NewTimer,
     NewWait,
+    ReviewItemRecord,
+    ReviewStatus,
     RunRecord,
     RunStatus,
     SignalRecord,
@@ -37,8 +43,10 @@ from accord.storage._records import (
 
 __all__ = [
     "ACTIVE",
+    "OPEN_REVIEW",
     "TERMINAL",
     "Backend",
+    "ClosedReview",
     "CommitResult",
     "Database",
     "DecisionRecord",
@@ -47,10 +55,13 @@ __all__ = [
     "JourneyRecord",
     "NewDecision",
     "NewEvent",
+    "NewReviewItem",
     "NewRun",
     "NewSignal",
     "NewTimer",
     "NewWait",
+    "ReviewItemRecord",
+    "ReviewStatus",
     "RunRecord",
     "RunStatus",
     "SignalRecord",
@@ -63,6 +74,7 @@ __all__ = [
     "journeys",
     "ledger",
     "policies",
+    "reviews",
     "runs",
     "signals",
     "transitions",

@@ -211,6 +211,101 @@ class NewEvent:
     payload: dict[str, Any]
 
 
+ReviewStatus = Literal["open", "claimed", "info_requested", "decided", "cancelled"]
+OPEN_REVIEW: tuple[str, ...] = ("open", "claimed", "info_requested")
+
+
+@dataclass(frozen=True, slots=True)
+class NewReviewItem:
+    """A review item a transition opens: a person's task with its handoff packet."""
+
+    item_id: str
+    token: str
+    block: str
+    visit: int
+    kind: str
+    queue: str
+    roles: tuple[str, ...]
+    makers: tuple[str, ...]
+    priority: int
+    due_at: float | None
+    packet: dict[str, Any]
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedReview:
+    """A review item whose wait ended without a decision (timeout, cancellation, run end)."""
+
+    item_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewItemRecord:
+    """A stored review item."""
+
+    tenant_id: str
+    item_id: str
+    run_id: str
+    token: str
+    block: str
+    visit: int
+    kind: str
+    subject_id: str | None
+    queue: str
+    roles: tuple[str, ...]
+    makers: tuple[str, ...]
+    priority: int
+    status: ReviewStatus
+    owner: str | None
+    claimed_at: float | None
+    created_at: float
+    due_at: float | None
+    escalations: int
+    packet: dict[str, Any]
+    packet_version: int
+    source: str
+    decision: dict[str, Any] | None
+    decision_digest: str | None
+    outcome: str | None
+    decided_by: str | None
+    decided_at: float | None
+    updated_at: float
+
+    @classmethod
+    def from_row(cls, row: Any) -> ReviewItemRecord:
+        return cls(
+            tenant_id=row["tenant_id"],
+            item_id=row["item_id"],
+            run_id=row["run_id"],
+            token=row["token"],
+            block=row["block"],
+            visit=row["visit"],
+            kind=row["kind"],
+            subject_id=row["subject_id"],
+            queue=row["queue"],
+            roles=tuple(json.loads(row["roles"])),
+            makers=tuple(json.loads(row["makers"])),
+            priority=row["priority"],
+            status=row["status"],
+            owner=row["owner"],
+            claimed_at=row["claimed_at"],
+            created_at=row["created_at"],
+            due_at=row["due_at"],
+            escalations=row["escalations"],
+            packet=json.loads(row["packet"]),
+            packet_version=row["packet_version"],
+            source=row["source"],
+            decision=json.loads(row["decision"]) if row["decision"] else None,
+            decision_digest=row["decision_digest"],
+            outcome=row["outcome"],
+            decided_by=row["decided_by"],
+            decided_at=row["decided_at"],
+            updated_at=row["updated_at"],
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class SignalRecord:
     signal_id: str
@@ -249,6 +344,8 @@ class TransitionWrite:
     new_signals: list[NewSignal] = field(default_factory=list)
     decisions: list[NewDecision] = field(default_factory=list)
     subject_id: str | None = None
+    reviews_add: list[NewReviewItem] = field(default_factory=list)
+    reviews_close: list[ClosedReview] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,51 @@
+"""Humans in the loop: review items, handoff packets, queues, SLAs, decisions and feedback."""
+
+from accord.reviews._inbox import (
+    DECISIONS,
+    DecisionResult,
+    Feedback,
+    Person,
+    Queue,
+    ReviewInbox,
+    item_packet,
+)
+from accord.reviews._packet import (
+    PACKET_SCHEMA,
+    Attempt,
+    Evidence,
+    HandoffPacket,
+    InfoExchange,
+    PolicyContext,
+    ProposedCall,
+    Recommendation,
+    ReviewKind,
+    RunRef,
+    Source,
+    SubjectSummary,
+    Verified,
+    packet_json_schema,
+)
+
+__all__ = [
+    "DECISIONS",
+    "PACKET_SCHEMA",
+    "Attempt",
+    "DecisionResult",
+    "Evidence",
+    "Feedback",
+    "HandoffPacket",
+    "InfoExchange",
+    "Person",
+    "PolicyContext",
+    "ProposedCall",
+    "Queue",
+    "Recommendation",
+    "ReviewInbox",
+    "ReviewKind",
+    "RunRef",
+    "Source",
+    "SubjectSummary",
+    "Verified",
+    "item_packet",
+    "packet_json_schema",
+]
