@@ -125,25 +125,29 @@ def test_deploy_start_signal_history_cancel(tmp_path: Path) -> None:
 
     bad_json = run("run", "start", "refund_request", "--input", "{order")
     assert bad_json.returncode == 2 and "not valid JSON" in bad_json.stderr
-    no_by = run("run", "signal", run_id, "refund", "--decision", "approve")
-    assert no_by.returncode == 2 and "--by" in no_by.stderr
-    unknown = run("run", "signal", "run_nope", "refund", "--decision", "approve", "--by", "x")
-    assert unknown.returncode == 2 and "no run 'run_nope'" in unknown.stderr
+    added = run("review", "staff", "add", "ann", "--role", "supervisor")
+    assert added.returncode == 0, added.stderr
+    items = json.loads(run("review", "list", "--run", run_id, "--json").stdout)
+    assert [i["queue"] for i in items] == ["supervisor"]
+    item_id = items[0]["item_id"]
+    shown = run("review", "show", item_id)
+    assert shown.returncode == 0, shown.stderr
+    assert "refund-up-to-1000-with-supervisor" in shown.stdout and "payments.refund" in shown.stdout
+    no_reason = run("review", "decide", item_id, "override", "--as", "ann", "--outcome", "approve")
+    assert no_reason.returncode == 2 and "needs a reason" in no_reason.stderr
+    stranger = run("review", "decide", item_id, "approve", "--as", "mallory")
+    assert stranger.returncode == 2 and "not staff" in stranger.stderr
+    unknown = run("review", "decide", "rev_nope", "approve", "--as", "ann")
+    assert unknown.returncode == 2 and "no review item 'rev_nope'" in unknown.stderr
 
-    decided = run(
-        "run",
-        "signal",
-        run_id,
-        "refund",
-        "--decision",
-        "reject",
-        "--by",
-        "ann",
-        "--reason",
-        "used item",
-    )
+    decided = run("review", "decide", item_id, "reject", "--as", "ann", "--reason", "used item")
     assert decided.returncode == 0, decided.stderr
-    assert "outcome=declined" in decided.stdout
+    assert "reject by ann -> decided" in decided.stdout
+    again = run("review", "decide", item_id, "reject", "--as", "ann", "--reason", "used item")
+    assert again.returncode == 0 and "already decided so" in again.stdout
+    conflicting = run("review", "decide", item_id, "approve", "--as", "ann")
+    assert conflicting.returncode == 2 and "already decided" in conflicting.stderr
+    assert json.loads(run("run", "show", run_id, "--json").stdout)["outcome"] == "declined"
 
     history = json.loads(run("run", "history", run_id, "--json").stdout)
     assert [e["seq"] for e in history] == list(range(1, len(history) + 1))

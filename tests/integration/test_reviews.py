@@ -5,13 +5,11 @@ Every test runs on SQLite and on PostgreSQL, through the service facade a consol
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 import sqlalchemy as sa
 
 from accord.core import TenantId
-from accord.errors import InputError, ReviewConflict, ReviewForbidden
+from accord.errors import InputError, ReviewConflict, ReviewForbidden, ReviewNotFound
 from accord.journeys import load_journey_text
 from accord.reviews import Queue, item_packet
 from accord.service import Accord
@@ -27,7 +25,9 @@ SERVICE = "dpv:ServiceProvision"
 
 CHARGES = """
 @id("profiles")
-permit(principal, action in [Accord::Action::"test.profile", Accord::Action::"test.echo"], resource);
+permit(
+  principal, action in [Accord::Action::"test.profile", Accord::Action::"test.echo"], resource
+);
 @id("small-charges")
 permit(principal, action == Accord::Action::"test.charge", resource)
 when { context has amount && context.amount.lessThanOrEqual(decimal("100.0")) };
@@ -521,12 +521,8 @@ def test_unknown_staff_and_unknown_decisions_are_refused_and_change_nothing(
     assert inbox.review_item(item.item_id).status == "open"
 
 
-def test_decisions_on_another_tenants_item_find_nothing(
-    make_accord: Callable[..., Accord], inbox: Accord
-) -> None:
+def test_decisions_on_another_tenants_item_find_nothing(inbox: Accord) -> None:
     run_id = start(inbox, "goodwill", credit=20.0)
     item = the_item(inbox, run_id)
-    from accord.errors import ReviewNotFound  # noqa: PLC0415
-
     with pytest.raises(ReviewNotFound):
         inbox.decide_review(item.item_id, "sue", "approve", tenant="other")

@@ -10,7 +10,16 @@ from typing import Annotated
 
 import typer
 
-from accord.cli import _audit, _capabilities, _consent, _flags, _journeys, _policy, _runs
+from accord.cli import (
+    _audit,
+    _capabilities,
+    _consent,
+    _flags,
+    _journeys,
+    _policy,
+    _reviews,
+    _runs,
+)
 from accord.cli._common import console, handled, opened
 
 app = typer.Typer(
@@ -24,6 +33,7 @@ app.add_typer(_capabilities.app, name="capability")
 app.add_typer(_consent.app, name="consent")
 app.add_typer(_policy.app, name="policy")
 app.add_typer(_flags.app, name="flag")
+app.add_typer(_reviews.app, name="review")
 app.add_typer(_audit.app, name="audit")
 app.add_typer(_audit.subjects, name="subject")
 app.command("explain")(_audit.explain_command)

@@ -12,7 +12,9 @@ from accord.audit import render_explanation
 from accord.audit.verifier import verify_bundle
 from accord.cli._common import console, fail, handled
 from accord.core import TenantId
+from accord.errors import ReviewForbidden
 from accord.journeys import load_journey_file
+from accord.reviews import Queue, item_packet
 from accord.runtime import Runtime
 from accord.service import Accord, Settings, build
 from accord.storage import TERMINAL
@@ -32,6 +34,48 @@ def find_examples() -> Path:
     fail(
         "the examples/ directory was not found",
         hint="run the demo from the root of an Accord checkout",
+    )
+
+
+def _decide_in_inbox(accord: Accord, run_ids: dict[str, str]) -> None:
+    """Staff work the review inbox: the handoff packet, maker-checker, decisions."""
+    accord.put_person("sam.supervisor", roles=["supervisor"], skills=["refunds"], actor="demo")
+    accord.put_person("kim.senior", roles=["senior"], skills=["refunds"], actor="demo")
+    accord.put_queue(
+        Queue("supervisor", roles=("supervisor",), sla=4 * 3600, escalate_to="senior_support"),
+        actor="demo",
+    )
+    accord.put_queue(Queue("senior_support", roles=("senior",), sla=8 * 3600), actor="demo")
+    items = accord.review_items()
+    for item in items:
+        packet = item_packet(item)
+        console.print(
+            f"   inbox: {item.item_id} in {item.queue} ({item.kind}); recommends "
+            f"{packet.recommendation.decision} ({packet.recommendation.source.key})"
+        )
+    approval = next(i for i in items if i.run_id == run_ids["ord-0750"])
+    packet = item_packet(approval)
+    verified = ", ".join(f"{v.block} by {v.system}" for v in packet.verified)
+    console.print(
+        f"   handoff packet v{packet.version}: verified {verified}; remaining "
+        f"{', '.join(packet.remaining[:3])}…; policy {', '.join(packet.policy.determining)}"
+    )
+    try:
+        accord.decide_review(approval.item_id, "kim.senior", "approve", reason="quick one")
+    except ReviewForbidden as exc:
+        console.print(f"   kim.senior tries to approve: refused ({exc.message.split(': ', 1)[1]})")
+    accord.decide_review(
+        approval.item_id, "sam.supervisor", "approve", reason="long-standing customer"
+    )
+    escalation = next(i for i in items if i.run_id == run_ids["ord-2500"])
+    accord.decide_review(
+        escalation.item_id,
+        "kim.senior",
+        "reject",
+        reason="refund refused by policy; customer offered a repair",
+    )
+    console.print(
+        "   ord-0750 approved by sam.supervisor; ord-2500's escalation closed by kim.senior"
     )
 
 
@@ -130,27 +174,11 @@ def run_demo(database: Path) -> None:
         )
 
         console.print("\n[bold]4. People decide, operations switch restocking back on[/bold]")
-        runtime.decide(
-            TENANT,
-            run_ids["ord-0750"],
-            "refund",
-            "approve",
-            by="sam.supervisor",
-            reason="long-standing customer",
-        )
-        runtime.decide(
-            TENANT,
-            run_ids["ord-2500"],
-            "escalate_refund",
-            "closed",
-            by="kim.senior",
-            reason="refund refused; customer offered a repair",
-        )
+        _decide_in_inbox(accord, run_ids)
         accord.set_flag(
             "capability:inventory.restock", True, actor="ops", reason="maintenance finished"
         )
         console.print(
-            "   ord-0750 approved by sam.supervisor; ord-2500's escalation closed by kim.senior;\n"
             "   restocking is back on and the held run continues at once\n"
             "   (the payment provider fails the first attempt of large refunds; "
             "the block retries with backoff and the same idempotency key)"

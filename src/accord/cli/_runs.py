@@ -12,7 +12,6 @@ from accord.cli._common import (
     as_json,
     console,
     drive_if_embedded,
-    fail,
     handled,
     opened,
     parse_json_option,
@@ -140,26 +139,13 @@ def signal_command(
     correlation: Annotated[
         bool, typer.Option("--correlation", help="TARGET is a correlation key, not a run id")
     ] = False,
-    decision: Annotated[
-        str | None, typer.Option(help="a human decision for an approve/escalate block")
-    ] = None,
-    by: Annotated[str | None, typer.Option(help="who decided")] = None,
-    reason: Annotated[str | None, typer.Option(help="why")] = None,
     database: Database = None,
 ) -> None:
-    """Send an external event, or a human decision, to a waiting run."""
+    """Send an external event to a waiting run (people decide with 'accord review decide')."""
     payload = parse_json_option(data, "--data")
     with opened(database) as accord, handled():
         tenant = tenant_of(accord)
-        if decision is not None:
-            if correlation:
-                fail("a decision is addressed by run id, not by correlation key")
-            if not by:
-                fail("a decision needs --by (who decided)", hint="e.g. --by ann@example.com")
-            result = accord.runtime.decide(
-                tenant, target, name, decision, by=by, reason=reason, data=payload or None
-            )
-        elif correlation:
+        if correlation:
             result = accord.runtime.signal(tenant, name, correlation_key=target, payload=payload)
         else:
             result = accord.runtime.signal(tenant, name, run_id=target, payload=payload)

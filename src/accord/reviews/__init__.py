@@ -1,14 +1,7 @@
 """Humans in the loop: review items, handoff packets, queues, SLAs, decisions and feedback."""
 
-from accord.reviews._inbox import (
-    DECISIONS,
-    DecisionResult,
-    Feedback,
-    Person,
-    Queue,
-    ReviewInbox,
-    item_packet,
-)
+from accord.reviews._decisions import DECISIONS, DecisionResult, Feedback
+from accord.reviews._inbox import ReviewInbox, item_packet
 from accord.reviews._packet import (
     PACKET_SCHEMA,
     Attempt,
@@ -25,6 +18,7 @@ from accord.reviews._packet import (
     Verified,
     packet_json_schema,
 )
+from accord.reviews._people import Person, Queue
 
 __all__ = [
     "DECISIONS",

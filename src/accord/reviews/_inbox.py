@@ -14,133 +14,28 @@ the same decision submitted again returns the first result and a different one i
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, cast, get_args
+from typing import Any
 
-import jsonschema
 from sqlalchemy.engine import Connection
 
 from accord.audit import Ledger, entries
 from accord.core import Clock, IdGenerator, digest
 from accord.errors import InputError, ReviewConflict, ReviewForbidden, ReviewNotFound
 from accord.policy import Entity, PolicyDecisionPoint, PolicyRequest, PolicyStore
+from accord.reviews._decisions import (
+    OUTCOMES,
+    DecisionResult,
+    Feedback,
+    decision_request,
+    require_reason,
+    result_of,
+)
 from accord.reviews._packet import HandoffPacket, InfoExchange
+from accord.reviews._people import Person, Queue, eligible, person_of, queue_of, require_name
+from accord.reviews._sla import sweep_overdue
 from accord.storage import OPEN_REVIEW, Database, NewEvent, ReviewItemRecord, signals
 from accord.storage import reviews as stored
 from accord.storage import runs as stored_runs
-
-Decision = Literal["approve", "edit", "reject", "override", "request_info"]
-DECISIONS: tuple[str, ...] = get_args(Decision)
-Outcome = Literal["accepted", "edited", "rejected", "overridden"]
-_OUTCOMES: dict[str, Outcome] = {
-    "approve": "accepted",
-    "edit": "edited",
-    "reject": "rejected",
-    "override": "overridden",
-}
-MAX_REASON = 2000
-
-
-@dataclass(frozen=True, slots=True)
-class Person:
-    """A member of staff: who they are, the roles they hold and the skills they have."""
-
-    person_id: str
-    name: str
-    roles: tuple[str, ...]
-    skills: tuple[str, ...]
-    active: bool = True
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "person_id": self.person_id,
-            "name": self.name,
-            "roles": list(self.roles),
-            "skills": list(self.skills),
-            "active": self.active,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Queue:
-    """A review queue: who may work it, its SLA, and where overdue items go."""
-
-    name: str
-    roles: tuple[str, ...] = ()
-    skills: tuple[str, ...] = ()
-    sla: float | None = None
-    escalate_to: str | None = None
-    description: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "roles": list(self.roles),
-            "skills": list(self.skills),
-            "sla_seconds": self.sla,
-            "escalate_to": self.escalate_to,
-            "description": self.description,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class DecisionResult:
-    """What a decision did. ``replayed``: the same decision had been taken already."""
-
-    item_id: str
-    run_id: str
-    decision: str
-    outcome: str | None
-    status: str
-    by: str
-    at: float
-    signal_id: str | None
-    replayed: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "item_id": self.item_id,
-            "run_id": self.run_id,
-            "decision": self.decision,
-            "outcome": self.outcome,
-            "status": self.status,
-            "by": self.by,
-            "at": self.at,
-            "signal_id": self.signal_id,
-            "replayed": self.replayed,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Feedback:
-    """How people received one recommender version's recommendations."""
-
-    source: str
-    decided: int
-    accepted: int
-    edited: int
-    rejected: int
-    overridden: int
-
-    @property
-    def acceptance_rate(self) -> float:
-        return self.accepted / self.decided if self.decided else 0.0
-
-    @property
-    def override_rate(self) -> float:
-        return self.overridden / self.decided if self.decided else 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "decided": self.decided,
-            "accepted": self.accepted,
-            "edited": self.edited,
-            "rejected": self.rejected,
-            "overridden": self.overridden,
-            "acceptance_rate": round(self.acceptance_rate, 4),
-            "override_rate": round(self.override_rate, 4),
-        }
 
 
 def item_packet(item: ReviewItemRecord) -> HandoffPacket:
@@ -181,9 +76,9 @@ class ReviewInbox:
         actor: str,
     ) -> Person:
         """Add a member of staff, or change their roles and skills."""
-        _require_name(person_id, "a person id")
+        require_name(person_id, "a person id")
         for role in roles:
-            _require_name(role, "a role")
+            require_name(role, "a role")
         record = stored.StaffRecord(
             person_id=person_id,
             name=name or person_id,
@@ -195,11 +90,11 @@ class ReviewInbox:
         )
         with self.db.transaction() as connection:
             stored.put_staff(connection, tenant, record)
-        return _person(record)
+        return person_of(record)
 
     def staff(self, tenant: str) -> list[Person]:
         with self.db.read() as connection:
-            return [_person(r) for r in stored.list_staff(connection, tenant)]
+            return [person_of(r) for r in stored.list_staff(connection, tenant)]
 
     def person(
         self, tenant: str, person_id: str, *, connection: Connection | None = None
@@ -218,11 +113,11 @@ class ReviewInbox:
                 f"{person_id!r} is not {'active ' if record else ''}staff of tenant {tenant!r}",
                 hint="add them with 'accord review staff add PERSON --role ROLE'",
             )
-        return _person(record)
+        return person_of(record)
 
     def put_queue(self, tenant: str, queue: Queue, *, actor: str) -> Queue:
         """Define a queue, or change one; items already in it keep their due times."""
-        _require_name(queue.name, "a queue name")
+        require_name(queue.name, "a queue name")
         if queue.sla is not None and queue.sla <= 0:
             raise InputError(
                 f"queue {queue.name!r}: the SLA must be positive, not {queue.sla}",
@@ -245,11 +140,11 @@ class ReviewInbox:
         )
         with self.db.transaction() as connection:
             stored.put_queue(connection, tenant, record)
-        return _queue(record)
+        return queue_of(record)
 
     def queues(self, tenant: str) -> list[Queue]:
         with self.db.read() as connection:
-            return [_queue(r) for r in stored.list_queues(connection, tenant)]
+            return [queue_of(r) for r in stored.list_queues(connection, tenant)]
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -278,8 +173,8 @@ class ReviewInbox:
             if person is None:
                 return found
             who = self.person(tenant, person, connection=connection)
-            queues = {q.name: _queue(q) for q in stored.list_queues(connection, tenant)}
-        return [i for i in found if _eligible(who, i, queues.get(i.queue)) is None][:limit]
+            queues = {q.name: queue_of(q) for q in stored.list_queues(connection, tenant)}
+        return [i for i in found if eligible(who, i, queues.get(i.queue)) is None][:limit]
 
     def get(self, tenant: str, item_id: str) -> ReviewItemRecord:
         with self.db.read() as connection:
@@ -306,7 +201,7 @@ class ReviewInbox:
                     f"item {item_id} is claimed by {item.owner}",
                     hint="ask them or a supervisor to release or reassign it",
                 )
-            problem = _eligible(who, item, _stored_queue(connection, tenant, item.queue))
+            problem = eligible(who, item, _stored_queue(connection, tenant, item.queue))
             if problem is not None:
                 refusal: ReviewForbidden | None = ReviewForbidden(
                     f"{person_id} may not claim item {item_id}: {problem}"
@@ -375,7 +270,7 @@ class ReviewInbox:
         Raises:
             ReviewForbidden: policy forbids ``by`` to reassign, or ``to`` may not work the item.
         """
-        _require_reason(reason, "a reassignment")
+        require_reason(reason, "a reassignment")
         now = self.clock.now()
         with self.db.transaction() as connection:
             item = _require_item(connection, tenant, item_id, for_update=True)
@@ -385,7 +280,7 @@ class ReviewInbox:
             refusal = self._refusal(connection, tenant, supervisor, "reassign", item)
             if refusal is None:
                 queue = _stored_queue(connection, tenant, item.queue)
-                problem = _eligible(target, item, queue)
+                problem = eligible(target, item, queue)
                 if problem is not None:
                     raise ReviewForbidden(f"cannot reassign item {item_id} to {to}: {problem}")
                 stored.update_item(
@@ -437,7 +332,7 @@ class ReviewInbox:
         with self.db.read() as connection:
             item = _require_item(connection, tenant, item_id)
         packet = item_packet(item)
-        request = _decision_request(packet, decision, reason, value, outcome, question)
+        request = decision_request(packet, decision, reason, value, outcome, question)
         request_digest = digest({"by": person_id, **request})
         now = self.clock.now()
         refusal: ReviewForbidden | None = None
@@ -446,7 +341,7 @@ class ReviewInbox:
             who = self.person(tenant, person_id, connection=connection)
             if item.status == "decided":
                 if item.decision_digest == request_digest:
-                    return _result(item, replayed=True)
+                    return result_of(item, replayed=True)
                 first = item.decision or {}
                 raise ReviewConflict(
                     f"item {item_id} was already decided: {first.get('decision')!r} by "
@@ -462,9 +357,9 @@ class ReviewInbox:
             if decision == "request_info" and item.status == "info_requested":
                 asked = packet.info[-1] if packet.info else None
                 if asked is not None and asked.question == question and asked.asked_by == person_id:
-                    return _result(item, replayed=True)
+                    return result_of(item, replayed=True)
             queue = _stored_queue(connection, tenant, item.queue)
-            problem = _eligible(who, item, queue)
+            problem = eligible(who, item, queue)
             if problem is not None:
                 refusal = ReviewForbidden(f"{person_id} may not decide item {item_id}: {problem}")
                 self._record_refusal(connection, tenant, item, who, decision, str(refusal))
@@ -492,7 +387,7 @@ class ReviewInbox:
         now: float,
     ) -> DecisionResult:
         decision = request["decision"]
-        outcome = _OUTCOMES.get(decision)
+        outcome = OUTCOMES.get(decision)
         signal_id = self.ids.new_id("sig")
         recorded = {
             **request,
@@ -700,68 +595,7 @@ class ReviewInbox:
         An item whose queue names no ``escalate_to`` stays put but is announced once. Returns
         how many items were escalated.
         """
-        now = self.clock.now()
-        with self.db.read() as connection:
-            due = stored.overdue_items(connection, now, limit=limit)
-        moved = 0
-        for item in due:
-            with self.db.transaction() as connection:
-                queue = _stored_queue(connection, item.tenant_id, item.queue)
-                target_name = queue.escalate_to if queue else None
-                target = (
-                    _stored_queue(connection, item.tenant_id, target_name) if target_name else None
-                )
-                values: dict[str, Any] = {
-                    "escalations": item.escalations + 1,
-                    "updated_at": now,
-                    "due_at": now + target.sla if target and target.sla else None,
-                }
-                if target_name:
-                    values.update(queue=target_name, owner=None, claimed_at=None)
-                    if item.status == "claimed":
-                        values["status"] = "open"
-                if not stored.update_item(
-                    connection,
-                    item.tenant_id,
-                    item.item_id,
-                    expect_status=OPEN_REVIEW,
-                    expect={"escalations": item.escalations, "due_at": item.due_at},
-                    values=values,
-                ):
-                    continue
-                event = {
-                    "item": item.item_id,
-                    "run_id": item.run_id,
-                    "from_queue": item.queue,
-                    "to_queue": target_name or item.queue,
-                    "owner": item.owner,
-                    "overdue_since": item.due_at,
-                    "escalations": item.escalations + 1,
-                }
-                stored_runs.insert_outbox(
-                    connection,
-                    item.tenant_id,
-                    item.run_id,
-                    None,
-                    [NewEvent(self.ids.new_id("evt"), "review.overdue", event)],
-                    now,
-                )
-                self.ledger.append(
-                    connection,
-                    item.tenant_id,
-                    [
-                        entries.review_event(
-                            "review.escalated",
-                            item_id=item.item_id,
-                            run_id=item.run_id,
-                            subject_id=item.subject_id,
-                            at=now,
-                            body={k: v for k, v in event.items() if k not in ("item", "run_id")},
-                        )
-                    ],
-                )
-                moved += 1
-        return moved
+        return sweep_overdue(self.db, self.ledger, self.ids, now=self.clock.now(), limit=limit)
 
     # -- feedback --------------------------------------------------------------------------
 
@@ -926,87 +760,6 @@ class ReviewInbox:
         )
 
 
-def _decision_request(
-    packet: HandoffPacket,
-    decision: str,
-    reason: str | None,
-    value: Any,
-    outcome: str | None,
-    question: str | None,
-) -> dict[str, Any]:
-    """The decision as stored and compared, after checking it is well formed."""
-    if decision not in DECISIONS:
-        raise InputError(
-            f"{decision!r} is not a decision",
-            hint=f"decide one of: {', '.join(DECISIONS)}",
-        )
-    if decision not in packet.decisions:
-        raise InputError(
-            f"item {packet.item_id} does not take {decision!r}",
-            hint=f"it takes: {', '.join(packet.decisions)}",
-        )
-    if reason is not None and len(reason) > MAX_REASON:
-        raise InputError(f"a reason is at most {MAX_REASON} characters, not {len(reason)}")
-    request: dict[str, Any] = {"decision": decision, "reason": reason or None}
-    if decision == "override":
-        _require_reason(reason, "an override")
-        choices = sorted({"approve", "reject", *packet.routes} - {"override", "request_info"})
-        if outcome not in choices:
-            raise InputError(
-                f"an override needs an outcome: one of {', '.join(choices)}"
-                + (f", not {outcome!r}" if outcome else ""),
-                hint="e.g. --outcome approve --reason '...'",
-            )
-        request["outcome"] = outcome
-    elif outcome is not None:
-        raise InputError("only an override takes an outcome", hint="leave --outcome out")
-    if decision == "edit" or (decision == "override" and value is not None):
-        if packet.edit_schema is None:
-            raise InputError(
-                f"item {packet.item_id} takes no edited value: its block declares no edit_schema",
-                hint="approve, reject or override it instead",
-            )
-        if value is None:
-            raise InputError("an edit needs the edited value", hint="--value '{...}'")
-        _validate_edit(packet.edit_schema, value)
-        request["value"] = value
-    elif value is not None:
-        raise InputError(f"{decision!r} takes no value", hint="only edit and override do")
-    if decision == "request_info":
-        if not question or not question.strip():
-            raise InputError(
-                "request_info needs the question to ask", hint="--question 'which order?'"
-            )
-        request["question"] = question
-    elif question is not None:
-        raise InputError("only request_info takes a question")
-    return request
-
-
-def _validate_edit(schema: dict[str, Any], value: Any) -> None:
-    validator = jsonschema.Draft202012Validator(schema)
-    problems = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
-    if problems:
-        listed = "; ".join(
-            f"{'.'.join(str(p) for p in e.absolute_path) or '(value)'}: {e.message}"
-            for e in problems[:5]
-        )
-        raise InputError(
-            f"the edited value breaks the contract: {listed}",
-            hint="'accord review show ITEM' shows the edit schema",
-        )
-
-
-def _require_reason(reason: str | None, what: str) -> None:
-    if not reason or not reason.strip():
-        raise InputError(f"{what} needs a reason", hint="--reason 'why'")
-
-
-def _require_name(value: str, what: str) -> None:
-    if not value or len(value) > 128 or not value.strip() or value != value.strip():
-        raise InputError(f"{value!r} is not {what}: 1 to 128 characters without surrounding spaces")
-
-
 def _require_item(
     connection: Connection, tenant: str, item_id: str, *, for_update: bool = False
 ) -> ReviewItemRecord:
@@ -1030,58 +783,7 @@ def _require_open(item: ReviewItemRecord) -> None:
 
 def _stored_queue(connection: Connection, tenant: str, name: str) -> Queue | None:
     record = stored.get_queue(connection, tenant, name)
-    return None if record is None else _queue(record)
+    return None if record is None else queue_of(record)
 
 
-def _eligible(who: Person, item: ReviewItemRecord, queue: Queue | None) -> str | None:
-    """Why ``who`` may not work ``item`` in ``queue``, or None if they may."""
-    roles = set(item.roles) | set(queue.roles if queue else ())
-    if roles and not roles & set(who.roles):
-        return f"it needs one of the roles {', '.join(sorted(roles))}"
-    missing = set(queue.skills if queue else ()) - set(who.skills)
-    if missing:
-        return f"queue {item.queue} needs the skills {', '.join(sorted(missing))}"
-    return None
-
-
-def _result(item: ReviewItemRecord, *, replayed: bool) -> DecisionResult:
-    decision = item.decision or {}
-    return DecisionResult(
-        item.item_id,
-        item.run_id,
-        str(
-            decision.get("decision") or ("request_info" if item.status == "info_requested" else "")
-        ),
-        item.outcome,
-        item.status,
-        str(item.decided_by or item.owner or ""),
-        float(item.decided_at or item.updated_at),
-        cast("str | None", decision.get("signal_id")),
-        replayed=replayed,
-    )
-
-
-def _person(record: stored.StaffRecord) -> Person:
-    return Person(record.person_id, record.name, record.roles, record.skills, record.active)
-
-
-def _queue(record: stored.QueueRecord) -> Queue:
-    return Queue(
-        record.name,
-        record.roles,
-        record.skills,
-        record.sla_seconds,
-        record.escalate_to,
-        record.description,
-    )
-
-
-__all__ = [
-    "DECISIONS",
-    "DecisionResult",
-    "Feedback",
-    "Person",
-    "Queue",
-    "ReviewInbox",
-    "item_packet",
-]
+__all__ = ["ReviewInbox", "item_packet"]

@@ -34,7 +34,6 @@ from accord.gateway import (
     Invocation,
     Refused,
     SnapshotBatch,
-    call_digest,
 )
 from accord.journeys import (
     ApproveBlock,
@@ -51,16 +50,9 @@ from accord.journeys import (
     WaitBlock,
     branch_flow_id,
     branch_name,
-    edit_json_schema,
     map_flow_id,
 )
-from accord.reviews import PolicyContext, ProposedCall, ReviewKind
-from accord.runtime._handoff import (
-    PacketFacts,
-    build_packet,
-    recommendation_from,
-    review_item_id,
-)
+from accord.runtime._humans import await_approval, human_decided, start_human_wait
 from accord.runtime._state import Join, RunState, Scope, Token, Wait
 from accord.storage import (
     ClosedReview,
@@ -331,97 +323,9 @@ class Advance:
             self._set_output(token, signal.payload)
             self._goto(token, block.next)
         elif signal.kind == "decision":
-            self._human_decided(token, block, signal, wait)
+            human_decided(self, token, block, signal, wait)
         elif signal.kind == "child":
             self._child_ended(token, block, signal.payload)
-
-    def _human_decided(self, token: Token, block: Any, signal: SignalRecord, wait: Wait) -> None:
-        payload = signal.payload
-        decision = str(payload.get("decision"))
-        output: dict[str, Any] = {
-            "decision": decision,
-            "by": payload.get("by"),
-            "reason": payload.get("reason"),
-            "data": payload.get("data"),
-        }
-        if payload.get("item") is not None:
-            recommended = payload.get("recommendation") or {}
-            value = payload.get("value")
-            if value is None and decision in ("approve", "override"):
-                value = recommended.get("value")
-            output.update(value=value, item=payload["item"], outcome=payload.get("outcome"))
-            if payload.get("override_outcome") is not None:
-                output["override_outcome"] = payload["override_outcome"]
-        self._event("decision.received", token, signal_id=signal.signal_id, **output)
-        if isinstance(block, TaskBlock):
-            self._approval_decided(token, block, signal, decision, wait)
-            return
-        self._set_output(token, output)
-        assert isinstance(block, ApproveBlock | EscalateBlock)
-        chosen = decision
-        if decision == "override":
-            chosen = str(payload.get("override_outcome") or "approve")
-        target = block.on.get(decision) or block.on.get(chosen)
-        if target is None and decision == "edit":
-            target = block.on.get("approve")
-        if target is None and isinstance(block, EscalateBlock) and not block.next:
-            self._end_run("completed", outcome="escalated", error=None)
-            return
-        if target is None and isinstance(block, ApproveBlock) and chosen in ("reject", "rejected"):
-            self._fail_block(
-                token,
-                CapabilityFailed(
-                    f"approval {block.id!r} was rejected by {payload.get('by') or 'a reviewer'}",
-                    error_type="Rejected",
-                    retryable=False,
-                ),
-            )
-            return
-        self._goto(token, target or block.next)
-
-    def _approval_decided(
-        self,
-        token: Token,
-        block: TaskBlock,
-        signal: SignalRecord,
-        decision: str,
-        wait: Wait,
-    ) -> None:
-        """A person decided on a call a policy obligation held for approval.
-
-        An approval counts for the call as the person saw it (its digest); an edit replaces
-        the call's input and sends it through the gateway again, with its editor among the
-        makers who may not approve it.
-        """
-        payload = signal.payload
-        by = str(payload.get("by") or "")
-        roles = tuple(wait.roles or ())
-        chosen = decision
-        if decision == "override":
-            chosen = str(payload.get("override_outcome") or "")
-            if payload.get("value") is not None:
-                chosen = "edit"
-        if chosen == "edit":
-            token.edited = dict(payload.get("value") or {})
-            if by and by not in token.makers:
-                token.makers.append(by)
-            token.approvals = []
-            token.status = "ready"
-            return
-        if chosen in ("approve", "approved"):
-            digest_seen = payload.get("approved_digest") or wait.digest
-            approval = Approval(roles, by, payload.get("reason"), self.now, digest=digest_seen)
-            token.approvals.append(approval.to_json())
-            token.status = "ready"
-            return
-        message = (
-            f"{by or 'a reviewer'} did not approve {block.capability!r} "
-            f"({decision}): {payload.get('reason') or 'no reason given'}"
-        )
-        decision_id = self._gateway_session().record_rejection(
-            self._invocation(token, block), by=by, message=message, now=self.now
-        )
-        self._refuse(token, block, Refused("approval_rejected", message, decision_id))
 
     def _child_ended(self, token: Token, block: Any, payload: dict[str, Any]) -> None:
         status = payload.get("status")
@@ -603,7 +507,7 @@ class Advance:
         elif isinstance(block, WaitBlock):
             self._start_wait(token, block, node)
         elif isinstance(block, ApproveBlock | EscalateBlock):
-            self._start_human_wait(token, block, node)
+            start_human_wait(self, token, block, node)
         elif isinstance(block, ParallelBlock):
             self._fan_out(token, block)
         elif isinstance(block, MapBlock):
@@ -667,7 +571,7 @@ class Advance:
             self._hold(token, block, outcome)
             return
         if isinstance(outcome, ApprovalRequired):
-            self._await_approval(token, block, outcome)
+            await_approval(self, token, block, outcome)
             return
         if isinstance(outcome, Refused):
             self._refuse(token, block, outcome)
@@ -704,175 +608,6 @@ class Advance:
         if token.holds == 1:
             self._publish("run.held", block=block.id, flag=held.flag)
         self._wait(token, Wait(kind="hold", name=held.flag, at=self.now + delay))
-
-    def _await_approval(self, token: Token, block: TaskBlock, needed: ApprovalRequired) -> None:
-        """Pause in a durable human wait, with a review item, until a person decides the call."""
-        invocation = self._invocation(token, block)
-        proposed = ProposedCall(
-            capability=block.capability,
-            input=dict(invocation.payload),
-            context=dict(invocation.context),
-            digest=call_digest(block.capability, invocation.payload, invocation.context),
-        )
-        node = self.journey.nodes[token.block]
-        makers = list(token.makers)
-        if node.maker is not None:
-            maker = node.maker.evaluate(self.variables(token))
-            if maker and str(maker) not in makers:
-                makers.append(str(maker))
-        record = next(
-            (
-                r.record
-                for r in self._gateway_session().records
-                if r.decision_id == needed.decision_id
-            ),
-            {},
-        )
-        policy = record.get("policy") or {}
-        roles = list(needed.roles)
-        capability = self.deps.gateway.capabilities.find(block.capability)
-        item_id = self._open_review(
-            token,
-            kind="policy_approval",
-            queue=roles[0],
-            roles=roles,
-            makers=makers,
-            priority=0,
-            title=f"Approve {block.capability} for {self.run.journey_name}",
-            reason=(
-                f"policy {', '.join(needed.policies)} asks {' and '.join(roles)} to approve "
-                f"{block.capability}"
-            ),
-            purpose=block.purpose or self.journey.spec.purpose,
-            reads=block.reads,
-            recommendation=recommendation_from(
-                {
-                    "decision": "approve",
-                    "value": proposed.input,
-                    "rationale": f"the journey calls {block.capability} with this input",
-                },
-                self.journey,
-                block.id,
-                "approve",
-            ),
-            policy=PolicyContext(
-                decision_id=needed.decision_id,
-                bundle_version=policy.get("bundle_version"),
-                determining=list(policy.get("determining") or ()),
-                obligations=[
-                    {k: str(v) for k, v in o.items()} for o in policy.get("obligations") or ()
-                ],
-                reasons=[f"approval by {role} required" for role in roles],
-                roles=roles,
-            ),
-            proposed=proposed,
-            decisions=("approve", "edit", "reject", "override", "request_info")
-            if capability is not None
-            else ("approve", "reject", "override", "request_info"),
-            routes=(),
-            edit_schema=capability.input_schema() if capability is not None else None,
-        )
-        self._event(
-            "approval.requested",
-            token,
-            roles=roles,
-            capability=block.capability,
-            policies=list(needed.policies),
-            decision=needed.decision_id,
-            item=item_id,
-        )
-        self._publish(
-            "review.requested",
-            block=block.id,
-            role=roles[0],
-            roles=roles,
-            capability=block.capability,
-            policies=list(needed.policies),
-            decision=needed.decision_id,
-            item=item_id,
-        )
-        self._wait(
-            token,
-            Wait(kind="human", name=block.id, roles=roles, item=item_id, digest=proposed.digest),
-        )
-        self._take_pending(token)
-
-    def _open_review(
-        self,
-        token: Token,
-        *,
-        kind: ReviewKind,
-        queue: str,
-        roles: list[str],
-        makers: list[str],
-        priority: int,
-        title: str,
-        reason: str,
-        purpose: str | None,
-        reads: tuple[str, ...],
-        recommendation: Any,
-        policy: PolicyContext | None,
-        proposed: ProposedCall | None,
-        decisions: tuple[str, ...],
-        routes: tuple[str, ...],
-        edit_schema: dict[str, Any] | None,
-    ) -> str:
-        """Open a review item with its handoff packet, committed with this transition."""
-        path = self._path(token)
-        item_id = review_item_id(self.run.run_id, path, token.visit, self.state.new_serial())
-        session = self._gateway_session()
-        governance = self.deps.gateway.governance
-        consent = session.snapshot(governance).consent if governance is not None else None
-        facts = PacketFacts(
-            journey=self.journey,
-            capabilities=self.deps.gateway.capabilities,
-            run_id=self.run.run_id,
-            subject_id=self.run.subject_id,
-            block=token.block,
-            path=path,
-            visit=token.visit,
-            steps=self.variables(token)["steps"],
-            errors=self.state.errors,
-            decisions=[
-                *self.deps.run_decisions(self.run.tenant_id, self.run.run_id),
-                *session.records,
-            ],
-            consent=consent,
-            now=self.now,
-        )
-        packet = build_packet(
-            facts,
-            item_id=item_id,
-            kind=kind,
-            title=title,
-            reason=reason,
-            purpose=purpose,
-            reads=reads,
-            recommendation=recommendation,
-            policy=policy,
-            proposed=proposed,
-            decisions=decisions,
-            routes=routes,
-            edit_schema=edit_schema,
-        )
-        sla = self.deps.queue_sla(self.run.tenant_id, queue)
-        self.reviews_add.append(
-            NewReviewItem(
-                item_id=item_id,
-                token=token.id,
-                block=path,
-                visit=token.visit,
-                kind=kind,
-                queue=queue,
-                roles=tuple(roles),
-                makers=tuple(makers),
-                priority=priority,
-                due_at=self.now + sla if sla else None,
-                packet=packet.to_json(),
-                source=recommendation.source.key,
-            )
-        )
-        return item_id
 
     def _refuse(self, token: Token, block: TaskBlock, refused: Refused) -> None:
         """Take the block's declared fallback for this refusal, or fail the run saying why."""
@@ -979,72 +714,6 @@ class Advance:
                 return
         self.waits_add.append(NewWait(token.id, name, correlation))
         self._publish("run.waiting", block=block.id, waiting_for=name, correlation=correlation)
-
-    def _start_human_wait(
-        self, token: Token, block: ApproveBlock | EscalateBlock, node: Any
-    ) -> None:
-        at = self.now + block.timeout if block.timeout is not None else None
-        variables = self.variables(token)
-        recommended = node.recommend.evaluate(variables) if node.recommend is not None else None
-        routes = tuple(block.on)
-        decisions = ["approve", "reject", "override", "request_info"]
-        if isinstance(block, EscalateBlock):
-            assert node.expression is not None
-            reason = node.expression.evaluate(variables)
-            recommendation = recommendation_from(recommended, self.journey, block.id, "escalate")
-            item_id = self._open_review(
-                token,
-                kind="escalation",
-                queue=block.queue or "supervisors",
-                roles=[],
-                makers=[],
-                priority=block.priority,
-                title=block.description or f"Escalated from {self.run.journey_name}",
-                reason=str(reason),
-                purpose=block.purpose or self.journey.spec.purpose,
-                reads=block.reads,
-                recommendation=recommendation,
-                policy=None,
-                proposed=None,
-                decisions=tuple(decisions),
-                routes=routes,
-                edit_schema=None,
-            )
-            self._event("escalated", token, queue=block.queue, reason=reason, item=item_id)
-            self._publish(
-                "run.escalated", block=block.id, queue=block.queue, reason=reason, item=item_id
-            )
-        else:
-            maker = node.maker.evaluate(variables) if node.maker is not None else None
-            edit_schema = edit_json_schema(block)
-            if edit_schema is not None:
-                decisions.insert(1, "edit")
-            item_id = self._open_review(
-                token,
-                kind="approval",
-                queue=block.queue or block.role,
-                roles=[block.role],
-                makers=[str(maker)] if maker else [],
-                priority=block.priority,
-                title=block.title or f"Approve {block.id} for {self.run.journey_name}",
-                reason=block.description or f"{block.id} needs a {block.role}'s approval",
-                purpose=block.purpose or self.journey.spec.purpose,
-                reads=block.reads,
-                recommendation=recommendation_from(recommended, self.journey, block.id, "approve"),
-                policy=None,
-                proposed=None,
-                decisions=tuple(decisions),
-                routes=routes,
-                edit_schema=edit_schema,
-            )
-            self._event(
-                "approval.requested", token, role=block.role, title=block.title, item=item_id
-            )
-            self._publish(
-                "review.requested", block=block.id, role=block.role, title=block.title, item=item_id
-            )
-        self._wait(token, Wait(kind="human", name=block.id, at=at, item=item_id))
-        self._take_pending(token)
 
     def _take_pending(self, token: Token) -> bool:
         """Resume a token that starts waiting with a signal already in the run's inbox."""
