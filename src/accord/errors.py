@@ -17,7 +17,8 @@ split by who must react::
     │   ├── SubjectErased           the subject's data key was destroyed
     │   ├── ReviewNotFound
     │   ├── ReviewConflict          the item is decided differently, claimed by another, or closed
-    │   └── ReviewForbidden         the person may not do this (policy or queue), e.g. self-approval
+    │   ├── ReviewForbidden         the person may not do this (policy or queue), e.g. self-approval
+    │   └── ConfirmationInvalid     a confirmation token is forged, expired, used or misdirected
     ├── ExecutionError              a block failed while running; the type says if retryable
     │   ├── CapabilityFailed        the capability raised; retryable unless marked otherwise
     │   ├── BlockTimeout            the block exceeded its timeout (retryable)
@@ -40,6 +41,7 @@ __all__ = [
     "CapabilityNotFound",
     "ConcurrencyError",
     "ConfigurationError",
+    "ConfirmationInvalid",
     "ContractViolation",
     "DecisionError",
     "Diagnostic",
@@ -83,6 +85,7 @@ class ErrorCode(StrEnum):
     REVIEW_NOT_FOUND = "review_not_found"
     REVIEW_CONFLICT = "review_conflict"
     REVIEW_FORBIDDEN = "review_forbidden"
+    CONFIRMATION_INVALID = "confirmation_invalid"
 
 
 class AccordError(Exception):
@@ -197,6 +200,12 @@ class ReviewForbidden(InputError):
     """The person may not act on the item: a policy forbids it, or the queue is not theirs."""
 
     code = ErrorCode.REVIEW_FORBIDDEN
+
+
+class ConfirmationInvalid(InputError):
+    """A confirmation token that is not ours, has expired, was used, or came the wrong way."""
+
+    code = ErrorCode.CONFIRMATION_INVALID
 
 
 class ExecutionError(AccordError):

@@ -5,16 +5,25 @@ Every test runs on SQLite and on PostgreSQL, through the service facade a consol
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 import sqlalchemy as sa
 
 from accord.core import TenantId
-from accord.errors import InputError, ReviewConflict, ReviewForbidden, ReviewNotFound
+from accord.errors import (
+    ConfirmationInvalid,
+    InputError,
+    ReviewConflict,
+    ReviewForbidden,
+    ReviewNotFound,
+)
 from accord.journeys import load_journey_text
 from accord.reviews import Queue, item_packet
 from accord.service import Accord
 from accord.storage import ReviewItemRecord
-from accord.storage._schema import outbox
+from accord.storage._schema import outbox, review_items
 from accord.testing import FrozenClock
 from tests.capabilities import Calls
 from tests.governance import MAKER_CHECKER, deploy_policies
@@ -526,3 +535,140 @@ def test_decisions_on_another_tenants_item_find_nothing(inbox: Accord) -> None:
     item = the_item(inbox, run_id)
     with pytest.raises(ReviewNotFound):
         inbox.decide_review(item.item_id, "sue", "approve", tenant="other")
+
+
+def test_an_approval_counts_only_for_the_call_the_reviewer_saw(inbox: Accord, calls: Calls) -> None:
+    run_id = start(inbox, "charge", amount=250.0, requested_by="sue")
+    item = the_item(inbox, run_id)
+    # the packet the reviewer approves shows other parameters than the run would now send
+    packet = dict(item.packet)
+    packet["proposed"] = {**packet["proposed"], "input": {"amount": 25.0}, "digest": "sha256:00"}
+    with inbox.db.transaction() as connection:
+        connection.execute(
+            sa.update(review_items)
+            .where(review_items.c.item_id == item.item_id)
+            .values(packet=json.dumps(packet))
+        )
+    inbox.decide_review(item.item_id, "bob", "approve", reason="25 is fine")
+    inbox.runtime.drive()
+    assert calls.by_capability["test.charge"] == 0
+    records = inbox.runtime.decisions(T, run_id)
+    assert [r.outcome for r in records][-1] == "approval_required"
+    assert records[-1].record["stale_approvals"][0]["by"] == "bob"
+    reopened = [i for i in inbox.review_items(run_id=run_id) if i.item_id != item.item_id]
+    assert len(reopened) == 1 and reopened[0].status == "open"
+
+
+def test_no_gated_call_happens_before_the_approval(inbox: Accord, calls: Calls) -> None:
+    run_id = start(inbox, "charge", amount=250.0, requested_by="sue")
+    item = the_item(inbox, run_id)
+    inbox.claim_review(item.item_id, "bob")
+    inbox.decide_review(item.item_id, "bob", "request_info", question="why so much?")
+    for _ in range(3):
+        inbox.runtime.drive()
+    assert calls.by_capability["test.charge"] == 0
+    assert inbox.runtime.get(T, run_id).status == "waiting"
+
+
+# -- propose, confirm, execute -----------------------------------------------------------------
+
+OFFER = """
+journey: offer
+purpose: dpv:ServiceProvision
+input: {discount: number}
+blocks:
+  - id: propose
+    kind: confirm
+    proposal: {discount: input.discount, plan: '"annual"'}
+    channels: [email, portal]
+    expires: 2d
+    implicit: input.discount <= 5.0
+    on: {refused: declined, expired: lapsed}
+  - id: apply
+    kind: task
+    capability: test.echo
+    input: {number: steps.propose.proposal.discount}
+  - {id: done, kind: end, outcome: applied, output: {how: steps.propose}}
+  - {id: declined, kind: end, outcome: declined}
+  - {id: lapsed, kind: end, outcome: lapsed}
+"""
+
+
+def confirmation_token(accord: Accord, run_id: str) -> str:
+    with accord.db.read() as connection:
+        rows = connection.execute(
+            sa.select(outbox.c.payload).where(
+                outbox.c.type == "confirmation.requested", outbox.c.run_id == run_id
+            )
+        ).all()
+    assert len(rows) == 1
+    return str(json.loads(rows[0][0])["token"])
+
+
+@pytest.fixture
+def offers(inbox: Accord) -> Accord:
+    deploy(inbox, OFFER)
+    return inbox
+
+
+def test_a_confirmed_proposal_is_executed_once(offers: Accord, calls: Calls) -> None:
+    run_id = start(offers, "offer", discount=20.0)
+    assert offers.runtime.get(T, run_id).positions[0].waiting_for == "confirm:propose"
+    assert calls.by_capability["test.echo"] == 0
+    token = confirmation_token(offers, run_id)
+    result = offers.confirm(token, "confirm", channel="email")
+    assert result.answer == "confirmed"
+    offers.runtime.drive()
+    view = offers.runtime.get(T, run_id)
+    assert view.outcome == "applied" and calls.by_capability["test.echo"] == 1
+    assert isinstance(view.output, dict) and view.output["how"]["channel"] == "email"
+    with pytest.raises(ConfirmationInvalid, match="already confirmed"):
+        offers.confirm(token, "confirm", channel="email")
+    [answered] = entries_of(offers, run_id, "confirmation.answered")
+    assert answered["answer"] == "confirmed" and answered["channel"] == "email"
+
+
+def test_a_refused_proposal_takes_its_path(offers: Accord, calls: Calls) -> None:
+    run_id = start(offers, "offer", discount=20.0)
+    offers.confirm(confirmation_token(offers, run_id), "refuse", channel="portal")
+    offers.runtime.drive()
+    assert offers.runtime.get(T, run_id).outcome == "declined"
+    assert calls.by_capability["test.echo"] == 0
+
+
+def test_an_unanswered_proposal_expires(offers: Accord, clock: FrozenClock, calls: Calls) -> None:
+    run_id = start(offers, "offer", discount=20.0)
+    token = confirmation_token(offers, run_id)
+    clock.advance(2 * 86400 + 1)
+    with pytest.raises(ConfirmationInvalid, match="expired"):
+        offers.confirm(token, "confirm", channel="email")
+    offers.runtime.drive()
+    assert offers.runtime.get(T, run_id).outcome == "lapsed"
+    assert calls.by_capability["test.echo"] == 0
+
+
+def test_a_low_risk_proposal_is_confirmed_implicitly(offers: Accord, calls: Calls) -> None:
+    run_id = start(offers, "offer", discount=5.0)
+    view = offers.runtime.get(T, run_id)
+    assert view.outcome == "applied"
+    assert isinstance(view.output, dict) and view.output["how"]["implicit"] is True
+
+
+def test_forged_altered_and_misdirected_tokens_are_refused(offers: Accord, calls: Calls) -> None:
+    run_id = start(offers, "offer", discount=20.0)
+    token = confirmation_token(offers, run_id)
+    version, claims, mac = token.split(".")
+    tampered = json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))
+    tampered["e"] += 86400 * 365
+    forged_claims = base64.urlsafe_b64encode(json.dumps(tampered).encode()).rstrip(b"=").decode()
+    with pytest.raises(ConfirmationInvalid, match="signature"):
+        offers.confirm(f"{version}.{forged_claims}.{mac}", "confirm", channel="email")
+    with pytest.raises(ConfirmationInvalid, match="not an Accord"):
+        offers.confirm("hello", "confirm", channel="email")
+    with pytest.raises(ConfirmationInvalid, match="not 'sms'"):
+        offers.confirm(token, "confirm", channel="sms")
+    with pytest.raises(InputError, match="not an answer"):
+        offers.confirm(token, "maybe", channel="email")
+    offers.runtime.drive()
+    assert offers.runtime.get(T, run_id).status == "waiting"
+    assert calls.by_capability["test.echo"] == 0

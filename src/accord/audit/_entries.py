@@ -27,6 +27,7 @@ EntryKind = Literal[
     "review.escalated",
     "review.refused",
     "review.info",
+    "confirmation.answered",
     "signal",
     "agent.output",
     "compensation",

@@ -37,6 +37,7 @@ app.add_typer(_reviews.app, name="review")
 app.add_typer(_audit.app, name="audit")
 app.add_typer(_audit.subjects, name="subject")
 app.command("explain")(_audit.explain_command)
+app.command("confirm")(_reviews.confirm_command)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 

@@ -384,3 +384,20 @@ def queue_list(json_output: Json = False, database: Database = None) -> None:
                 f"{q.name}  roles {', '.join(q.roles) or 'any'}  SLA {q.sla or '-'} s  "
                 f"escalates to {q.escalate_to or '-'}"
             )
+
+
+def confirm_command(
+    token: Annotated[str, typer.Argument(help="the confirmation token the subject received")],
+    refuse: Annotated[bool, typer.Option(help="refuse the proposal instead")] = False,
+    channel: Annotated[str, typer.Option(help="where the answer came from")] = "portal",
+    json_output: Json = False,
+    database: Database = None,
+) -> None:
+    """Answer a proposal for its subject: confirm it (or --refuse) with its token."""
+    with opened(database) as accord, handled():
+        result = accord.confirm(token, "refuse" if refuse else "confirm", channel=channel)
+        drive_if_embedded(accord, lambda: None)
+        if json_output:
+            _echo_json(result.to_json())
+            return
+        console.print(f"{result.confirmation_id}: {result.answer} on {result.channel}")

@@ -21,6 +21,7 @@ from accord.journeys._spec import (
     ApproveBlock,
     CallBlock,
     ChoiceBlock,
+    ConfirmBlock,
     DecideBlock,
     EndBlock,
     EscalateBlock,
@@ -175,6 +176,13 @@ def _compile_node(block: AnyBlock, flow: str) -> Node:
             flow,
             expression=compile_expression(block.reason),
             recommend=compile_mapping(block.recommend) if block.recommend else None,
+        )
+    if isinstance(block, ConfirmBlock):
+        return Node(
+            block,
+            flow,
+            mapping=compile_mapping(block.proposal),
+            expression=compile_expression(block.implicit) if block.implicit else None,
         )
     if isinstance(block, ApproveBlock):
         return Node(

@@ -26,6 +26,7 @@ from accord.journeys._spec import (
     ApproveBlock,
     CallBlock,
     ChoiceBlock,
+    ConfirmBlock,
     DecideBlock,
     EndBlock,
     EscalateBlock,
@@ -38,7 +39,7 @@ from accord.journeys._spec import (
 )
 from accord.journeys._tables import compile_cell
 
-WAITING_KINDS = frozenset({"wait", "approve", "escalate"})
+WAITING_KINDS = frozenset({"wait", "approve", "escalate", "confirm"})
 HUMAN_DECISION = {
     "decision": "x",
     "by": "x",
@@ -73,7 +74,7 @@ class FlowView:
             out.append(("default", block.default))
         if isinstance(block, WaitBlock | ApproveBlock | EscalateBlock) and block.on_timeout:
             out.append(("on_timeout", block.on_timeout))
-        if isinstance(block, ApproveBlock | EscalateBlock):
+        if isinstance(block, ApproveBlock | EscalateBlock | ConfirmBlock):
             out.extend((f"on.{k}", v) for k, v in block.on.items())
         if isinstance(block, TaskBlock):
             out.extend((f"on_refusal.{k}", v) for k, v in block.on_refusal.items())
@@ -621,6 +622,11 @@ def _expressions_of(block: AnyBlock) -> Iterator[tuple[PathKey, str, str | None]
         yield ("reason",), block.reason, "string"
         for leaf_path, source in _leaves(block.recommend, ("recommend",)):
             yield leaf_path, source, None
+    elif isinstance(block, ConfirmBlock):
+        for leaf_path, source in _leaves(block.proposal, ("proposal",)):
+            yield leaf_path, source, None
+        if block.implicit is not None:
+            yield ("implicit",), block.implicit, "boolean"
     elif isinstance(block, ApproveBlock):
         for leaf_path, source in _leaves(block.recommend, ("recommend",)):
             yield leaf_path, source, None
@@ -784,6 +790,8 @@ def _output_exemplar(
         return DYN if block.event is not None else {"fired_at": 1.5}
     if isinstance(block, ApproveBlock | EscalateBlock):
         return dict(HUMAN_DECISION)
+    if isinstance(block, ConfirmBlock):
+        return {"answer": "x", "implicit": True, "channel": "x", "proposal": DYN, "at": 1.5}
     if isinstance(block, CallBlock):
         return {"outcome": "x", "output": DYN, "run_id": "x"}
     return DYN

@@ -25,6 +25,7 @@ BLOCK_KINDS = (
     "call",
     "end",
     "escalate",
+    "confirm",
 )
 
 IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -236,6 +237,36 @@ class EscalateBlock(_HumanBlock):
     reason: str = '"escalated"'
 
 
+class ConfirmBlock(_Block):
+    """Propose an action to the subject and wait for them to confirm or refuse it.
+
+    The subject answers with a signed, expiring, single-use confirmation token, sent on the
+    journey's ``channels`` (the ``confirmation.requested`` event carries it). ``implicit`` (CEL,
+    boolean) confirms a low-risk proposal without asking. ``on`` routes ``confirmed``,
+    ``refused`` and ``expired``; without a route a confirmation continues with ``next``, a
+    refusal fails the block (``ConfirmationRefused``) and an expiry times it out.
+    """
+
+    kind: Literal["confirm"]
+    proposal: dict[str, Any] = Field(min_length=1)
+    channels: tuple[str, ...] = Field(("portal",), min_length=1)
+    expires: Duration = 86400.0
+    implicit: str | None = None
+    on: dict[str, str] = Field(default_factory=dict)
+
+    _parse_expires = field_validator("expires", mode="before")(_duration)
+
+    @field_validator("on")
+    @classmethod
+    def _known_answers(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - {"confirmed", "refused", "expired"})
+        if unknown:
+            raise ValueError(
+                f"a confirm block routes confirmed, refused and expired, not {', '.join(unknown)}"
+            )
+        return value
+
+
 def link_sequence(data: Any) -> Any:
     """Give every block without ``next`` the following block of its list as ``next``.
 
@@ -313,7 +344,8 @@ Block = Annotated[
     | MapBlock
     | CallBlock
     | EndBlock
-    | EscalateBlock,
+    | EscalateBlock
+    | ConfirmBlock,
     Field(discriminator="kind"),
 ]
 
@@ -361,6 +393,7 @@ AnyBlock = (
     | CallBlock
     | EndBlock
     | EscalateBlock
+    | ConfirmBlock
 )
 
 

@@ -1,5 +1,6 @@
 """Humans in the loop: review items, handoff packets, queues, SLAs, decisions and feedback."""
 
+from accord.reviews._confirmations import ConfirmationResult, Confirmations, ConfirmationSigner
 from accord.reviews._decisions import DECISIONS, DecisionResult, Feedback
 from accord.reviews._inbox import ReviewInbox, item_packet
 from accord.reviews._packet import (
@@ -24,6 +25,9 @@ __all__ = [
     "DECISIONS",
     "PACKET_SCHEMA",
     "Attempt",
+    "ConfirmationResult",
+    "ConfirmationSigner",
+    "Confirmations",
     "DecisionResult",
     "Evidence",
     "Feedback",

@@ -40,6 +40,7 @@ from accord.journeys import (
     CallBlock,
     ChoiceBlock,
     CompiledJourney,
+    ConfirmBlock,
     DecideBlock,
     EndBlock,
     EscalateBlock,
@@ -52,12 +53,19 @@ from accord.journeys import (
     branch_name,
     map_flow_id,
 )
-from accord.runtime._humans import await_approval, human_decided, start_human_wait
+from accord.runtime._humans import (
+    await_approval,
+    confirm_answered,
+    human_decided,
+    start_confirm,
+    start_human_wait,
+)
 from accord.runtime._state import Join, RunState, Scope, Token, Wait
 from accord.storage import (
     ClosedReview,
     DecisionRecord,
     HistoryEvent,
+    NewConfirmation,
     NewEvent,
     NewReviewItem,
     NewRun,
@@ -89,6 +97,7 @@ class AdvanceDeps:
     resolve_journey: Callable[[str, str, int | None], CompiledJourney]
     run_decisions: Callable[[str, str], list[DecisionRecord]] = lambda tenant, run: []
     queue_sla: Callable[[str, str], float | None] = lambda tenant, queue: None
+    sign_confirmation: Callable[[dict[str, Any]], str] | None = None
     commit_window: float = 0.005
     max_tasks: int = 16
 
@@ -140,6 +149,8 @@ class Advance:
         self.new_signals: list[NewSignal] = []
         self.reviews_add: list[NewReviewItem] = []
         self.reviews_close: list[ClosedReview] = []
+        self.confirmations_add: list[NewConfirmation] = []
+        self.confirmations_close: list[str] = []
         self.ended: RunStatus | None = None
         self.outcome: str | None = None
         self.error: dict[str, Any] | None = None
@@ -226,6 +237,8 @@ class Advance:
             subject_id=self.run.subject_id,
             reviews_add=self.reviews_add,
             reviews_close=self.reviews_close,
+            confirmations_add=self.confirmations_add,
+            confirmations_close=self.confirmations_close,
         )
 
     def _event(self, kind: str, token: Token | None = None, /, **detail: Any) -> None:
@@ -293,6 +306,8 @@ class Advance:
                 and wait.name == signal.name
                 and (signal.correlation_key is None or signal.correlation_key == wait.correlation)
             )
+        if signal.kind == "decision" and signal.payload.get("confirmation") is not None:
+            return wait.kind == "confirm" and wait.item == signal.payload["confirmation"]
         if signal.kind == "decision":
             path = f"{token.scope}/{token.block}" if token.scope else token.block
             visit = signal.payload.get("visit")
@@ -322,6 +337,9 @@ class Advance:
             self._event("signal.consumed", token, name=signal.name, signal_id=signal.signal_id)
             self._set_output(token, signal.payload)
             self._goto(token, block.next)
+        elif signal.kind == "decision" and wait.kind == "confirm":
+            payload = signal.payload
+            confirm_answered(self, token, block, str(payload["answer"]), payload.get("channel"))
         elif signal.kind == "decision":
             human_decided(self, token, block, signal, wait)
         elif signal.kind == "child":
@@ -377,6 +395,9 @@ class Advance:
         elif wait.kind == "hold":
             token.status = "ready"
             self._event("timer.fired", token, purpose="hold")
+        elif wait.kind == "confirm":
+            self._event("timer.fired", token, purpose="expiry")
+            confirm_answered(self, token, block, "expired", None)
         elif wait.kind == "timer":
             self._event("timer.fired", token, purpose="wait")
             self._set_output(token, {"fired_at": self.now})
@@ -508,6 +529,8 @@ class Advance:
             self._start_wait(token, block, node)
         elif isinstance(block, ApproveBlock | EscalateBlock):
             start_human_wait(self, token, block, node)
+        elif isinstance(block, ConfirmBlock):
+            start_confirm(self, token, block, node)
         elif isinstance(block, ParallelBlock):
             self._fan_out(token, block)
         elif isinstance(block, MapBlock):
@@ -668,6 +691,8 @@ class Advance:
             self.waits_delete.append(token.id)
         if wait.kind == "human" and wait.item is not None:
             self.reviews_close.append(ClosedReview(wait.item, "wait ended"))
+        if wait.kind == "confirm" and wait.item is not None:
+            self.confirmations_close.append(wait.item)
         token.wait = None
 
     def _delete_timer(self, timer_id: str) -> None:

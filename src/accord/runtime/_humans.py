@@ -7,11 +7,12 @@ person takes on it (through the review inbox) arrives as a signal and decides th
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING, Any
 
-from accord.errors import CapabilityFailed
+from accord.errors import BlockTimeout, CapabilityFailed, ExpressionError
 from accord.gateway import Approval, ApprovalRequired, Refused, call_digest
-from accord.journeys import ApproveBlock, EscalateBlock, TaskBlock, edit_json_schema
+from accord.journeys import ApproveBlock, ConfirmBlock, EscalateBlock, TaskBlock, edit_json_schema
 from accord.reviews import PolicyContext, ProposedCall, ReviewKind
 from accord.runtime._handoff import (
     PacketFacts,
@@ -20,7 +21,7 @@ from accord.runtime._handoff import (
     review_item_id,
 )
 from accord.runtime._state import Token, Wait
-from accord.storage import NewReviewItem, SignalRecord
+from accord.storage import NewConfirmation, NewReviewItem, SignalRecord
 
 if TYPE_CHECKING:
     from accord.runtime._advance import Advance
@@ -349,3 +350,114 @@ def start_human_wait(
         )
     adv._wait(token, Wait(kind="human", name=block.id, at=at, item=item_id))
     adv._take_pending(token)
+
+
+def start_confirm(adv: Advance, token: Token, block: ConfirmBlock, node: Any) -> None:
+    """Propose the action to the subject, unless the journey confirms it implicitly."""
+    assert node.mapping is not None
+    variables = adv.variables(token)
+    proposal = node.mapping.evaluate(variables)
+    if node.expression is not None:
+        implicit = node.expression.evaluate(variables)
+        if not isinstance(implicit, bool):
+            raise ExpressionError(
+                f"confirm {block.id!r}: implicit `{block.implicit}` gave "
+                f"{type(implicit).__name__}, not a boolean"
+            )
+        if implicit:
+            adv._event("confirmation.implicit", token, proposal=proposal)
+            adv._set_output(
+                token,
+                {
+                    "answer": "confirmed",
+                    "implicit": True,
+                    "channel": None,
+                    "proposal": proposal,
+                    "at": adv.now,
+                },
+            )
+            adv._goto(token, block.on.get("confirmed") or block.next)
+            return
+    sign = adv.deps.sign_confirmation
+    if sign is None:
+        raise CapabilityFailed(
+            f"confirm {block.id!r}: this runtime has no key to sign confirmation tokens",
+            error_type="ConfigurationError",
+            retryable=False,
+        )
+    path = adv._path(token)
+    key = f"{adv.run.run_id}/{path}/{token.visit}/{adv.state.new_serial()}"
+    confirmation_id = "cnf_" + hashlib.sha256(key.encode()).hexdigest()[:26]
+    expires_at = adv.now + block.expires
+    channels = list(block.channels)
+    signed = sign(
+        {
+            "c": confirmation_id,
+            "t": adv.run.tenant_id,
+            "r": adv.run.run_id,
+            "b": path,
+            "v": token.visit,
+            "e": expires_at,
+            "ch": channels,
+        }
+    )
+    adv.confirmations_add.append(
+        NewConfirmation(confirmation_id, path, token.visit, tuple(channels), expires_at)
+    )
+    adv._event(
+        "confirmation.requested",
+        token,
+        confirmation=confirmation_id,
+        channels=channels,
+        expires_at=expires_at,
+    )
+    adv._publish(
+        "confirmation.requested",
+        block=block.id,
+        confirmation=confirmation_id,
+        token=signed,
+        proposal=proposal,
+        channels=channels,
+        expires_at=expires_at,
+        subject_id=adv.run.subject_id,
+    )
+    adv._wait(token, Wait(kind="confirm", name=block.id, at=expires_at, item=confirmation_id))
+    adv._take_pending(token)
+
+
+def confirm_answered(
+    adv: Advance, token: Token, block: Any, answer: str, channel: str | None
+) -> None:
+    """The subject confirmed or refused, or the confirmation expired: take its path."""
+    assert isinstance(block, ConfirmBlock)
+    node = adv.journey.nodes[token.block]
+    assert node.mapping is not None
+    proposal = node.mapping.evaluate(adv.variables(token))
+    adv._event("confirmation.answered", token, answer=answer, channel=channel)
+    adv._set_output(
+        token,
+        {
+            "answer": answer,
+            "implicit": False,
+            "channel": channel,
+            "proposal": proposal,
+            "at": adv.now,
+        },
+    )
+    target = block.on.get(answer)
+    if target is not None or answer == "confirmed":
+        adv._goto(token, target or block.next)
+    elif answer == "refused":
+        adv._fail_block(
+            token,
+            CapabilityFailed(
+                f"the subject refused the proposal of {block.id!r}",
+                error_type="ConfirmationRefused",
+                retryable=False,
+            ),
+        )
+    else:
+        adv._fail_block(
+            token,
+            BlockTimeout(f"confirmation {block.id!r} expired unanswered", retryable=False),
+        )

@@ -19,7 +19,7 @@ from accord.errors import (
 )
 from accord.gateway import Gateway
 from accord.journeys import CompiledJourney
-from accord.reviews import ReviewInbox
+from accord.reviews import ConfirmationSigner, ReviewInbox
 from accord.runtime._advance import AdvanceDeps, initial_state
 from accord.runtime._catalog import JourneyCatalog
 from accord.runtime._state import RunState
@@ -201,6 +201,7 @@ class Runtime:
         fencing: reject commits from workers whose lease is gone. Only tests that demonstrate
             what fencing prevents turn it off.
         reviews: the review inbox whose SLAs workers keep (escalating overdue items).
+        confirmations: what signs the tokens ``confirm`` blocks send to subjects.
     """
 
     def __init__(
@@ -215,6 +216,7 @@ class Runtime:
         commit_window: float = 0.005,
         fencing: bool = True,
         reviews: ReviewInbox | None = None,
+        confirmations: ConfirmationSigner | None = None,
     ) -> None:
         self.db = db
         self.reviews = reviews
@@ -234,6 +236,7 @@ class Runtime:
             resolve_journey=self.catalog.get,
             run_decisions=self._run_decisions,
             queue_sla=self._queue_sla,
+            sign_confirmation=confirmations.sign if confirmations is not None else None,
             commit_window=commit_window,
         )
 

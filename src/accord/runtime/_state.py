@@ -13,7 +13,7 @@ from typing import Any, Literal
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 TokenStatus = Literal["ready", "waiting", "joining"]
-WaitKind = Literal["timer", "retry", "event", "human", "child", "hold"]
+WaitKind = Literal["timer", "retry", "event", "human", "child", "hold", "confirm"]
 
 
 @dataclass(slots=True)

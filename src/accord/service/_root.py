@@ -38,7 +38,16 @@ from accord.errors import ConfigurationError
 from accord.flags import FlagRecord, Flags, FlagStore, FlagValue
 from accord.gateway import Gateway, Governance
 from accord.policy import PolicyDecisionPoint, PolicyStore
-from accord.reviews import DecisionResult, Feedback, Person, Queue, ReviewInbox
+from accord.reviews import (
+    ConfirmationResult,
+    Confirmations,
+    ConfirmationSigner,
+    DecisionResult,
+    Feedback,
+    Person,
+    Queue,
+    ReviewInbox,
+)
 from accord.runtime import RunState, Runtime
 from accord.service._settings import Settings
 from accord.storage import Database, ReviewItemRecord
@@ -62,6 +71,7 @@ class Accord:
     runtime: Runtime
     ledger: Ledger
     reviews: ReviewInbox
+    confirmations: Confirmations
 
     def set_flag(
         self, key: str, value: FlagValue, *, actor: str, reason: str, tenant: str | None = None
@@ -143,6 +153,10 @@ class Accord:
     def review_feedback(self, *, tenant: str | None = None) -> list[Feedback]:
         """Acceptance and override rates per recommender version."""
         return self.reviews.feedback(self._tenant(tenant))
+
+    def confirm(self, token: str, answer: str, *, channel: str) -> ConfirmationResult:
+        """The subject's answer (``confirm`` or ``refuse``) to a proposal, by its token."""
+        return self.confirmations.answer(token, answer, channel=channel)
 
     # -- evidence: the facade the CLI (and the API) call -----------------------------------
 
@@ -320,6 +334,8 @@ def build(
     policies = PolicyStore(db, clock=clock, ledger=ledger)
     pdp = PolicyDecisionPoint()
     reviews = ReviewInbox(db, clock=clock, ids=ids, ledger=ledger, policies=policies, pdp=pdp)
+    signer = ConfirmationSigner.from_master(ledger.keyring.master)
+    confirmations = Confirmations(db, clock=clock, ids=ids, ledger=ledger, signer=signer)
     flags = Flags(
         FlagStore(db, clock=clock, ids=ids, ledger=ledger),
         refresh_seconds=settings.flag_refresh_seconds,
@@ -336,9 +352,21 @@ def build(
         commit_window=settings.commit_window_ms / 1000,
         fencing=fencing,
         reviews=reviews,
+        confirmations=signer,
     )
     return Accord(
-        settings, db, capabilities, consent, policies, pdp, flags, gateway, runtime, ledger, reviews
+        settings,
+        db,
+        capabilities,
+        consent,
+        policies,
+        pdp,
+        flags,
+        gateway,
+        runtime,
+        ledger,
+        reviews,
+        confirmations,
     )
 
 

@@ -234,6 +234,17 @@ class NewReviewItem:
 
 
 @dataclass(frozen=True, slots=True)
+class NewConfirmation:
+    """A confirmation a transition asks the subject for."""
+
+    confirmation_id: str
+    block: str
+    visit: int
+    channels: tuple[str, ...]
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class ClosedReview:
     """A review item whose wait ended without a decision (timeout, cancellation, run end)."""
 
@@ -346,6 +357,8 @@ class TransitionWrite:
     subject_id: str | None = None
     reviews_add: list[NewReviewItem] = field(default_factory=list)
     reviews_close: list[ClosedReview] = field(default_factory=list)
+    confirmations_add: list[NewConfirmation] = field(default_factory=list)
+    confirmations_close: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,11 +18,12 @@ from sqlalchemy.engine import Connection
 from accord.storage._records import (
     OPEN_REVIEW,
     ClosedReview,
+    NewConfirmation,
     NewReviewItem,
     ReviewItemRecord,
     json_text,
 )
-from accord.storage._schema import review_items, review_queues, staff
+from accord.storage._schema import confirmations, review_items, review_queues, staff
 
 
 def insert_items(
@@ -300,3 +301,88 @@ def get_staff(connection: Connection, tenant: str, person_id: str) -> StaffRecor
 def list_staff(connection: Connection, tenant: str) -> list[StaffRecord]:
     query = sa.select(staff).where(staff.c.tenant_id == tenant).order_by(staff.c.person_id)
     return [_staff(r) for r in connection.execute(query).mappings()]
+
+
+def insert_confirmations(
+    connection: Connection,
+    tenant: str,
+    run_id: str,
+    subject_id: str | None,
+    asked: Sequence[NewConfirmation],
+    at: float,
+) -> None:
+    if not asked:
+        return
+    connection.execute(
+        confirmations.insert(),
+        [
+            {
+                "tenant_id": tenant,
+                "confirmation_id": c.confirmation_id,
+                "run_id": run_id,
+                "block": c.block,
+                "visit": c.visit,
+                "subject_id": subject_id,
+                "channels": json_text(list(c.channels)),
+                "status": "pending",
+                "created_at": at,
+                "expires_at": c.expires_at,
+            }
+            for c in asked
+        ],
+    )
+
+
+def close_confirmations(
+    connection: Connection, tenant: str, confirmation_ids: Sequence[str], at: float
+) -> None:
+    """A still-pending confirmation whose wait ended unanswered (expiry, cancellation)."""
+    if not confirmation_ids:
+        return
+    connection.execute(
+        confirmations.update()
+        .where(
+            confirmations.c.tenant_id == tenant,
+            confirmations.c.confirmation_id.in_(list(confirmation_ids)),
+            confirmations.c.status == "pending",
+        )
+        .values(status="closed", answered_at=at)
+    )
+
+
+def answer_confirmation(
+    connection: Connection,
+    tenant: str,
+    confirmation_id: str,
+    *,
+    status: str,
+    channel: str,
+    at: float,
+) -> bool:
+    """Use a pending confirmation once; whether this call was the one that used it."""
+    result = connection.execute(
+        confirmations.update()
+        .where(
+            confirmations.c.tenant_id == tenant,
+            confirmations.c.confirmation_id == confirmation_id,
+            confirmations.c.status == "pending",
+        )
+        .values(status=status, channel=channel, answered_at=at)
+    )
+    return bool(result.rowcount)
+
+
+def get_confirmation(
+    connection: Connection, tenant: str, confirmation_id: str
+) -> dict[str, Any] | None:
+    row = (
+        connection.execute(
+            sa.select(confirmations).where(
+                confirmations.c.tenant_id == tenant,
+                confirmations.c.confirmation_id == confirmation_id,
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return None if row is None else dict(row)

@@ -365,3 +365,21 @@ review_items = sa.Table(
     sa.Index(None, "status", "due_at"),
     sa.Index(None, "tenant_id", "source", "outcome"),
 )
+
+confirmations = sa.Table(
+    "confirmations",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("confirmation_id", sa.String(64), primary_key=True),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("block", sa.String(256), nullable=False),
+    sa.Column("visit", sa.Integer, nullable=False),
+    sa.Column("subject_id", sa.String(128)),
+    sa.Column("channels", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("answered_at", sa.Float),
+    sa.Column("channel", sa.String(32)),
+    sa.Index(None, "tenant_id", "run_id"),
+)

@@ -21,7 +21,12 @@ from accord.storage._records import (
     TransitionWrite,
     json_text,
 )
-from accord.storage._reviews import close_items, insert_items
+from accord.storage._reviews import (
+    close_confirmations,
+    close_items,
+    insert_confirmations,
+    insert_items,
+)
 from accord.storage._runs import INSERT_HISTORY, history_rows, insert_outbox, insert_run
 from accord.storage._schema import runs, timers, waits
 from accord.storage._signals import (
@@ -311,6 +316,10 @@ def _apply_side_tables(
         insert_outbox(connection, w.tenant_id, w.run_id, result.seq, w.outbox, w.at)
         close_items(connection, w.tenant_id, w.reviews_close, w.at)
         insert_items(connection, w.tenant_id, w.run_id, w.subject_id, w.reviews_add, w.at)
+        close_confirmations(connection, w.tenant_id, w.confirmations_close, w.at)
+        insert_confirmations(
+            connection, w.tenant_id, w.run_id, w.subject_id, w.confirmations_add, w.at
+        )
         for new_run in w.new_runs:
             insert_run(connection, new_run, [])
         for s in w.new_signals:

@@ -1,4 +1,4 @@
-"""reviews: queues, staff and review items
+"""reviews: queues, staff, review items and confirmations
 
 Revision ID: 0004
 Revises: 0003
@@ -79,9 +79,29 @@ def upgrade() -> None:
         ["tenant_id", "source", "outcome"],
     ):
         op.create_index(op.f("ix_review_items_" + "_".join(columns)), "review_items", columns)
+    op.create_table(
+        "confirmations",
+        sa.Column("tenant_id", sa.String(length=64), nullable=False),
+        sa.Column("confirmation_id", sa.String(length=64), nullable=False),
+        sa.Column("run_id", sa.String(length=64), nullable=False),
+        sa.Column("block", sa.String(length=256), nullable=False),
+        sa.Column("visit", sa.Integer(), nullable=False),
+        sa.Column("subject_id", sa.String(length=128), nullable=True),
+        sa.Column("channels", sa.Text(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("created_at", sa.Float(), nullable=False),
+        sa.Column("expires_at", sa.Float(), nullable=False),
+        sa.Column("answered_at", sa.Float(), nullable=True),
+        sa.Column("channel", sa.String(length=32), nullable=True),
+        sa.PrimaryKeyConstraint("tenant_id", "confirmation_id", name=op.f("pk_confirmations")),
+    )
+    op.create_index(
+        op.f("ix_confirmations_tenant_id_run_id"), "confirmations", ["tenant_id", "run_id"]
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("confirmations")
     op.drop_table("review_items")
     op.drop_table("staff")
     op.drop_table("review_queues")
