@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
@@ -672,3 +674,34 @@ def test_forged_altered_and_misdirected_tokens_are_refused(offers: Accord, calls
     offers.runtime.drive()
     assert offers.runtime.get(T, run_id).status == "waiting"
     assert calls.by_capability["test.echo"] == 0
+
+
+def test_two_people_claiming_at_once_leave_one_owner(
+    inbox: Accord, make_accord: Callable[..., Accord]
+) -> None:
+    run_id = start(inbox, "goodwill", credit=20.0)
+    item = the_item(inbox, run_id)
+    other = make_accord(policies=None)
+    barrier = threading.Barrier(2)
+    outcomes: dict[str, str] = {}
+
+    def claim(accord: Accord, person: str) -> None:
+        barrier.wait()
+        try:
+            accord.claim_review(item.item_id, person)
+            outcomes[person] = "owner"
+        except ReviewConflict:
+            outcomes[person] = "refused"
+
+    threads = [
+        threading.Thread(target=claim, args=(inbox, "sue")),
+        threading.Thread(target=claim, args=(other, "tom")),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes.values()) == ["owner", "refused"]
+    owner = next(p for p, o in outcomes.items() if o == "owner")
+    assert inbox.review_item(item.item_id).owner == owner
+    assert [a["owner"] for a in entries_of(inbox, run_id, "review.assigned")] == [owner]
