@@ -20,12 +20,13 @@ from accord.errors import (
     ReviewConflict,
     ReviewForbidden,
     ReviewNotFound,
+    SubjectErased,
 )
 from accord.journeys import load_journey_text
 from accord.reviews import Queue, item_packet
 from accord.service import Accord
 from accord.storage import ReviewItemRecord
-from accord.storage._schema import outbox, review_items
+from accord.storage._schema import outbox, review_items, signals
 from accord.testing import FrozenClock
 from tests.capabilities import Calls
 from tests.governance import MAKER_CHECKER, deploy_policies
@@ -705,3 +706,21 @@ def test_two_people_claiming_at_once_leave_one_owner(
     owner = next(p for p, o in outcomes.items() if o == "owner")
     assert inbox.review_item(item.item_id).owner == owner
     assert [a["owner"] for a in entries_of(inbox, run_id, "review.assigned")] == [owner]
+
+
+def test_erasing_the_subject_removes_packets_and_the_ledger_still_verifies(inbox: Accord) -> None:
+    run_id = start(inbox, "goodwill", credit=20.0)
+    item = the_item(inbox, run_id)
+    inbox.decide_review(item.item_id, "sue", "approve", reason="loyal customer Ada")
+    inbox.runtime.drive()
+    inbox.erase_subject(SUBJECT, actor="dpo", reason="erasure request")
+    erased = inbox.review_items(run_id=run_id, statuses=None)[0]
+    assert "Ada" not in json.dumps(erased.packet) and "Ada" not in json.dumps(erased.decision)
+    with pytest.raises(SubjectErased):
+        item_packet(erased)
+    with inbox.db.read() as connection:
+        payloads = connection.execute(
+            sa.select(signals.c.payload).where(signals.c.run_id == run_id)
+        ).all()
+    assert payloads and all("Ada" not in p[0] for p in payloads)
+    assert inbox.verify_ledger().ok

@@ -20,7 +20,13 @@ from sqlalchemy.engine import Connection
 
 from accord.audit import Ledger, entries
 from accord.core import Clock, IdGenerator, digest
-from accord.errors import InputError, ReviewConflict, ReviewForbidden, ReviewNotFound
+from accord.errors import (
+    InputError,
+    ReviewConflict,
+    ReviewForbidden,
+    ReviewNotFound,
+    SubjectErased,
+)
 from accord.policy import Entity, PolicyDecisionPoint, PolicyRequest, PolicyStore
 from accord.reviews._decisions import (
     OUTCOMES,
@@ -39,6 +45,17 @@ from accord.storage import runs as stored_runs
 
 
 def item_packet(item: ReviewItemRecord) -> HandoffPacket:
+    """The item's handoff packet.
+
+    Raises:
+        SubjectErased: the item's subject was erased, and its packet with them.
+    """
+    if item.packet.get("erased"):
+        raise SubjectErased(
+            f"review item {item.item_id} was about subject {item.subject_id}, who was erased; "
+            "its packet is gone",
+            hint="the ledger still proves the decision: accord explain " + item.run_id,
+        )
     return HandoffPacket.model_validate(item.packet)
 
 

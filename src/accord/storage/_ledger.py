@@ -23,7 +23,9 @@ from accord.storage._schema import (
     ledger_nodes,
     ledger_state,
     legal_holds,
+    review_items,
     runs,
+    signals,
     subject_keys,
     transitions,
 )
@@ -407,7 +409,8 @@ def active_runs_of(connection: Connection, tenant: str, subject_id: str) -> list
 
 def scrub_subject(connection: Connection, tenant: str, subject_id: str, *, empty_state: str) -> int:
     """Replace the personal data the runtime tables hold about a subject's ended runs: run
-    inputs, states (with ``empty_state``) and errors, history details and decision records.
+    inputs, states (with ``empty_state``) and errors, history details, decision records,
+    signal payloads, and review items' packets and decisions.
     Returns how many runs were scrubbed."""
     run_ids = [
         r[0]
@@ -437,5 +440,18 @@ def scrub_subject(connection: Connection, tenant: str, subject_id: str, *, empty
         decisions.update()
         .where(decisions.c.tenant_id == tenant, decisions.c.run_id.in_(run_ids))
         .values(record=_ERASED)
+    )
+    connection.execute(
+        review_items.update()
+        .where(review_items.c.tenant_id == tenant, review_items.c.run_id.in_(run_ids))
+        .values(
+            packet=_ERASED,
+            decision=sa.case((review_items.c.decision.is_(None), None), else_=_ERASED),
+        )
+    )
+    connection.execute(
+        signals.update()
+        .where(signals.c.tenant_id == tenant, signals.c.run_id.in_(run_ids))
+        .values(payload=_ERASED)
     )
     return len(run_ids)
