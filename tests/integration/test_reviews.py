@@ -724,3 +724,23 @@ def test_erasing_the_subject_removes_packets_and_the_ledger_still_verifies(inbox
         ).all()
     assert payloads and all("Ada" not in p[0] for p in payloads)
     assert inbox.verify_ledger().ok
+
+
+def test_an_approval_stands_only_for_the_roles_its_giver_holds(inbox: Accord, calls: Calls) -> None:
+    deploy_policies(
+        inbox,
+        CHARGES.replace('@approval("supervisor")', '@approval("supervisor,support")')
+        + MAKER_CHECKER,
+    )
+    run_id = start(inbox, "charge", amount=250.0, requested_by="ann")
+    first = the_item(inbox, run_id)
+    assert first.roles == ("supervisor", "support")
+    inbox.decide_review(first.item_id, "bob", "approve", reason="as supervisor")
+    inbox.runtime.drive()
+    assert calls.by_capability["test.charge"] == 0
+    [second] = [i for i in inbox.review_items(run_id=run_id) if i.item_id != first.item_id]
+    assert second.roles == ("support",)
+    inbox.decide_review(second.item_id, "sue", "approve", reason="as support")
+    inbox.runtime.drive()
+    assert inbox.runtime.get(T, run_id).outcome == "charged"
+    assert calls.by_capability["test.charge"] == 1

@@ -48,6 +48,7 @@ HUMAN_DECISION = {
     "value": DYN,
     "item": "x",
     "outcome": "x",
+    "override_outcome": "x",
 }
 
 

@@ -3,7 +3,7 @@
 Items are opened by the runtime in the transition that pauses a run for a person. Everything a
 person does to an item goes through :class:`ReviewInbox`: it checks the queue (roles, skills,
 one owner at a time), asks the policy decision point whether this person may take this action
-on this item (maker-checker is a policy: see ``examples/policies/reviews.cedar``), and writes
+on this item (maker-checker is a policy: see ``examples/policies/retail.cedar``), and writes
 the change, its ledger entry and, for a decision, the signal that resumes the run, in one
 transaction.
 
@@ -256,27 +256,32 @@ class ReviewInbox:
         now = self.clock.now()
         with self.db.transaction() as connection:
             item = _require_item(connection, tenant, item_id, for_update=True)
-            self.person(tenant, person_id, connection=connection)
+            who = self.person(tenant, person_id, connection=connection)
+            _require_open(item)
             if item.owner != person_id:
                 raise ReviewConflict(
                     f"item {item_id} is {'claimed by ' + item.owner if item.owner else 'unclaimed'}"
                     f"; only its owner releases it",
                     hint="a supervisor can reassign it: accord review reassign",
                 )
-            stored.update_item(
-                connection,
-                tenant,
-                item_id,
-                expect_status=OPEN_REVIEW,
-                expect={"owner": person_id},
-                values={
-                    "owner": None,
-                    "claimed_at": None,
-                    "updated_at": now,
-                    "status": "open" if item.status == "claimed" else item.status,
-                },
-            )
-            self._assigned(connection, tenant, item, owner=None, by=person_id, now=now)
+            refusal = self._refusal(connection, tenant, who, "release", item)
+            if refusal is None:
+                stored.update_item(
+                    connection,
+                    tenant,
+                    item_id,
+                    expect_status=OPEN_REVIEW,
+                    expect={"owner": person_id},
+                    values={
+                        "owner": None,
+                        "claimed_at": None,
+                        "updated_at": now,
+                        "status": "open" if item.status == "claimed" else item.status,
+                    },
+                )
+                self._assigned(connection, tenant, item, owner=None, by=person_id, now=now)
+        if refusal is not None:
+            raise refusal
         return self.get(tenant, item_id)
 
     def reassign(
@@ -299,7 +304,11 @@ class ReviewInbox:
                 queue = _stored_queue(connection, tenant, item.queue)
                 problem = eligible(target, item, queue)
                 if problem is not None:
-                    raise ReviewForbidden(f"cannot reassign item {item_id} to {to}: {problem}")
+                    refusal = ReviewForbidden(f"cannot reassign item {item_id} to {to}: {problem}")
+                    self._record_refusal(
+                        connection, tenant, item, supervisor, "reassign", str(refusal)
+                    )
+            if refusal is None:
                 stored.update_item(
                     connection,
                     tenant,
@@ -445,6 +454,9 @@ class ReviewInbox:
             "source": packet.recommendation.source.key,
             "recommendation": packet.recommendation.model_dump(mode="json"),
             "approved_digest": packet.proposed.digest if packet.proposed else None,
+            # an approval stands for the roles its giver holds; one whom only the queue (say,
+            # a supervisor queue after an SLA escalation) admits stands for all it asked for
+            "roles": sorted(set(who.roles) & set(item.roles)) or list(item.roles),
             "question": request.get("question"),
         }
         signals.insert_signal(

@@ -28,6 +28,11 @@ if TYPE_CHECKING:
 
 
 def human_decided(adv: Advance, token: Token, block: Any, signal: SignalRecord, wait: Wait) -> None:
+    """A person's decision arrived: record it and take the way the journey routes it.
+
+    ``on`` is looked up by the decision, then by an override's outcome; an edit without a
+    route of its own goes where an approval would.
+    """
     payload = signal.payload
     decision = str(payload.get("decision"))
     output: dict[str, Any] = {
@@ -88,7 +93,7 @@ def approval_decided(
     """
     payload = signal.payload
     by = str(payload.get("by") or "")
-    roles = tuple(wait.roles or ())
+    roles = tuple(payload.get("roles") or wait.roles or ())
     chosen = decision
     if decision == "override":
         chosen = str(payload.get("override_outcome") or "")
