@@ -537,6 +537,34 @@ def test_every_entry_kind_round_trips_and_verifies(accord: Accord) -> None:
         ),
         entries.subject_event("subject.hold", subject_id="s1", actor="legal", at=1.5),
         entries.ledger_key(key_id="k", public_key="AAAA", previous=None, at=1.5),
+        *(
+            entries.review_event(
+                kind,
+                item_id="rev_1",
+                run_id="r1",
+                subject_id="s1",
+                at=1.5,
+                body={"by": "ann"},
+                personal={"packet": {"reason": "why"}},
+            )
+            for kind in (
+                "review.opened",
+                "review.assigned",
+                "review.escalated",
+                "review.refused",
+                "review.info",
+            )
+        ),
+        entries.confirmation_answered(
+            confirmation_id="cnf_1",
+            run_id="r1",
+            subject_id="s1",
+            block="propose",
+            answer="confirmed",
+            channel="email",
+            signal_id="s3",
+            at=1.5,
+        ),
     ]
     with accord.db.transaction() as connection:
         indexes = accord.ledger.append(connection, "default", built)

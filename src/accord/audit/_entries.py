@@ -302,6 +302,33 @@ def review_event(
     )
 
 
+def confirmation_answered(
+    *,
+    confirmation_id: str,
+    run_id: str,
+    subject_id: str | None,
+    block: str,
+    answer: str,
+    channel: str,
+    signal_id: str,
+    at: float,
+) -> Entry:
+    """A subject's answer to a proposal (confirmed or refused), and where it came from."""
+    return Entry(
+        "confirmation.answered",
+        at,
+        {
+            "confirmation": confirmation_id,
+            "answer": answer,
+            "channel": channel,
+            "block": block,
+            "signal_id": signal_id,
+        },
+        run_id=run_id,
+        subject_id=subject_id,
+    )
+
+
 def signal(
     *,
     signal_id: str,

@@ -180,12 +180,15 @@ class Confirmations:
                 connection,
                 tenant,
                 [
-                    entries.Entry(
-                        "confirmation.answered",
-                        now,
-                        {**payload, "block": found["block"], "signal_id": signal_id},
+                    entries.confirmation_answered(
+                        confirmation_id=confirmation_id,
                         run_id=found["run_id"],
                         subject_id=found["subject_id"],
+                        block=found["block"],
+                        answer=_STATUS[answer],
+                        channel=channel,
+                        signal_id=signal_id,
+                        at=now,
                     )
                 ],
             )
