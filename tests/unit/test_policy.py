@@ -82,7 +82,7 @@ def problems(policies: str, schema: str = SCHEMA) -> list[str]:
 
 def test_the_example_bundle_compiles_with_every_policy_named(retail: PolicyBundle) -> None:
     ids = [p.id for p in retail.compiled_policies]
-    assert len(ids) == len(set(ids)) == 10
+    assert len(ids) == len(set(ids)) == 13
     assert all(p.id != p.cedar_id for p in retail.compiled_policies)
     assert retail.digest.startswith("sha256:")
     refund = next(p for p in retail.compiled_policies if p.id == "refund-above-1000-with-senior")
@@ -536,7 +536,7 @@ def test_explain_shows_each_policy_match_and_what_decided(
     explanation = pdp.explain(retail, refund(Decimal("250"), risk_tier="high"))
     assert explanation.decision.reason == "forbid"
     traces = {t.id: t for t in explanation.policies}
-    assert len(traces) == 10
+    assert len(traces) == 13
     assert traces["no-refund-at-high-risk"].matched and traces["no-refund-at-high-risk"].determining
     supervisor = traces["refund-up-to-1000-with-supervisor"]
     assert supervisor.matched and not supervisor.determining
@@ -631,3 +631,51 @@ def test_entity_references_split_at_the_first_separator() -> None:
     assert parse_entity_ref("Service::journey/a::b") == ("Service", "journey/a::b")
     with pytest.raises(InputError):
         parse_entity_ref("::x")
+
+
+def _review(
+    person: str, action: str, *, roles: tuple[str, ...], makers: list[str]
+) -> PolicyRequest:
+    return PolicyRequest(
+        Entity(
+            "Person",
+            person,
+            {"role": roles[0], "roles": list(roles), "skills": [], "person_id": person},
+        ),
+        action,
+        Entity(
+            "ReviewItem",
+            "rev_1",
+            {
+                "queue": "supervisor",
+                "kind": "policy_approval",
+                "journey": "refund_request",
+                "capability": "payments.refund",
+                "roles": ["supervisor"],
+                "makers": makers,
+            },
+        ),
+        {"journey": "refund_request"},
+    )
+
+
+@pytest.mark.parametrize("action", ["review.approve", "review.override"])
+def test_the_example_maker_checker_policy_refuses_self_approval(
+    pdp: PolicyDecisionPoint, retail: PolicyBundle, action: str
+) -> None:
+    mine = pdp.decide(retail, _review("ann", action, roles=("supervisor",), makers=["ann"]))
+    assert not mine.allowed and mine.determining == ("maker-checker",)
+    other = pdp.decide(retail, _review("bob", action, roles=("supervisor",), makers=["ann"]))
+    assert other.allowed
+    edit = pdp.decide(retail, _review("ann", "review.edit", roles=("supervisor",), makers=["ann"]))
+    assert edit.allowed
+
+
+def test_the_example_policies_let_only_supervisors_reassign(
+    pdp: PolicyDecisionPoint, retail: PolicyBundle
+) -> None:
+    assert pdp.decide(
+        retail, _review("max", "review.reassign", roles=("supervisor",), makers=[])
+    ).allowed
+    refused = pdp.decide(retail, _review("sue", "review.reassign", roles=("support",), makers=[]))
+    assert not refused.allowed and refused.reason == "no_permit"
