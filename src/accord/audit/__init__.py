@@ -2,7 +2,7 @@
 verification, evidence bundles, case replay and explanations."""
 
 from accord.audit import _entries as entries
-from accord.audit._entries import ENTRY_KINDS, Entry, EntryKind
+from accord.audit._entries import ENTRY_KINDS, Entry, EntryKind, ReviewEventKind
 from accord.audit._erasure import Erasure, Hold, erase_subject, place_hold, release_hold
 from accord.audit._explain import ExplainedDecision, Explanation, explain_run
 from accord.audit._explain import render as render_explanation
@@ -37,6 +37,7 @@ __all__ = [
     "Problem",
     "ReplayedDecision",
     "ReplayedRun",
+    "ReviewEventKind",
     "SignedHead",
     "SigningKey",
     "VerifyReport",

@@ -38,6 +38,9 @@ EntryKind = Literal[
     "ledger.key",
 ]
 ENTRY_KINDS: tuple[str, ...] = get_args(EntryKind)
+ReviewEventKind = Literal[
+    "review.opened", "review.assigned", "review.escalated", "review.refused", "review.info"
+]
 RUN_ENDINGS = ("run.completed", "run.failed", "run.cancelled")
 FORMAT_VERSION = 1
 
@@ -279,9 +282,7 @@ def human_decision(
 
 
 def review_event(
-    kind: Literal[
-        "review.opened", "review.assigned", "review.escalated", "review.refused", "review.info"
-    ],
+    kind: ReviewEventKind,
     *,
     item_id: str,
     run_id: str,

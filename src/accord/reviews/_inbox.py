@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from accord.audit import Ledger, entries
+from accord.audit import Ledger, ReviewEventKind, entries
 from accord.core import Clock, IdGenerator, digest
 from accord.errors import (
     InputError,
@@ -37,7 +37,15 @@ from accord.reviews._decisions import (
     result_of,
 )
 from accord.reviews._packet import HandoffPacket, InfoExchange
-from accord.reviews._people import Person, Queue, eligible, person_of, queue_of, require_name
+from accord.reviews._people import (
+    Person,
+    Queue,
+    eligible,
+    person_of,
+    queue_of,
+    require_name,
+    stored_queue,
+)
 from accord.reviews._sla import sweep_overdue
 from accord.storage import OPEN_REVIEW, Database, NewEvent, ReviewItemRecord, signals
 from accord.storage import reviews as stored
@@ -218,7 +226,7 @@ class ReviewInbox:
                     f"item {item_id} is claimed by {item.owner}",
                     hint="ask them or a supervisor to release or reassign it",
                 )
-            problem = eligible(who, item, _stored_queue(connection, tenant, item.queue))
+            problem = eligible(who, item, stored_queue(connection, tenant, item.queue))
             if problem is not None:
                 refusal: ReviewForbidden | None = ReviewForbidden(
                     f"{person_id} may not claim item {item_id}: {problem}"
@@ -301,7 +309,7 @@ class ReviewInbox:
             target = self.person(tenant, to, connection=connection)
             refusal = self._refusal(connection, tenant, supervisor, "reassign", item)
             if refusal is None:
-                queue = _stored_queue(connection, tenant, item.queue)
+                queue = stored_queue(connection, tenant, item.queue)
                 problem = eligible(target, item, queue)
                 if problem is not None:
                     refusal = ReviewForbidden(f"cannot reassign item {item_id} to {to}: {problem}")
@@ -355,15 +363,14 @@ class ReviewInbox:
                 the refusal is recorded in the ledger.
             ReviewConflict: the item was decided differently, is someone else's, or closed.
         """
-        with self.db.read() as connection:
-            item = _require_item(connection, tenant, item_id)
-        packet = item_packet(item)
-        request = decision_request(packet, decision, reason, value, outcome, question)
-        request_digest = digest({"by": person_id, **request})
         now = self.clock.now()
         refusal: ReviewForbidden | None = None
         with self.db.transaction() as connection:
             item = _require_item(connection, tenant, item_id, for_update=True)
+            packet = item_packet(item)
+            # a malformed decision raises here and rolls back: nothing is stored
+            request = decision_request(packet, decision, reason, value, outcome, question)
+            request_digest = digest({"by": person_id, **request})
             who = self.person(tenant, person_id, connection=connection)
             if item.status == "decided":
                 if item.decision_digest == request_digest:
@@ -384,7 +391,7 @@ class ReviewInbox:
                 asked = packet.info[-1] if packet.info else None
                 if asked is not None and asked.question == question and asked.asked_by == person_id:
                     return result_of(item, replayed=True)
-            queue = _stored_queue(connection, tenant, item.queue)
+            queue = stored_queue(connection, tenant, item.queue)
             problem = eligible(who, item, queue)
             if problem is not None:
                 refusal = ReviewForbidden(f"{person_id} may not decide item {item_id}: {problem}")
@@ -538,20 +545,14 @@ class ReviewInbox:
             ],
             now,
         )
-        self.ledger.append(
+        self._log(
             connection,
             tenant,
-            [
-                entries.review_event(
-                    "review.info",
-                    item_id=item.item_id,
-                    run_id=item.run_id,
-                    subject_id=item.subject_id,
-                    at=now,
-                    body={"asked_by": who.person_id, "packet_version": revised.version},
-                    personal={"question": question},
-                )
-            ],
+            "review.info",
+            item,
+            at=now,
+            body={"asked_by": who.person_id, "packet_version": revised.version},
+            personal={"question": question},
         )
         return DecisionResult(
             item.item_id,
@@ -599,20 +600,14 @@ class ReviewInbox:
                     "updated_at": now,
                 },
             )
-            self.ledger.append(
+            self._log(
                 connection,
                 tenant,
-                [
-                    entries.review_event(
-                        "review.info",
-                        item_id=item_id,
-                        run_id=item.run_id,
-                        subject_id=item.subject_id,
-                        at=now,
-                        body={"answered_by": by, "packet_version": revised.version},
-                        personal={"answer": answer},
-                    )
-                ],
+                "review.info",
+                item,
+                at=now,
+                body={"answered_by": by, "packet_version": revised.version},
+                personal={"answer": answer},
             )
         return self.get(tenant, item_id)
 
@@ -745,18 +740,40 @@ class ReviewInbox:
         body: dict[str, Any] = {"by": who.person_id, "action": action}
         if policy is not None:
             body["policy"] = policy
+        self._log(
+            connection,
+            tenant,
+            "review.refused",
+            item,
+            at=self.clock.now(),
+            body=body,
+            personal={"message": message},
+        )
+
+    def _log(
+        self,
+        connection: Connection,
+        tenant: str,
+        kind: ReviewEventKind,
+        item: ReviewItemRecord,
+        *,
+        at: float,
+        body: dict[str, Any],
+        personal: Any = None,
+    ) -> None:
+        """Append one entry of the item's life to the ledger, in the caller's transaction."""
         self.ledger.append(
             connection,
             tenant,
             [
                 entries.review_event(
-                    "review.refused",
+                    kind,
                     item_id=item.item_id,
                     run_id=item.run_id,
                     subject_id=item.subject_id,
-                    at=self.clock.now(),
+                    at=at,
                     body=body,
-                    personal={"message": message},
+                    personal=personal,
                 )
             ],
         )
@@ -772,20 +789,14 @@ class ReviewInbox:
         now: float,
         reason: str | None = None,
     ) -> None:
-        self.ledger.append(
+        self._log(
             connection,
             tenant,
-            [
-                entries.review_event(
-                    "review.assigned",
-                    item_id=item.item_id,
-                    run_id=item.run_id,
-                    subject_id=item.subject_id,
-                    at=now,
-                    body={"owner": owner, "previous": item.owner, "by": by},
-                    personal={"reason": reason} if reason else None,
-                )
-            ],
+            "review.assigned",
+            item,
+            at=now,
+            body={"owner": owner, "previous": item.owner, "by": by},
+            personal={"reason": reason} if reason else None,
         )
 
 
@@ -808,11 +819,6 @@ def _require_open(item: ReviewItemRecord) -> None:
             + (f" ({item.decided_by})" if item.decided_by else ""),
             hint="nothing more can be done on it",
         )
-
-
-def _stored_queue(connection: Connection, tenant: str, name: str) -> Queue | None:
-    record = stored.get_queue(connection, tenant, name)
-    return None if record is None else queue_of(record)
 
 
 __all__ = ["ReviewInbox", "item_packet"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.engine import Connection
+
 from accord.errors import InputError
 from accord.storage import ReviewItemRecord
 from accord.storage import reviews as stored
@@ -83,4 +85,10 @@ def queue_of(record: stored.QueueRecord) -> Queue:
     )
 
 
-__all__ = ["Person", "Queue", "eligible", "person_of", "queue_of", "require_name"]
+def stored_queue(connection: Connection, tenant: str, name: str) -> Queue | None:
+    """The tenant's queue of that name, if one is defined."""
+    record = stored.get_queue(connection, tenant, name)
+    return None if record is None else queue_of(record)
+
+
+__all__ = ["Person", "Queue", "eligible", "person_of", "queue_of", "require_name", "stored_queue"]

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.engine import Connection
-
 from accord.audit import Ledger, entries
 from accord.core import IdGenerator
-from accord.reviews._people import Queue, queue_of
+from accord.reviews._people import stored_queue
 from accord.storage import OPEN_REVIEW, Database, NewEvent
 from accord.storage import reviews as stored
 from accord.storage import runs as stored_runs
@@ -25,9 +23,9 @@ def sweep_overdue(db: Database, ledger: Ledger, ids: IdGenerator, *, now: float,
     moved = 0
     for item in due:
         with db.transaction() as connection:
-            queue = _queue_named(connection, item.tenant_id, item.queue)
+            queue = stored_queue(connection, item.tenant_id, item.queue)
             target_name = queue.escalate_to if queue else None
-            target = _queue_named(connection, item.tenant_id, target_name) if target_name else None
+            target = stored_queue(connection, item.tenant_id, target_name) if target_name else None
             values: dict[str, Any] = {
                 "escalations": item.escalations + 1,
                 "updated_at": now,
@@ -79,11 +77,6 @@ def sweep_overdue(db: Database, ledger: Ledger, ids: IdGenerator, *, now: float,
             )
             moved += 1
     return moved
-
-
-def _queue_named(connection: Connection, tenant: str, name: str) -> Queue | None:
-    record = stored.get_queue(connection, tenant, name)
-    return None if record is None else queue_of(record)
 
 
 __all__ = ["sweep_overdue"]

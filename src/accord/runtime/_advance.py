@@ -10,7 +10,6 @@ the commit window; a non-idempotent task always ends its transition.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,9 +59,8 @@ from accord.runtime._humans import (
     start_confirm,
     start_human_wait,
 )
-from accord.runtime._state import Join, RunState, Scope, Token, Wait
+from accord.runtime._state import Join, RunState, Scope, Token, Wait, derived_id
 from accord.storage import (
-    ClosedReview,
     DecisionRecord,
     HistoryEvent,
     NewConfirmation,
@@ -116,7 +114,7 @@ def decision_prefix(run_id: str, seq: int) -> str:
 
 def child_run_id(parent_run_id: str, block: str, visit: int, scope: str | None) -> str:
     key = f"{parent_run_id}/{scope or ''}{block}/{visit}"
-    return "run_" + hashlib.sha256(key.encode()).hexdigest()[:26]
+    return derived_id("run", key)
 
 
 class Advance:
@@ -148,7 +146,7 @@ class Advance:
         self.new_runs: list[NewRun] = []
         self.new_signals: list[NewSignal] = []
         self.reviews_add: list[NewReviewItem] = []
-        self.reviews_close: list[ClosedReview] = []
+        self.reviews_close: list[str] = []
         self.confirmations_add: list[NewConfirmation] = []
         self.confirmations_close: list[str] = []
         self.ended: RunStatus | None = None
@@ -690,7 +688,7 @@ class Advance:
         if wait.kind == "event":
             self.waits_delete.append(token.id)
         if wait.kind == "human" and wait.item is not None:
-            self.reviews_close.append(ClosedReview(wait.item, "wait ended"))
+            self.reviews_close.append(wait.item)
         if wait.kind == "confirm" and wait.item is not None:
             self.confirmations_close.append(wait.item)
         token.wait = None

@@ -8,7 +8,6 @@ basis for the reviewing block's purpose covers its category (and, if the block n
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,12 +37,13 @@ from accord.reviews import (
     SubjectSummary,
     Verified,
 )
+from accord.runtime._state import derived_id
 from accord.storage import DecisionRecord, NewDecision
 
 
 def review_item_id(run_id: str, path: str, visit: int, serial: int) -> str:
     key = f"{run_id}/{path}/{visit}/{serial}"
-    return "rev_" + hashlib.sha256(key.encode()).hexdigest()[:26]
+    return derived_id("rev", key)
 
 
 @dataclass(frozen=True)

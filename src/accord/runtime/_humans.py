@@ -7,7 +7,6 @@ person takes on it (through the review inbox) arrives as a signal and decides th
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING, Any
 
 from accord.errors import BlockTimeout, CapabilityFailed, ExpressionError
@@ -20,7 +19,7 @@ from accord.runtime._handoff import (
     recommendation_from,
     review_item_id,
 )
-from accord.runtime._state import Token, Wait
+from accord.runtime._state import Token, Wait, derived_id
 from accord.storage import NewConfirmation, NewReviewItem, SignalRecord
 
 if TYPE_CHECKING:
@@ -392,7 +391,7 @@ def start_confirm(adv: Advance, token: Token, block: ConfirmBlock, node: Any) ->
         )
     path = adv._path(token)
     key = f"{adv.run.run_id}/{path}/{token.visit}/{adv.state.new_serial()}"
-    confirmation_id = "cnf_" + hashlib.sha256(key.encode()).hexdigest()[:26]
+    confirmation_id = derived_id("cnf", key)
     expires_at = adv.now + block.expires
     channels = list(block.channels)
     signed = sign(

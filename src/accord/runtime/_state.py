@@ -6,11 +6,19 @@ block, one per map item in flight. The state is serialised to JSON once per tran
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
+def derived_id(prefix: str, key: str) -> str:
+    """An id derived from what it names (run, block, visit...), so a replayed transition
+    derives the same one: ``prefix`` and 26 hex digits of the key's SHA-256."""
+    return f"{prefix}_" + hashlib.sha256(key.encode()).hexdigest()[:26]
+
 
 TokenStatus = Literal["ready", "waiting", "joining"]
 WaitKind = Literal["timer", "retry", "event", "human", "child", "hold", "confirm"]

@@ -245,14 +245,6 @@ class NewConfirmation:
 
 
 @dataclass(frozen=True, slots=True)
-class ClosedReview:
-    """A review item whose wait ended without a decision (timeout, cancellation, run end)."""
-
-    item_id: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
 class ReviewItemRecord:
     """A stored review item."""
 
@@ -356,7 +348,7 @@ class TransitionWrite:
     decisions: list[NewDecision] = field(default_factory=list)
     subject_id: str | None = None
     reviews_add: list[NewReviewItem] = field(default_factory=list)
-    reviews_close: list[ClosedReview] = field(default_factory=list)
+    reviews_close: list[str] = field(default_factory=list)
     confirmations_add: list[NewConfirmation] = field(default_factory=list)
     confirmations_close: list[str] = field(default_factory=list)
 

@@ -17,7 +17,6 @@ from sqlalchemy.engine import Connection
 
 from accord.storage._records import (
     OPEN_REVIEW,
-    ClosedReview,
     NewConfirmation,
     NewReviewItem,
     ReviewItemRecord,
@@ -68,20 +67,19 @@ def insert_items(
     )
 
 
-def close_items(
-    connection: Connection, tenant: str, closed: Sequence[ClosedReview], at: float
-) -> None:
-    """Cancel still-open items whose wait ended without a decision."""
-    for c in closed:
-        connection.execute(
-            review_items.update()
-            .where(
-                review_items.c.tenant_id == tenant,
-                review_items.c.item_id == c.item_id,
-                review_items.c.status.in_(OPEN_REVIEW),
-            )
-            .values(status="cancelled", outcome=None, owner=None, updated_at=at)
+def close_items(connection: Connection, tenant: str, item_ids: Sequence[str], at: float) -> None:
+    """Cancel still-open items whose wait ended without a decision (timeout, run end)."""
+    if not item_ids:
+        return
+    connection.execute(
+        review_items.update()
+        .where(
+            review_items.c.tenant_id == tenant,
+            review_items.c.item_id.in_(list(item_ids)),
+            review_items.c.status.in_(OPEN_REVIEW),
         )
+        .values(status="cancelled", outcome=None, owner=None, updated_at=at)
+    )
 
 
 def get_item(
