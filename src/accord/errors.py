@@ -18,7 +18,9 @@ split by who must react::
     │   ├── ReviewNotFound
     │   ├── ReviewConflict          the item is decided differently, claimed by another, or closed
     │   ├── ReviewForbidden         the person may not do this (policy or queue), e.g. self-approval
-    │   └── ConfirmationInvalid     a confirmation token is forged, expired, used or misdirected
+    │   ├── ConfirmationInvalid     a confirmation token is forged, expired, used or misdirected
+    │   ├── DeadLetterNotFound
+    │   └── DeadLetterConflict      the dead letter was already retried or discarded
     ├── ExecutionError              a block failed while running; the type says if retryable
     │   ├── CapabilityFailed        the capability raised; retryable unless marked otherwise
     │   ├── BlockTimeout            the block exceeded its timeout (retryable)
@@ -43,6 +45,8 @@ __all__ = [
     "ConfigurationError",
     "ConfirmationInvalid",
     "ContractViolation",
+    "DeadLetterConflict",
+    "DeadLetterNotFound",
     "DecisionError",
     "Diagnostic",
     "ErrorCode",
@@ -86,6 +90,8 @@ class ErrorCode(StrEnum):
     REVIEW_CONFLICT = "review_conflict"
     REVIEW_FORBIDDEN = "review_forbidden"
     CONFIRMATION_INVALID = "confirmation_invalid"
+    DEAD_LETTER_NOT_FOUND = "dead_letter_not_found"
+    DEAD_LETTER_CONFLICT = "dead_letter_conflict"
 
 
 class AccordError(Exception):
@@ -208,6 +214,16 @@ class ConfirmationInvalid(InputError):
     code = ErrorCode.CONFIRMATION_INVALID
 
 
+class DeadLetterNotFound(InputError):
+    code = ErrorCode.DEAD_LETTER_NOT_FOUND
+
+
+class DeadLetterConflict(InputError):
+    """The dead letter is no longer pending: someone retried or discarded it first."""
+
+    code = ErrorCode.DEAD_LETTER_CONFLICT
+
+
 class ExecutionError(AccordError):
     """A block failed while running. ``retryable`` tells the runtime whether to try again."""
 
@@ -228,6 +244,11 @@ class ExecutionError(AccordError):
 
 
 class CapabilityFailed(ExecutionError):
+    """The capability failed. ``retry_after`` is the wait (seconds) the system asked for, if
+    any; ``outcome_unknown`` says the request may have taken effect (the answer was lost), so
+    only an idempotent call or a reconciliation can safely follow; ``status`` is the HTTP status
+    of the system's answer, if there was one."""
+
     code = ErrorCode.CAPABILITY_FAILED
 
     def __init__(
@@ -237,9 +258,17 @@ class CapabilityFailed(ExecutionError):
         error_type: str = "CapabilityFailed",
         hint: str | None = None,
         retryable: bool | None = None,
+        retry_after: float | None = None,
+        outcome_unknown: bool = False,
+        attempts: int = 1,
+        status: int | None = None,
     ) -> None:
         super().__init__(message, hint=hint, retryable=retryable)
         self._error_type = error_type
+        self.retry_after = retry_after
+        self.outcome_unknown = outcome_unknown
+        self.attempts = attempts
+        self.status = status
 
     @property
     def error_type(self) -> str:

@@ -46,6 +46,10 @@ class Capability:
     ``writes`` those it sends to its system; ``fields`` names the category each top-level output
     field carries, which is how the gateway projects a result to what a purpose allows. ``region``
     is where the system runs; ``source`` says where the capability was declared.
+
+    ``reconcile`` names, for a capability that is not idempotent, the read capability that tells
+    whether a call took effect: it takes ``{"idempotency_key": ...}`` and answers with the
+    effect's result, or fails with status 404 when there was none.
     """
 
     name: str
@@ -61,6 +65,7 @@ class Capability:
     region: str | None = None
     description: str = ""
     source: str = "python"
+    reconcile: str | None = None
 
     @property
     def data_categories(self) -> tuple[str, ...]:
@@ -100,6 +105,7 @@ class CapabilityRegistry:
         writes: tuple[str, ...] = (),
         fields: Mapping[str, str] | None = None,
         region: str | None = None,
+        reconcile: str | None = None,
     ) -> Callable[[Handler], Handler]:
         """Register a function ``(request: In, ctx: CallContext) -> Out`` as a capability.
 
@@ -133,6 +139,7 @@ class CapabilityRegistry:
                     writes=writes,
                     fields={**field_categories(output), **(fields or {})},
                     region=region,
+                    reconcile=reconcile,
                     description=inspect.getdoc(func) or "",
                     source=f"{func.__module__}:{func.__qualname__}",
                 )
