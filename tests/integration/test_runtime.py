@@ -543,18 +543,28 @@ blocks:
     ("mode", "error_type", "attempts"),
     [
         ("output", "ContractViolation", 1),
-        ("raise", "ValueError", 2),
+        ("raise", "Discarded", 2),
         ("expression", "ExpressionError", 0),
     ],
 )
 def test_misbehaving_blocks_fail_the_run_cleanly(
     accord: Accord, clock: FrozenClock, calls: Calls, mode: str, error_type: str, attempts: int
 ) -> None:
+    """A retryable failure that outlasts its retries is dead-lettered until someone discards it;
+    the others fail the run at once."""
     deploy(accord, BROKEN)
     run_id = accord.runtime.start(T, "broken", input={"mode": mode, "data": {}}).run_id
     for _ in range(3):
         accord.runtime.drive()
         clock.advance(5)
+    if mode == "raise":
+        assert accord.runtime.get(T, run_id).status == "waiting"
+        [letter] = accord.dead_letters()
+        assert (letter.run_id, letter.capability, letter.attempts) == (run_id, "test.broken", 2)
+        assert letter.reason == "retries_exhausted" and letter.error["type"] == "ValueError"
+        accord.discard_dead_letter(letter.letter_id, by="ops", note="bad input")
+        accord.runtime.drive()
+        assert accord.dead_letters() == []
     view = accord.runtime.get(T, run_id)
     assert view.status == "failed"
     assert view.error is not None and view.error["type"] == error_type

@@ -14,11 +14,14 @@ from accord.cli import (
     _audit,
     _capabilities,
     _consent,
+    _dlq,
     _flags,
     _journeys,
+    _mcp,
     _policy,
     _reviews,
     _runs,
+    _sandbox,
 )
 from accord.cli._common import console, handled, opened
 
@@ -36,6 +39,9 @@ app.add_typer(_flags.app, name="flag")
 app.add_typer(_reviews.app, name="review")
 app.add_typer(_audit.app, name="audit")
 app.add_typer(_audit.subjects, name="subject")
+app.add_typer(_sandbox.app, name="sandbox")
+app.add_typer(_mcp.app, name="mcp")
+app.add_typer(_dlq.app, name="dlq")
 app.command("explain")(_audit.explain_command)
 app.command("confirm")(_reviews.confirm_command)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)

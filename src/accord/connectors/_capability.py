@@ -79,11 +79,24 @@ class Capability:
         return self.output_model.model_json_schema()
 
 
+class Closeable(typing.Protocol):
+    def close(self) -> None: ...
+
+
 @dataclass
 class CapabilityRegistry:
-    """The capabilities a runtime may invoke, by name."""
+    """The capabilities a runtime may invoke, by name, and the connectors they hold open."""
 
     _capabilities: dict[str, Capability] = field(default_factory=dict)
+    _resources: list[Closeable] = field(default_factory=list)
+
+    def own(self, resource: Closeable) -> None:
+        """Close ``resource`` (a connector's client) when the registry closes."""
+        self._resources.append(resource)
+
+    def close(self) -> None:
+        while self._resources:
+            self._resources.pop().close()
 
     def add(self, capability: Capability) -> Capability:
         if capability.name in self._capabilities:

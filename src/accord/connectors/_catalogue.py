@@ -21,13 +21,33 @@ governance attributes::
 The bound function takes ``(payload: dict, ctx: CallContext)`` and returns a dict or a Pydantic
 model. Loading imports the modules the bindings name, so a catalogue is trusted configuration,
 like the settings that list it.
+
+A capability can instead be bound to an operation of a system declared under ``connectors``;
+its contracts then come from the system's OpenAPI document unless the entry gives them::
+
+    connectors:
+      - name: billing
+        kind: openapi
+        url: http://127.0.0.1:8702          # ACCORD_CONNECTOR_BILLING_URL overrides it
+        openapi: billing.openapi.json       # default: <url>/openapi.json
+        auth: {header: Authorization, scheme: Bearer, secret_env: BILLING_TOKEN}
+        resilience: {timeout: 5s, retries: {attempts: 3}, breaker: {failures: 5}}
+    capabilities:
+      - name: billing.issue_refund
+        connector: billing
+        operation: issue_refund             # the operationId
+        side_effect: write
+        idempotent: true
+        resilience: {retries: {attempts: 5}}
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib
 import inspect
+import os
 import re
 import typing
 from collections.abc import Callable, Mapping
@@ -36,10 +56,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationError
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from accord.connectors._capability import CallContext, Capability, CapabilityRegistry, SideEffect
+from accord.connectors._http import (
+    Credential,
+    HttpConnector,
+    OperationBinding,
+    operation_capability,
+)
+from accord.connectors._openapi import OpenApiOperation, load_document, operations
+from accord.connectors._resilience import Endpoints, Resilience
 from accord.connectors._schema_model import JsonSchemaModel, schema_model, schema_problems
 from accord.errors import AccordError, CapabilityFailed, ConfigurationError, Diagnostic
 
@@ -78,7 +106,27 @@ class _CatalogueFile(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     catalogue: Literal[1]
+    connectors: list[Any] = Field(default_factory=list)
     capabilities: list[Any] = Field(min_length=1)
+
+
+class _Auth(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    header: str = Field("Authorization", min_length=1)
+    scheme: str | None = "Bearer"
+    secret_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class _ConnectorEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$", max_length=64)
+    kind: Literal["openapi"]
+    url: str | None = Field(None, pattern=r"^https?://")
+    openapi: str | None = Field(None, min_length=1)
+    auth: _Auth | None = None
+    resilience: dict[str, Any] | None = None
 
 
 class _Entry(BaseModel):
@@ -93,9 +141,13 @@ class _Entry(BaseModel):
     writes: list[Category] = Field(default_factory=list)
     fields: dict[str, Category] = Field(default_factory=dict)
     region: str | None = Field(None, min_length=1)
-    input: dict[str, Any]
-    output: dict[str, Any]
-    python: str = Field(pattern=BINDING)
+    input: dict[str, Any] | None = None
+    output: dict[str, Any] | None = None
+    python: str | None = Field(None, pattern=BINDING)
+    connector: str | None = Field(None, min_length=1)
+    operation: str | None = Field(None, min_length=1)
+    reconcile: str | None = Field(None, pattern=NAME, max_length=128)
+    resilience: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,15 +179,25 @@ def load_catalogue(
     registry: CapabilityRegistry,
     *,
     check_categories: CategoryCheck | None = None,
+    connector_urls: Mapping[str, str] | None = None,
+    secrets: Mapping[str, SecretStr] | None = None,
+    environ: Mapping[str, str] | None = None,
+    endpoints: Endpoints | None = None,
 ) -> list[Capability]:
     """Load a capability catalogue and register its capabilities, all of them or none.
 
     Args:
         path: the catalogue YAML file.
         registry: where the capabilities go; its names count for uniqueness and compensation.
+            It owns the connectors' clients and closes them when it closes.
         check_categories: raises an :class:`~accord.errors.AccordError` for a term that is not
             a known data category, such as :func:`accord.consent.validate_categories`. Without
             it, categories are only checked to be ``prefix:Name`` terms.
+        connector_urls: base URLs by connector name, over the catalogue's and the environment's.
+        secrets: credentials by connector name, over the ``secret_env`` variables.
+        environ: the environment (default ``os.environ``): ``ACCORD_CONNECTOR_<NAME>_URL``
+            overrides a connector's URL, and ``secret_env`` names a variable in it.
+        endpoints: where breakers and concurrency limits live (default: new ones).
 
     Returns:
         The registered capabilities, in the order the file declares them.
@@ -148,19 +210,48 @@ def load_catalogue(
     data, locations = _parse(Path(path), file)
     found = _Located(file, locations)
     entries = _validate(data, found)
+    systems = _Systems(
+        found,
+        Path(path).parent,
+        urls=connector_urls or {},
+        secrets=secrets or {},
+        environ=os.environ if environ is None else environ,
+        endpoints=endpoints or Endpoints(),
+    )
+    try:
+        systems.open(data.get("connectors"))
+        capabilities = _bind(file, data, entries, found, registry, systems, check_categories)
+    except BaseException:
+        systems.close()
+        raise
+    for capability in capabilities:
+        registry.add(capability)
+    for connector in systems.connectors.values():
+        registry.own(connector)
+    return capabilities
+
+
+def _bind(
+    file: str,
+    data: dict[str, Any],
+    entries: dict[int, _Entry],
+    found: _Located,
+    registry: CapabilityRegistry,
+    systems: _Systems,
+    check_categories: CategoryCheck | None,
+) -> list[Capability]:
     items = data.get("capabilities")
     raw_names = {
         item.get("name")
         for item in (items if isinstance(items, list) else [])
         if isinstance(item, dict)
     }
-    bindings: dict[int, Binding] = {}
+    bindings: dict[int, Binding | OpenApiOperation] = {}
     first_line: dict[str, int] = {}
     for index, entry in entries.items():
         here: PathKey = ("capabilities", index)
         if check_categories is not None:
             _check_categories(entry, here, found, check_categories)
-        _check_contracts(entry, here, found)
         _check_governance(entry, here, found, registry, raw_names)
         if entry.name in first_line:
             found.add(
@@ -169,21 +260,243 @@ def load_catalogue(
                 hint=f"the first is on line {first_line[entry.name]}; rename or remove one",
             )
         first_line.setdefault(entry.name, found.line((*here, "name")) or 0)
-        function = _resolve(entry, here, found)
-        if function is not None:
-            bindings[index] = function
+        bound = _binding(entry, here, found, systems)
+        if bound is not None:
+            bindings[index] = bound
     if found.diagnostics:
         raise CatalogueInvalid(file, found.sorted())
-    capabilities = [
-        _capability(entry, bindings[index], f"{file}:{found.line(('capabilities', index))}")
-        for index, entry in entries.items()
-    ]
-    for capability in capabilities:
-        registry.add(capability)
+    capabilities = []
+    for index, entry in entries.items():
+        source = f"{file}:{found.line(('capabilities', index))}"
+        bound = bindings[index]
+        if isinstance(bound, OpenApiOperation):
+            assert entry.connector is not None
+            capabilities.append(_operation_capability(entry, systems, bound, source))
+        else:
+            capabilities.append(_capability(entry, bound, source))
     return capabilities
 
 
+def _binding(
+    entry: _Entry, here: PathKey, found: _Located, systems: _Systems
+) -> Binding | OpenApiOperation | None:
+    """What the entry is bound to, its contracts checked; ``None`` after a diagnostic."""
+    if entry.python is not None and entry.connector is None and entry.operation is None:
+        for side in ("input", "output"):
+            if getattr(entry, side) is None:
+                found.add(
+                    here,
+                    f"capability {entry.name!r} is bound to Python, so it needs an {side} schema",
+                    hint=f"add '{side}:' with a JSON Schema, e.g. {{type: object}}",
+                )
+        if entry.input is None or entry.output is None:
+            return None
+        _check_contracts(entry, entry.input, entry.output, here, found)
+        return _resolve(entry, entry.python, here, found)
+    if entry.python is not None or entry.connector is None or entry.operation is None:
+        found.add(
+            here,
+            f"capability {entry.name!r} needs one binding: 'python: module:function', or "
+            "'connector:' with 'operation:'",
+            hint="a capability runs either in-process or on a system declared under connectors",
+        )
+        return None
+    ops = systems.operations.get(entry.connector)
+    if ops is None:
+        if entry.connector not in systems.failed:
+            known = sorted(systems.operations)
+            close = difflib.get_close_matches(entry.connector, known, n=1)
+            found.add(
+                (*here, "connector"),
+                f"capability {entry.name!r}: connector {entry.connector!r} is not declared",
+                hint=(f"did you mean {close[0]!r}? " if close else "")
+                + "declare it under 'connectors:' in this catalogue",
+            )
+        return None
+    op = ops.get(entry.operation)
+    if op is None:
+        close = difflib.get_close_matches(entry.operation, sorted(ops), n=3)
+        found.add(
+            (*here, "operation"),
+            f"capability {entry.name!r}: {entry.connector} has no operation {entry.operation!r}",
+            hint=(f"did you mean {', '.join(repr(c) for c in close)}? " if close else "")
+            + "name an operationId of the service's OpenAPI document",
+        )
+        return None
+    if entry.resilience is not None:
+        _check_resilience(entry.resilience, (*here, "resilience"), found, systems, entry.connector)
+    _check_contracts(
+        entry, entry.input or op.input_schema, entry.output or op.output_schema, here, found
+    )
+    return op
+
+
+def _operation_capability(
+    entry: _Entry, systems: _Systems, op: OpenApiOperation, source: str
+) -> Capability:
+    assert entry.connector is not None
+    binding = OperationBinding(
+        side_effect=entry.side_effect,
+        idempotent=entry.idempotent,
+        compensation=entry.compensation,
+        reconcile=entry.reconcile,
+        reads=tuple(entry.reads),
+        writes=tuple(entry.writes),
+        fields=dict(entry.fields),
+        region=entry.region,
+        description=entry.description or None,
+        input=entry.input,
+        output=entry.output,
+        resilience=entry.resilience,
+    )
+    capability = operation_capability(
+        systems.connectors[entry.connector], op, binding, name=entry.name
+    )
+    return dataclasses.replace(capability, source=f"{source} ({capability.source})")
+
+
+class _Systems:
+    """The connectors a catalogue declares, opened with their OpenAPI documents read."""
+
+    def __init__(
+        self,
+        found: _Located,
+        directory: Path,
+        *,
+        urls: Mapping[str, str],
+        secrets: Mapping[str, SecretStr],
+        environ: Mapping[str, str],
+        endpoints: Endpoints,
+    ) -> None:
+        self.found = found
+        self.directory = directory
+        self.urls = urls
+        self.secrets = secrets
+        self.environ = environ
+        self.endpoints = endpoints
+        self.connectors: dict[str, HttpConnector] = {}
+        self.resilience: dict[str, Resilience] = {}
+        self.operations: dict[str, dict[str, OpenApiOperation]] = {}
+        self.failed: set[str] = set()
+
+    def open(self, items: object) -> None:
+        for index, item in enumerate(items if isinstance(items, list) else []):
+            here: PathKey = ("connectors", index)
+            if not isinstance(item, dict):
+                self.found.add(here, "each connector must be a mapping", hint="give name and kind")
+                continue
+            try:
+                entry = _ConnectorEntry.model_validate(item)
+            except ValidationError as exc:
+                name = item.get("name")
+                if isinstance(name, str):
+                    self.failed.add(name)
+                prefix = f"connector {name!r}: " if isinstance(name, str) else ""
+                _report(exc, here, self.found, known=_ConnectorEntry.model_fields, prefix=prefix)
+                continue
+            if entry.name in self.connectors or entry.name in self.failed:
+                self.found.add((*here, "name"), f"connector {entry.name!r} is declared twice")
+                continue
+            self._open(entry, here)
+
+    def _open(self, entry: _ConnectorEntry, here: PathKey) -> None:
+        name = entry.name
+        self.failed.add(name)
+        variable = f"ACCORD_CONNECTOR_{name.upper().replace('-', '_')}_URL"
+        url = self.urls.get(name) or self.environ.get(variable) or entry.url
+        if not url:
+            self.found.add(
+                here,
+                f"connector {name!r} has no URL",
+                hint=f"add 'url:' or set {variable}",
+            )
+            return
+        resilience = self._resilience(entry.resilience, (*here, "resilience"), Resilience())
+        if resilience is None:
+            return
+        ok, credential = self._credential(entry, here)
+        if not ok:
+            return
+        connector = HttpConnector(
+            name,
+            url,
+            credential=credential,
+            resilience=resilience,
+            endpoints=self.endpoints,
+        )
+        self.connectors[name] = connector
+        try:
+            document = self._document(entry, connector)
+            found = {
+                op.operation_id: op for op in operations(document, source=f"connector {name!r}")
+            }
+        except ConfigurationError as exc:
+            self.found.add(
+                (*here, "openapi" if entry.openapi else "url"), exc.message, hint=exc.hint
+            )
+            return
+        self.failed.discard(name)
+        self.resilience[name] = resilience
+        self.operations[name] = found
+
+    def _document(self, entry: _ConnectorEntry, connector: HttpConnector) -> dict[str, Any]:
+        where = entry.openapi
+        if where is None:
+            return connector.fetch_document()
+        if where.startswith(("http://", "https://")):
+            return connector.fetch_document(where)
+        return load_document(self.directory / where)
+
+    def _credential(self, entry: _ConnectorEntry, here: PathKey) -> tuple[bool, Credential | None]:
+        """Whether the credential is in order, and the credential if there is one."""
+        auth = entry.auth
+        secret = self.secrets.get(entry.name)
+        if auth is None and secret is None:
+            return True, None
+        auth = auth or _Auth()
+        if secret is None and auth.secret_env is not None:
+            value = self.environ.get(auth.secret_env)
+            secret = SecretStr(value) if value else None
+        if secret is None:
+            self.found.add(
+                (*here, "auth"),
+                f"connector {entry.name!r}: its credential is not set",
+                hint=f"export {auth.secret_env or 'the variable named by secret_env'}, or pass "
+                "it in the connector_secrets setting",
+            )
+            return False, None
+        return True, Credential(secret, header=auth.header, scheme=auth.scheme)
+
+    def _resilience(
+        self, data: dict[str, Any] | None, where: PathKey, base: Resilience
+    ) -> Resilience | None:
+        try:
+            return base.merged(data)
+        except ValidationError as exc:
+            for error in exc.errors(include_url=False):
+                at = (*where, *(p for p in error["loc"] if isinstance(p, str | int)))
+                self.found.add(
+                    at,
+                    f"resilience: {error['msg']}",
+                    hint="timeout, retries {attempts, initial, multiplier, max_wait, jitter, "
+                    "max_retry_after}, breaker {failures, reset_after}, concurrency",
+                )
+            return None
+
+    def close(self) -> None:
+        for connector in self.connectors.values():
+            connector.close()
+
+
+def _check_resilience(
+    data: dict[str, Any], where: PathKey, found: _Located, systems: _Systems, connector: str
+) -> None:
+    base = systems.resilience.get(connector, Resilience())
+    systems._resilience(data, where, base)
+
+
 def _capability(entry: _Entry, function: Binding, source: str) -> Capability:
+    assert entry.input is not None and entry.output is not None
     return Capability(
         name=entry.name,
         input_model=schema_model(f"{entry.name} input", entry.input),
@@ -192,6 +505,7 @@ def _capability(entry: _Entry, function: Binding, source: str) -> Capability:
         side_effect=entry.side_effect,
         idempotent=True if entry.idempotent is None else entry.idempotent,
         compensation=entry.compensation,
+        reconcile=entry.reconcile,
         reads=tuple(entry.reads),
         writes=tuple(entry.writes),
         fields=dict(entry.fields),
@@ -326,16 +640,21 @@ def _check_categories(entry: _Entry, here: PathKey, found: _Located, check: Cate
             found.add((*here, *where), f"capability {entry.name!r}: {exc.message}", hint=exc.hint)
 
 
-def _check_contracts(entry: _Entry, here: PathKey, found: _Located) -> None:
-    for side in ("input", "output"):
-        schema: dict[str, Any] = getattr(entry, side)
+def _check_contracts(
+    entry: _Entry,
+    input_schema: dict[str, Any],
+    output_schema: dict[str, Any],
+    here: PathKey,
+    found: _Located,
+) -> None:
+    for side, schema in (("input", input_schema), ("output", output_schema)):
         for problem in schema_problems(schema):
             found.add(
                 (*here, side, *problem.path),
                 f"capability {entry.name!r}: the {side} schema is not valid: {problem.message}",
                 hint="write JSON Schema draft 2020-12 with 'type: object' at the top",
             )
-    properties = entry.output.get("properties")
+    properties = output_schema.get("properties")
     declared = set(properties) if isinstance(properties, dict) else set()
     for key, category in entry.fields.items():
         if key not in declared:
@@ -375,6 +694,7 @@ def _check_governance(
             f"capability {entry.name!r} is already registered (from {existing.source})",
             hint="give each capability a unique name",
         )
+    _check_reconcile(entry, here, found, registry, in_file)
     target = entry.compensation
     if target is None:
         return
@@ -398,9 +718,34 @@ def _check_governance(
         )
 
 
-def _resolve(entry: _Entry, here: PathKey, found: _Located) -> Binding | None:
+def _check_reconcile(
+    entry: _Entry,
+    here: PathKey,
+    found: _Located,
+    registry: CapabilityRegistry,
+    in_file: set[object],
+) -> None:
+    target = entry.reconcile
+    if target is None:
+        return
+    where = (*here, "reconcile")
+    if entry.side_effect == "read" or entry.idempotent is not False:
+        found.add(
+            where,
+            f"capability {entry.name!r}: reconcile is for capabilities that are not idempotent",
+            hint="an idempotent call is simply repeated after a crash; remove reconcile",
+        )
+    elif target not in in_file and registry.find(target) is None:
+        found.add(
+            where,
+            f"capability {entry.name!r}: reconcile {target!r} is not a known capability",
+            hint="declare the status query in this catalogue or register it before loading",
+        )
+
+
+def _resolve(entry: _Entry, python: str, here: PathKey, found: _Located) -> Binding | None:
     where = (*here, "python")
-    module_name, _, attribute = entry.python.partition(":")
+    module_name, _, attribute = python.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -431,8 +776,7 @@ def _resolve(entry: _Entry, here: PathKey, found: _Located) -> Binding | None:
     if not callable(target):
         found.add(
             where,
-            f"capability {entry.name!r}: {entry.python} is a {type(target).__name__}, "
-            "not a function",
+            f"capability {entry.name!r}: {python} is a {type(target).__name__}, not a function",
             hint="bind a function taking (payload: dict, ctx: CallContext)",
         )
         return None
@@ -441,7 +785,7 @@ def _resolve(entry: _Entry, here: PathKey, found: _Located) -> Binding | None:
     except TypeError:
         found.add(
             where,
-            f"capability {entry.name!r}: {entry.python} cannot be called with (payload, ctx)",
+            f"capability {entry.name!r}: {python} cannot be called with (payload, ctx)",
             hint="bind a function taking (payload: dict, ctx: CallContext)",
         )
         return None

@@ -29,7 +29,7 @@ from typing import Any
 from accord.connectors import Capability, CapabilityRegistry
 from accord.consent import BasisCheck, ConsentLedger, ConsentSnapshot, snapshots_from
 from accord.core import TenantId, digest
-from accord.errors import ExecutionError
+from accord.errors import CapabilityFailed, ExecutionError
 from accord.flags import Flags
 from accord.gateway._executor import Executor
 from accord.gateway._outcomes import (
@@ -222,6 +222,8 @@ class GatewaySession:
         capability = executor.resolve(invocation.capability)
         governance = self.gateway.governance
         if governance is None:
+            if invocation.before_call is not None:
+                invocation.before_call()
             output = executor.execute(capability, invocation.payload, invocation.call)
             return Executed(output, None)
         return _Pass(self, governance, capability, invocation, now).run()
@@ -364,10 +366,16 @@ class _Pass:
 
         self.record["input_digest"] = digest(dict(self.invocation.payload))
         executor = self.session.gateway._executor
+        if self.invocation.before_call is not None:
+            self.invocation.before_call()
         try:
             output = executor.execute(self.capability, self.invocation.payload, self.call)
         except ExecutionError as exc:
             self.record["error"] = {"type": exc.error_type, "message": exc.message}
+            if isinstance(exc, CapabilityFailed):
+                self.record["error"]["attempts"] = exc.attempts
+                if exc.outcome_unknown:
+                    self.record["error"]["outcome_unknown"] = True
             self._record("failed", None)
             raise
         redact = {o.value for o in decision.obligations if o.kind == "redact"}
@@ -429,11 +437,15 @@ class _Pass:
 
     def _request(self) -> PolicyRequest:
         journey = self.invocation.journey
-        principal = Entity(
-            "Service",
-            f"journey/{journey}" if journey else "accord",
-            {"role": "journey", "tier": "automated", "journey": journey},
-        )
+        agent = self.invocation.agent
+        if agent is not None:
+            principal = Entity("Agent", agent, {"role": "agent", "model": agent})
+        else:
+            principal = Entity(
+                "Service",
+                f"journey/{journey}" if journey else "accord",
+                {"role": "journey", "tier": "automated", "journey": journey},
+            )
         resource = Entity(
             "Subject", self.call.subject_id or "anonymous", dict(self.invocation.resource)
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -69,7 +69,8 @@ class Invocation:
     as the policy sees them; ``agent`` names the agent whose tool call this is, if any.
     ``reads`` narrows the categories the caller wants back (a block's ``reads``); empty means
     whatever the capability returns. ``approvals`` are the approvals a person already gave for
-    this call.
+    this call. ``before_call`` runs once governance has let the call through, just before the
+    connector is called: the runtime records the intent of a call a repeat could duplicate.
     """
 
     capability: str
@@ -82,6 +83,7 @@ class Invocation:
     resource: Mapping[str, Any] = field(default_factory=dict)
     reads: tuple[str, ...] = ()
     approvals: tuple[Approval, ...] = ()
+    before_call: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from accord.connectors import CallContext
@@ -27,6 +27,7 @@ from accord.errors import (
 from accord.gateway import (
     Approval,
     ApprovalRequired,
+    Executed,
     Gateway,
     GatewaySession,
     Held,
@@ -52,6 +53,13 @@ from accord.journeys import (
     branch_name,
     map_flow_id,
 )
+from accord.runtime import _dead_letters as letters
+from accord.runtime._compensation import (
+    compensate_next,
+    compensates_instead,
+    compensation_decided,
+    is_compensation,
+)
 from accord.runtime._humans import (
     await_approval,
     confirm_answered,
@@ -64,6 +72,7 @@ from accord.storage import (
     DecisionRecord,
     HistoryEvent,
     NewConfirmation,
+    NewDeadLetter,
     NewEvent,
     NewReviewItem,
     NewRun,
@@ -96,6 +105,8 @@ class AdvanceDeps:
     run_decisions: Callable[[str, str], list[DecisionRecord]] = lambda tenant, run: []
     queue_sla: Callable[[str, str], float | None] = lambda tenant, queue: None
     sign_confirmation: Callable[[dict[str, Any]], str] | None = None
+    intent_exists: Callable[[str, str], bool] = lambda tenant, key: False
+    record_intent: Callable[[str, str, str, str], None] = lambda tenant, key, run, cap: None
     commit_window: float = 0.005
     max_tasks: int = 16
 
@@ -149,6 +160,8 @@ class Advance:
         self.reviews_close: list[str] = []
         self.confirmations_add: list[NewConfirmation] = []
         self.confirmations_close: list[str] = []
+        self.dead_letters_add: list[NewDeadLetter] = []
+        self.intents_close: list[str] = []
         self.ended: RunStatus | None = None
         self.outcome: str | None = None
         self.error: dict[str, Any] | None = None
@@ -237,6 +250,8 @@ class Advance:
             reviews_close=self.reviews_close,
             confirmations_add=self.confirmations_add,
             confirmations_close=self.confirmations_close,
+            dead_letters_add=self.dead_letters_add,
+            intents_close=self.intents_close,
         )
 
     def _event(self, kind: str, token: Token | None = None, /, **detail: Any) -> None:
@@ -312,12 +327,14 @@ class Advance:
             item = signal.payload.get("item")
             return (
                 wait.kind == "human"
-                and signal.name in (token.block, path)
+                and signal.name in (token.block, path, wait.name)
                 and (visit is None or visit == token.visit)
                 and (item is None or item == wait.item)
             )
         if signal.kind == "child":
             return wait.kind == "child" and token.id == signal.name
+        if signal.kind == "dead_letter":
+            return wait.kind == "dead_letter" and wait.item == signal.name
         return False
 
     def _resume_guarded(self, token: Token, signal: SignalRecord) -> None:
@@ -329,6 +346,9 @@ class Advance:
     def _resume(self, token: Token, signal: SignalRecord) -> None:
         wait = token.wait
         assert wait is not None
+        if is_compensation(token):
+            compensation_decided(self, token, signal)
+            return
         block = self.journey.nodes[token.block].block
         self._clear_wait(token)
         if signal.kind == "event":
@@ -342,6 +362,8 @@ class Advance:
             human_decided(self, token, block, signal, wait)
         elif signal.kind == "child":
             self._child_ended(token, block, signal.payload)
+        elif signal.kind == "dead_letter":
+            letters.letter_resolved(self, token, signal)
 
     def _child_ended(self, token: Token, block: Any, payload: dict[str, Any]) -> None:
         status = payload.get("status")
@@ -363,7 +385,10 @@ class Advance:
                 CapabilityFailed(
                     f"sub-journey run {payload.get('run_id')} ended {status}: "
                     f"{error.get('message', '')}".rstrip(": "),
-                    error_type="ChildRunFailed" if status == "failed" else "ChildRunCancelled",
+                    error_type={
+                        "failed": "ChildRunFailed",
+                        "compensated": "ChildRunCompensated",
+                    }.get(str(status), "ChildRunCancelled"),
                     retryable=False,
                 ),
             )
@@ -441,6 +466,11 @@ class Advance:
                 return
             token = next((t for t in self.state.tokens.values() if t.status == "ready"), None)
             if token is None:
+                return
+            if is_compensation(token):
+                # one compensating call per transition, none after a task's in the same one
+                if tasks == 0:
+                    compensate_next(self, token, default_retry=DEFAULT_RETRY)
                 return
             block = self.journey.nodes[token.block].block
             if isinstance(block, TaskBlock):
@@ -587,7 +617,12 @@ class Advance:
         )
 
     def _run_task(self, token: Token, block: TaskBlock, node: Any) -> None:
-        outcome = self._gateway_session().invoke(self._invocation(token, block), now=self.now)
+        invocation = self._invocation(token, block)
+        capability = self.deps.gateway.capabilities.find(block.capability)
+        if capability is not None and letters.guarded(capability):
+            outcome = self._run_guarded(token, capability, invocation)
+        else:
+            outcome = self._gateway_session().invoke(invocation, now=self.now)
         if isinstance(outcome, Held):
             self._hold(token, block, outcome)
             return
@@ -618,6 +653,31 @@ class Advance:
                 entry["error"] = exc.message
             self.state.compensations.append(entry)
         self._goto(token, block.next)
+
+    def _run_guarded(self, token: Token, capability: Any, invocation: Invocation) -> Any:
+        """Call a capability a repeat could duplicate: reconcile an earlier attempt first, and
+        record the intent just before the call."""
+        key = invocation.call.idempotency_key
+        reconciled = letters.reconcile(self, token, capability, invocation)
+        if reconciled is not None:
+            if isinstance(reconciled, Executed):
+                self.intents_close.append(key)
+            return reconciled
+        tenant, run_id = self.run.tenant_id, self.run.run_id
+
+        def record() -> None:
+            self.deps.record_intent(tenant, key, run_id, capability.name)
+
+        try:
+            outcome = self._gateway_session().invoke(
+                replace(invocation, before_call=record), now=self.now
+            )
+        except ExecutionError as exc:
+            if not letters.unknown_outcome(exc):
+                self.intents_close.append(key)
+            raise
+        self.intents_close.append(key)
+        return outcome
 
     def _hold(self, token: Token, block: TaskBlock, held: Held) -> None:
         """Wait safely while a kill switch is off; ask again on a backoff, or when woken."""
@@ -660,10 +720,21 @@ class Advance:
         retryable = (
             policy is not None and exc.retryable and exc.error_type not in policy.non_retryable
         )
+        if isinstance(block, TaskBlock) and letters.unknown_outcome(exc):
+            capability = self.deps.gateway.capabilities.find(block.capability)
+            if letters.guarded(capability) and (capability is None or not capability.reconcile):
+                # nobody can tell whether it acted: a person must look before anything else
+                letters.dead_letter(self, token, block, exc)
+                return
         if policy is not None and retryable and token.attempt < policy.max_attempts:
             delay = policy.delay(token.attempt, self.deps.random())
+            if isinstance(exc, CapabilityFailed) and exc.retry_after is not None:
+                delay = max(delay, min(exc.retry_after, policy.max_interval))
             self._event("block.retry_scheduled", token, error=error, delay=round(delay, 6))
             self._wait(token, Wait(kind="retry", at=self.now + delay))
+            return
+        if isinstance(block, TaskBlock) and retryable and not block.on_error:
+            letters.dead_letter(self, token, block, exc)
             return
         self._event("block.failed", token, error=error)
         if block.on_error:
@@ -940,6 +1011,8 @@ class Advance:
         self._clear_wait(token)
 
     def _end_run(self, status: RunStatus, *, outcome: str | None, error: Any) -> None:
+        if status == "failed" and compensates_instead(self, error):
+            return
         for token in list(self.state.tokens.values()):
             if token.parent is None:
                 self._drop_token(token)

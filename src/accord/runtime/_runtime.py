@@ -11,6 +11,8 @@ from sqlalchemy.exc import IntegrityError
 from accord.audit import Ledger, entries
 from accord.core import Clock, IdGenerator, TenantId, digest
 from accord.errors import (
+    DeadLetterConflict,
+    DeadLetterNotFound,
     IdempotencyConflict,
     InputError,
     RunFinished,
@@ -27,6 +29,7 @@ from accord.runtime._worker import FaultHook, Worker
 from accord.storage import (
     TERMINAL,
     Database,
+    DeadLetterRecord,
     DecisionRecord,
     HistoryEntry,
     HistoryEvent,
@@ -40,6 +43,7 @@ from accord.storage import (
     runs,
     signals,
 )
+from accord.storage import dead_letters as stored_letters
 from accord.storage import decisions as stored_decisions
 from accord.storage import reviews as stored_reviews
 
@@ -237,8 +241,20 @@ class Runtime:
             run_decisions=self._run_decisions,
             queue_sla=self._queue_sla,
             sign_confirmation=confirmations.sign if confirmations is not None else None,
+            intent_exists=self._intent_exists,
+            record_intent=self._record_intent,
             commit_window=commit_window,
         )
+
+    def _intent_exists(self, tenant: str, key: str) -> bool:
+        with self.db.read() as connection:
+            return stored_letters.has_intent(connection, tenant, key)
+
+    def _record_intent(self, tenant: str, key: str, run_id: str, capability: str) -> None:
+        with self.db.transaction() as connection:
+            stored_letters.put_intent(
+                connection, tenant, key, run_id=run_id, capability=capability, at=self.clock.now()
+            )
 
     def _pending_signals(self, tenant: str, run_id: str) -> list[SignalRecord]:
         with self.db.read() as connection:
@@ -512,6 +528,100 @@ class Runtime:
         """Record a human decision for an ``approve`` or ``escalate`` block."""
         payload = {"decision": decision, "by": by, "reason": reason, "data": data}
         return self.signal(tenant, block, run_id=run_id, payload=payload, kind="decision")
+
+    def dead_letters(
+        self,
+        tenant: TenantId,
+        *,
+        status: str | None = "pending",
+        run_id: str | None = None,
+        capability: str | None = None,
+        limit: int = 100,
+    ) -> list[DeadLetterRecord]:
+        """Dead letters, oldest first; ``status=None`` for every status."""
+        with self.db.read() as connection:
+            return stored_letters.list_letters(
+                connection, tenant, status=status, run_id=run_id, capability=capability, limit=limit
+            )
+
+    def dead_letter(self, tenant: TenantId, letter_id: str) -> DeadLetterRecord:
+        """Raises: DeadLetterNotFound."""
+        with self.db.read() as connection:
+            found = stored_letters.get_letter(connection, tenant, letter_id)
+        if found is None:
+            raise DeadLetterNotFound(
+                f"no dead letter {letter_id!r} in tenant {tenant!r}",
+                hint="'accord dlq list' shows the pending ones",
+            )
+        return found
+
+    def resolve_dead_letter(
+        self,
+        tenant: TenantId,
+        letter_id: str,
+        *,
+        action: Literal["retry", "discard"],
+        by: str,
+        note: str | None = None,
+    ) -> SignalResult:
+        """Retry a dead letter's call from its first attempt, or discard it (the block fails).
+
+        The letter changes state and the run is told in one transaction, so a letter is
+        resolved once however many operators act on it at the same time.
+
+        Raises:
+            DeadLetterNotFound, DeadLetterConflict (no longer pending), RunFinished.
+        """
+        with self.db.transaction() as connection:
+            letter = stored_letters.get_letter(connection, tenant, letter_id)
+            if letter is None:
+                raise DeadLetterNotFound(
+                    f"no dead letter {letter_id!r} in tenant {tenant!r}",
+                    hint="'accord dlq list' shows the pending ones",
+                )
+            record = self._require_active(
+                connection, tenant, letter.run_id, what=f"the {action} of {letter_id}"
+            )
+            now = self.clock.now()
+            status = "retried" if action == "retry" else "discarded"
+            if not stored_letters.resolve_letter(
+                connection, tenant, letter_id, status=status, by=by, note=note, at=now
+            ):
+                raise DeadLetterConflict(
+                    f"dead letter {letter_id} is already {letter.status}",
+                    hint="'accord dlq list --status all' shows who resolved it",
+                )
+            signal_id = self.ids.new_id("sig")
+            payload = {"action": action, "by": by, "note": note}
+            signals.insert_signal(
+                connection,
+                signal_id=signal_id,
+                tenant=tenant,
+                run_id=letter.run_id,
+                kind="dead_letter",
+                name=letter_id,
+                payload=payload,
+                correlation_key=None,
+                at=now,
+            )
+            self.ledger.append(
+                connection,
+                tenant,
+                [
+                    entries.signal(
+                        signal_id=signal_id,
+                        run_id=letter.run_id,
+                        subject_id=record.subject_id,
+                        kind="dead_letter",
+                        name=letter_id,
+                        correlation_key=None,
+                        payload=payload,
+                        at=now,
+                    )
+                ],
+            )
+            self.db.notify_ready(connection)
+        return SignalResult((signal_id,), (letter.run_id,))
 
     def cancel(self, tenant: TenantId, run_id: str, *, reason: str, by: str) -> SignalResult:
         """Ask for a run to be cancelled; a worker ends it in its next transition.

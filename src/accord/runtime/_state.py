@@ -21,7 +21,7 @@ def derived_id(prefix: str, key: str) -> str:
 
 
 TokenStatus = Literal["ready", "waiting", "joining"]
-WaitKind = Literal["timer", "retry", "event", "human", "child", "hold", "confirm"]
+WaitKind = Literal["timer", "retry", "event", "human", "child", "hold", "confirm", "dead_letter"]
 
 
 @dataclass(slots=True)
@@ -156,6 +156,20 @@ class Scope:
 
 
 @dataclass(slots=True)
+class Compensating:
+    """A failed run undoing its side effects: ``remaining`` entries of ``compensations`` are
+    still to undo (the last first); ``failure`` is the compensation that failed, once a person
+    was asked to take over."""
+
+    error: dict[str, Any] | None
+    remaining: int
+    failure: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"error": self.error, "remaining": self.remaining, "failure": self.failure}
+
+
+@dataclass(slots=True)
 class RunState:
     """Everything the runtime needs to continue a run, besides its input and journey."""
 
@@ -165,6 +179,7 @@ class RunState:
     scopes: dict[str, Scope] = field(default_factory=dict)
     visits: dict[str, int] = field(default_factory=dict)
     compensations: list[dict[str, Any]] = field(default_factory=list)
+    compensating: Compensating | None = None
     counter: int = 0
     inbox_seen: int = 0
     output: Any = None
@@ -186,6 +201,7 @@ class RunState:
                 "scopes": {k: s.to_json() for k, s in self.scopes.items()},
                 "visits": self.visits,
                 "compensations": self.compensations,
+                "compensating": self.compensating.to_json() if self.compensating else None,
                 "counter": self.counter,
                 "inbox_seen": self.inbox_seen,
                 "output": self.output,
@@ -202,6 +218,7 @@ class RunState:
             scopes={k: Scope(**s) for k, s in data["scopes"].items()},
             visits=data["visits"],
             compensations=data["compensations"],
+            compensating=Compensating(**data["compensating"]) if data.get("compensating") else None,
             counter=data["counter"],
             inbox_seen=data["inbox_seen"],
             output=data["output"],

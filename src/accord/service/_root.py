@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from accord.audit import (
     replay_run,
     verify_ledger,
 )
-from accord.connectors import CapabilityRegistry, load_catalogue
+from accord.connectors import CapabilityRegistry, Endpoints, load_catalogue
 from accord.consent import ConsentLedger, validate_categories
 from accord.core import Clock, IdGenerator, RandomIds, SystemClock, TenantId
 from accord.errors import ConfigurationError
@@ -48,9 +48,10 @@ from accord.reviews import (
     Queue,
     ReviewInbox,
 )
-from accord.runtime import RunState, Runtime
+from accord.runtime import RunState, Runtime, SignalResult
+from accord.service._direct import DirectCall, DirectResult, invoke_direct
 from accord.service._settings import Settings
-from accord.storage import Database, ReviewItemRecord
+from accord.storage import Database, DeadLetterRecord, ReviewItemRecord
 from accord.storage import ledger as stored_ledger
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class Accord:
     ledger: Ledger
     reviews: ReviewInbox
     confirmations: Confirmations
+    endpoints: Endpoints = field(default_factory=Endpoints)
 
     def set_flag(
         self, key: str, value: FlagValue, *, actor: str, reason: str, tenant: str | None = None
@@ -82,6 +84,93 @@ class Accord:
         if value is True:
             self.runtime.wake_held(TenantId(tenant))
         return record
+
+    def invoke(
+        self,
+        capability: str,
+        payload: Mapping[str, Any],
+        *,
+        principal: str,
+        subject: str | None = None,
+        purpose: str | None = None,
+        channel: str | None = None,
+        idempotency_key: str | None = None,
+        tenant: str | None = None,
+    ) -> DirectResult:
+        """Invoke one capability outside any run, governed like a task block's call.
+
+        ``principal`` names the agent that asks: policies see it as an ``Agent`` entity, and
+        the kill switch ``agent:<principal>`` holds its calls. The decision and its ledger
+        entries are committed before this returns; a refusal, hold or failure is a result,
+        not an exception. The connector receives ``idempotency_key`` (a fresh one if none).
+
+        Raises:
+            CapabilityNotFound, InputError, SubjectErased: nothing was called or recorded.
+        """
+        call = DirectCall(
+            TenantId(self._tenant(tenant)),
+            capability,
+            payload,
+            principal,
+            subject=subject,
+            purpose=purpose,
+            channel=channel,
+            idempotency_key=idempotency_key,
+        )
+        runtime = self.runtime
+        return invoke_direct(
+            call,
+            gateway=self.gateway,
+            db=self.db,
+            ledger=self.ledger,
+            clock=runtime.clock,
+            ids=runtime.ids,
+        )
+
+    # -- connectors: the dead-letter queue and the health of endpoints ----------------------
+
+    def dead_letters(
+        self,
+        *,
+        status: str | None = "pending",
+        run_id: str | None = None,
+        capability: str | None = None,
+        limit: int = 100,
+        tenant: str | None = None,
+    ) -> list[DeadLetterRecord]:
+        """Calls parked after exhausting their retries or losing their answer, oldest first."""
+        return self.runtime.dead_letters(
+            TenantId(tenant or self.settings.tenant),
+            status=status,
+            run_id=run_id,
+            capability=capability,
+            limit=limit,
+        )
+
+    def retry_dead_letter(
+        self, letter_id: str, *, by: str, note: str | None = None, tenant: str | None = None
+    ) -> SignalResult:
+        """Run the parked call's block again from its first attempt."""
+        return self.runtime.resolve_dead_letter(
+            TenantId(tenant or self.settings.tenant), letter_id, action="retry", by=by, note=note
+        )
+
+    def discard_dead_letter(
+        self, letter_id: str, *, by: str, note: str | None = None, tenant: str | None = None
+    ) -> SignalResult:
+        """Give the parked call up: its block fails (``on_error``, or the run fails and
+        compensates)."""
+        return self.runtime.resolve_dead_letter(
+            TenantId(tenant or self.settings.tenant),
+            letter_id,
+            action="discard",
+            by=by,
+            note=note,
+        )
+
+    def connector_status(self) -> list[dict[str, Any]]:
+        """Each endpoint this process has called: breaker state, calls in flight, failures."""
+        return [endpoint.status() for endpoint in self.endpoints]
 
     # -- reviews: the inbox people work ----------------------------------------------------
 
@@ -250,6 +339,7 @@ class Accord:
 
     def close(self) -> None:
         self.gateway.close()
+        self.capabilities.close()
         self.flags.close()
         self.db.dispose()
 
@@ -294,11 +384,19 @@ def build(
     records: for tests that show what governance prevents and for benchmarks that price it.
     """
     settings = settings or Settings()
+    endpoints = Endpoints()
     if capabilities is None:
         capabilities = CapabilityRegistry()
         load_capabilities(settings.capability_modules, capabilities)
         for catalogue in settings.capability_catalogues:
-            load_catalogue(Path(catalogue), capabilities, check_categories=validate_categories)
+            load_catalogue(
+                Path(catalogue),
+                capabilities,
+                check_categories=validate_categories,
+                connector_urls=settings.connector_urls,
+                secrets=settings.connector_secrets,
+                endpoints=endpoints,
+            )
     if settings.database_url.startswith("sqlite:///"):
         path = Path(settings.database_url.removeprefix("sqlite:///"))
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -367,6 +465,7 @@ def build(
         ledger,
         reviews,
         confirmations,
+        endpoints,
     )
 
 

@@ -32,6 +32,14 @@ class Settings(BaseSettings):
     capability_catalogues: list[str] = Field(
         default_factory=list, description="YAML capability catalogues to load (file paths)"
     )
+    connector_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description="base URLs by connector name, over the catalogues' (JSON object)",
+    )
+    connector_secrets: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="credentials by connector name, over the catalogues' secret_env (JSON)",
+    )
     flag_refresh_seconds: float = Field(
         1.0, ge=0, description="how often a process re-reads flags outside gateway passes"
     )

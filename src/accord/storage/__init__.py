@@ -5,6 +5,7 @@
 """
 
 from accord.storage import _consent as consent
+from accord.storage import _dead_letters as dead_letters
 from accord.storage import _decisions as decisions
 from accord.storage import _flags as flags
 from accord.storage import _governance as governance
@@ -22,10 +23,12 @@ from accord.storage._records import (
     OPEN_REVIEW,
     TERMINAL,
     CommitResult,
+    DeadLetterRecord,
     DecisionRecord,
     HistoryEntry,
     HistoryEvent,
     NewConfirmation,
+    NewDeadLetter,
     NewDecision,
     NewEvent,
     NewReviewItem,
@@ -48,11 +51,13 @@ __all__ = [
     "Backend",
     "CommitResult",
     "Database",
+    "DeadLetterRecord",
     "DecisionRecord",
     "HistoryEntry",
     "HistoryEvent",
     "JourneyRecord",
     "NewConfirmation",
+    "NewDeadLetter",
     "NewDecision",
     "NewEvent",
     "NewReviewItem",
@@ -68,6 +73,7 @@ __all__ = [
     "TransitionWrite",
     "Waker",
     "consent",
+    "dead_letters",
     "decisions",
     "flags",
     "governance",

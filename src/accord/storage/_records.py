@@ -16,10 +16,10 @@ def json_text(value: Any) -> str:
     return _COMPACT.encode(value)
 
 
-RunStatus = Literal["ready", "waiting", "completed", "failed", "cancelled"]
-TERMINAL: tuple[str, ...] = ("completed", "failed", "cancelled")
+RunStatus = Literal["ready", "waiting", "completed", "failed", "cancelled", "compensated"]
+TERMINAL: tuple[str, ...] = ("completed", "failed", "cancelled", "compensated")
 ACTIVE: tuple[str, ...] = ("ready", "waiting")
-SignalKind = Literal["event", "decision", "cancel", "child"]
+SignalKind = Literal["event", "decision", "cancel", "child", "dead_letter"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +234,49 @@ class NewReviewItem:
 
 
 @dataclass(frozen=True, slots=True)
+class NewDeadLetter:
+    """A call that exhausted its retries (or whose outcome is unknown), parked for a person."""
+
+    letter_id: str
+    token: str
+    block: str
+    visit: int
+    capability: str
+    reason: str
+    error: dict[str, Any]
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRecord:
+    """A stored dead letter."""
+
+    tenant_id: str
+    letter_id: str
+    run_id: str
+    token: str
+    block: str
+    visit: int
+    capability: str
+    subject_id: str | None
+    reason: str
+    error: dict[str, Any]
+    attempts: int
+    status: str
+    created_at: float
+    resolved_at: float | None
+    resolved_by: str | None
+    note: str | None
+
+    @classmethod
+    def from_row(cls, row: RowMapping) -> DeadLetterRecord:
+        return cls(**{**dict(row), "error": json.loads(row["error"])})
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+@dataclass(frozen=True, slots=True)
 class NewConfirmation:
     """A confirmation a transition asks the subject for."""
 
@@ -351,6 +394,8 @@ class TransitionWrite:
     reviews_close: list[str] = field(default_factory=list)
     confirmations_add: list[NewConfirmation] = field(default_factory=list)
     confirmations_close: list[str] = field(default_factory=list)
+    dead_letters_add: list[NewDeadLetter] = field(default_factory=list)
+    intents_close: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -383,3 +383,37 @@ confirmations = sa.Table(
     sa.Column("channel", sa.String(32)),
     sa.Index(None, "tenant_id", "run_id"),
 )
+
+dead_letters = sa.Table(
+    "dead_letters",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("letter_id", sa.String(64), primary_key=True),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("token", sa.String(64), nullable=False),
+    sa.Column("block", sa.String(256), nullable=False),
+    sa.Column("visit", sa.Integer, nullable=False),
+    sa.Column("capability", sa.String(128), nullable=False),
+    sa.Column("subject_id", sa.String(128)),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("resolved_at", sa.Float),
+    sa.Column("resolved_by", sa.String(128)),
+    sa.Column("note", sa.Text),
+    sa.Index(None, "tenant_id", "status", "created_at"),
+    sa.Index(None, "tenant_id", "run_id"),
+)
+
+call_intents = sa.Table(
+    "call_intents",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("idempotency_key", sa.String(400), primary_key=True),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("capability", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index(None, "tenant_id", "run_id"),
+)

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from accord.storage._dead_letters import delete_intents, insert_letters
 from accord.storage._decisions import decision_rows, insert_rows
 from accord.storage._records import (
     ACTIVE,
@@ -320,6 +321,8 @@ def _apply_side_tables(
         insert_confirmations(
             connection, w.tenant_id, w.run_id, w.subject_id, w.confirmations_add, w.at
         )
+        insert_letters(connection, w.tenant_id, w.run_id, w.subject_id, w.dead_letters_add, w.at)
+        delete_intents(connection, w.tenant_id, w.intents_close)
         for new_run in w.new_runs:
             insert_run(connection, new_run, [])
         for s in w.new_signals:
