@@ -52,7 +52,7 @@ def reconcile(
         CapabilityFailed: nobody can tell (no status query), or the query failed.
     """
     key = invocation.call.idempotency_key
-    if not adv.deps.intent_exists(adv.run.tenant_id, key):
+    if key in adv.intents_forgotten or not adv.deps.intent_exists(adv.run.tenant_id, key):
         return None
     if capability.reconcile is None:
         adv._event("call.unreconciled", token, capability=capability.name)
@@ -68,11 +68,8 @@ def reconcile(
         invocation,
         capability=capability.reconcile,
         payload={"idempotency_key": key},
-        call=replace(
-            invocation.call,
-            block=f"{invocation.call.block}/reconcile",
-            idempotency_key=f"{key}/reconcile",
-        ),
+        # the query belongs to the block's visit, so its decision reads with the block's events
+        call=replace(invocation.call, idempotency_key=f"{key}/reconcile"),
         approvals=(),
         before_call=None,
     )
@@ -147,6 +144,10 @@ def letter_resolved(adv: Advance, token: Token, signal: SignalRecord) -> None:
         note=payload.get("note"),
     )
     if action == "retry":
+        # the operator looked: whatever an earlier attempt did, the call is to be made again
+        key = f"{adv.run.run_id}/{adv._path(token)}/{token.visit}"
+        adv.intents_forgotten.add(key)
+        adv.intents_close.append(key)
         token.status = "ready"
         token.attempt = 1
         return
