@@ -174,7 +174,7 @@ class _Resolver:
             return value
         out = {k: self.rewrite(v) for k, v in value.items()}
         ref = out.get("$ref")
-        if isinstance(ref, str):
+        if isinstance(ref, str) and not ref.startswith("#/$defs/"):
             name = _component_name(ref)
             if name is None or name not in self.schemas:
                 raise ConfigurationError(
@@ -308,7 +308,8 @@ def _output(resolver: _Resolver, spec: Mapping[str, Any]) -> tuple[dict[str, Any
         flat = resolver.component(schema)
         kind = flat.get("type") if isinstance(flat, dict) else None
         if kind == "object" or (isinstance(flat, dict) and "properties" in flat and kind is None):
-            return resolver.contract(schema), "object"
+            # a contract's top level is the object itself, not a reference to it
+            return resolver.contract(flat), "object"
         key = "items" if kind == "array" else "value"
         wrapped = {"type": "object", "properties": {key: schema}, "required": [key]}
         return resolver.contract(wrapped), "items" if kind == "array" else "value"
