@@ -41,7 +41,7 @@ ENTRY_KINDS: tuple[str, ...] = get_args(EntryKind)
 ReviewEventKind = Literal[
     "review.opened", "review.assigned", "review.escalated", "review.refused", "review.info"
 ]
-RUN_ENDINGS = ("run.completed", "run.failed", "run.cancelled")
+RUN_ENDINGS = ("run.completed", "run.failed", "run.cancelled", "run.compensated")
 FORMAT_VERSION = 1
 
 

@@ -3,8 +3,8 @@
 Built from the ledger alone, so every statement points at the entries that prove it. A
 significant decision is a gateway decision (with the consent and policy evidence behind it), a
 decision table's result, a branch taken, a person's decision (override and reason included), an
-agent's output (model, prompt, confidence, band) and an escalation. A refusal is the gateway
-decision that refused.
+agent's output (model, prompt, confidence, band), an escalation, and each step of undoing a
+failed run's side effects (compensation). A refusal is the gateway decision that refused.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from accord.audit._ledger import Ledger
 from accord.audit._replay import ReplayedRun, replay_run
 from accord.audit._shredding import Erased
 
-DecisionKind = Literal["gateway", "rules", "choice", "human", "agent", "escalation"]
+DecisionKind = Literal["gateway", "rules", "choice", "human", "agent", "escalation", "compensation"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +24,8 @@ class ExplainedDecision:
     """One significant decision, in the words and fields an auditor reads.
 
     Attributes:
-        kind: what decided: the gateway, a decision table, a branch, a person or an agent.
+        kind: what decided: the gateway, a decision table, a branch, a person, an agent, an
+            escalation, or a step of compensation.
         summary: one sentence for a person.
         facts: the decision record's fields: input summary, systems consulted, policy bundle
             version and determining policies, consent used, model and prompt, confidence and
@@ -244,6 +245,8 @@ def _transition(
             {"choice": detail.get("choice"), "next": detail.get("next")},
             [index],
         )
+    if event is not None and event.startswith("compensation."):
+        return _compensation(index, at, str(event), block, detail)
     if event == "escalated":
         return ExplainedDecision(
             "escalation",
@@ -254,6 +257,41 @@ def _transition(
             [index],
         )
     return None
+
+
+def _compensation(
+    index: int, at: float, event: str, block: str | None, detail: dict[str, Any]
+) -> ExplainedDecision | None:
+    capability = detail.get("capability")
+    found = detail.get("error")
+    error: dict[str, Any] = found if isinstance(found, dict) else {}
+    if event == "compensation.started":
+        steps = detail.get("steps") or []
+        summary = (
+            f"the run failed ({error.get('type')}: {error.get('message')}) after side effects; "
+            f"it undoes {len(steps)} of them, the last first: "
+            + ", ".join(f"{s.get('capability')} for {s.get('block')}" for s in steps)
+        )
+        facts: dict[str, Any] = {"error": detail.get("error"), "steps": steps}
+    elif event == "compensation.completed":
+        summary = f"{capability} undid {block}" + (
+            f" (decision {detail['decision']})" if detail.get("decision") else ""
+        )
+        facts = {"capability": capability, "decision": detail.get("decision")}
+    elif event == "compensation.retry_scheduled":
+        summary = (
+            f"{capability} failed to undo {block} ({error.get('type')}: "
+            f"{error.get('message')}); it is tried again"
+        )
+        facts = {"capability": capability, "error": detail.get("error")}
+    elif event == "compensation.failed":
+        summary = (
+            f"{capability} could not undo {block} ({error.get('type')}: {error.get('message')})"
+        )
+        facts = {"capability": capability, "error": detail.get("error")}
+    else:
+        return None
+    return ExplainedDecision("compensation", at, block, summary, facts, [index])
 
 
 def render(explanation: Explanation) -> str:

@@ -10,7 +10,12 @@ from accord.audit._shredding import Erased
 from accord.errors import RunNotFound
 from accord.storage import HistoryEntry
 
-_ENDINGS = {"run.completed": "completed", "run.failed": "failed", "run.cancelled": "cancelled"}
+_ENDINGS = {
+    "run.completed": "completed",
+    "run.failed": "failed",
+    "run.cancelled": "cancelled",
+    "run.compensated": "compensated",
+}
 _ERASED_DETAIL: dict[str, Any] = {"erased": True}
 
 
@@ -32,9 +37,9 @@ class ReplayedDecision:
 class ReplayedRun:
     """Everything the ledger says about one run, in order.
 
-    ``status`` is ``completed``, ``failed`` or ``cancelled`` once the run ended, else
-    ``active``; ``erased`` says the subject was erased, so personal details read ``{"erased":
-    true}``.
+    ``status`` is ``completed``, ``failed``, ``cancelled`` or ``compensated`` once the run
+    ended, else ``active``; ``erased`` says the subject was erased, so personal details read
+    ``{"erased": true}``.
     """
 
     run_id: str

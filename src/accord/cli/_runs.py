@@ -32,7 +32,12 @@ def _print_run(view: RunView, *, json_output: bool) -> None:
     if json_output:
         console.print(as_json(view), markup=False)
         return
-    colour = {"completed": "green", "failed": "red", "cancelled": "yellow"}.get(view.status, "cyan")
+    colour = {
+        "completed": "green",
+        "failed": "red",
+        "cancelled": "yellow",
+        "compensated": "magenta",
+    }.get(view.status, "cyan")
     console.print(
         f"[bold]{view.run_id}[/bold]  {view.journey} v{view.version}  "
         f"[{colour}]{view.status}[/{colour}]"
@@ -100,7 +105,7 @@ def show_command(run_id: str, json_output: Json = False, database: Database = No
 def list_command(
     journey: Annotated[str | None, typer.Option(help="only this journey")] = None,
     status: Annotated[
-        str | None, typer.Option(help="ready|waiting|completed|failed|cancelled")
+        str | None, typer.Option(help="ready|waiting|completed|failed|cancelled|compensated")
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     json_output: Json = False,

@@ -14,6 +14,7 @@ from accord.connectors._http import (
     OperationBinding,
     openapi_capabilities,
 )
+from accord.connectors._mcp import McpClient, McpTool, ToolBinding, ToolHints, mcp_capabilities
 from accord.connectors._openapi import OpenApiOperation, load_document, operations
 from accord.connectors._resilience import (
     BreakerSettings,
@@ -40,13 +41,18 @@ __all__ = [
     "Endpoints",
     "HttpConnector",
     "JsonSchemaModel",
+    "McpClient",
+    "McpTool",
     "OpenApiOperation",
     "OperationBinding",
     "Resilience",
     "Retries",
     "SideEffect",
+    "ToolBinding",
+    "ToolHints",
     "load_catalogue",
     "load_document",
+    "mcp_capabilities",
     "openapi_capabilities",
     "operations",
     "resilient",

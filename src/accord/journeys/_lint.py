@@ -418,6 +418,20 @@ def _check_block_shape(ctx: _Context, block: AnyBlock, path: PathKey, flow: Flow
             f"unknown compensating capability {block.compensate.capability!r}",
             hint="register it, or remove the compensate entry",
         )
+    if block.compensate and not isinstance(block, TaskBlock):
+        ctx.warning(
+            (*path, "compensate"),
+            f"compensate has no effect on a {block.kind} block",
+            hint="only a task's effect is compensated; put compensate on the task",
+        )
+    if block.compensate and isinstance(block, TaskBlock) and ctx.capabilities is not None:
+        done = ctx.capabilities.find(block.capability)
+        if done is not None and done.side_effect == "read":
+            ctx.warning(
+                (*path, "compensate"),
+                f"{block.capability!r} is a read; it has no effect to compensate",
+                hint="remove compensate: only write and irreversible calls leave an effect",
+            )
     if isinstance(block, TaskBlock):
         _check_governance(ctx, block, path)
     if isinstance(block, CallBlock):

@@ -162,6 +162,7 @@ class Advance:
         self.confirmations_close: list[str] = []
         self.dead_letters_add: list[NewDeadLetter] = []
         self.intents_close: list[str] = []
+        self.intents_forgotten: set[str] = set()
         self.ended: RunStatus | None = None
         self.outcome: str | None = None
         self.error: dict[str, Any] | None = None
@@ -673,7 +674,11 @@ class Advance:
                 replace(invocation, before_call=record), now=self.now
             )
         except ExecutionError as exc:
-            if not letters.unknown_outcome(exc):
+            if letters.unknown_outcome(exc):
+                # this call's intent stays: the next attempt must reconcile it
+                while key in self.intents_close:
+                    self.intents_close.remove(key)
+            else:
                 self.intents_close.append(key)
             raise
         self.intents_close.append(key)
@@ -724,7 +729,7 @@ class Advance:
             capability = self.deps.gateway.capabilities.find(block.capability)
             if letters.guarded(capability) and (capability is None or not capability.reconcile):
                 # nobody can tell whether it acted: a person must look before anything else
-                letters.dead_letter(self, token, block, exc)
+                letters.dead_letter(self, token, block, exc, reason="outcome_unknown")
                 return
         if policy is not None and retryable and token.attempt < policy.max_attempts:
             delay = policy.delay(token.attempt, self.deps.random())
@@ -734,7 +739,7 @@ class Advance:
             self._wait(token, Wait(kind="retry", at=self.now + delay))
             return
         if isinstance(block, TaskBlock) and retryable and not block.on_error:
-            letters.dead_letter(self, token, block, exc)
+            letters.dead_letter(self, token, block, exc, reason="retries_exhausted")
             return
         self._event("block.failed", token, error=error)
         if block.on_error:

@@ -17,7 +17,7 @@ who can look.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from accord.connectors import Capability
 from accord.errors import CapabilityFailed, ExecutionError
@@ -91,11 +91,17 @@ def reconcile(
     return outcome
 
 
-def dead_letter(adv: Advance, token: Token, block: TaskBlock, exc: ExecutionError) -> None:
+def dead_letter(
+    adv: Advance,
+    token: Token,
+    block: TaskBlock,
+    exc: ExecutionError,
+    *,
+    reason: Literal["retries_exhausted", "outcome_unknown"],
+) -> None:
     """Park the call: the token waits for an operator to retry or discard it."""
     path = adv._path(token)
     letter_id = derived_id("dlq", f"{adv.run.run_id}/{path}/{token.visit}/{token.attempt}")
-    reason = "outcome_unknown" if unknown_outcome(exc) else "retries_exhausted"
     error: dict[str, Any] = {"type": exc.error_type, "message": exc.message, "code": str(exc.code)}
     if isinstance(exc, CapabilityFailed) and exc.status is not None:
         error["status"] = exc.status

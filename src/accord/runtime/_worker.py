@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
@@ -378,6 +378,8 @@ def _record(
                     worker=worker,
                 )
             )
+            if event.kind in _COMPENSATION_OUTCOMES:
+                found.append(_compensation(w, event))
         for child in w.new_runs:
             found.append(
                 entries.run_transition(
@@ -419,6 +421,26 @@ def _record(
     # tenants in one order, so that workers take the per-tenant ledger locks alike
     for tenant in sorted(by_tenant):
         ledger.append(connection, tenant, by_tenant[tenant])
+
+
+_COMPENSATION_OUTCOMES: dict[str, Literal["compensated", "escalated"]] = {
+    "compensation.completed": "compensated",
+    "compensation.failed": "escalated",
+}
+
+
+def _compensation(w: TransitionWrite, event: HistoryEvent) -> Entry:
+    """The ledger's own record of a compensating call, beside the history event it tells."""
+    return entries.compensation(
+        run_id=w.run_id,
+        subject_id=w.subject_id,
+        block=event.block or "",
+        capability=str(event.detail.get("capability")),
+        decision_id=event.detail.get("decision"),
+        outcome=_COMPENSATION_OUTCOMES[event.kind],
+        at=w.at,
+        detail={"error": event.detail["error"]} if "error" in event.detail else None,
+    )
 
 
 def _explains(decision: NewDecision, event: HistoryEvent) -> bool:

@@ -298,12 +298,19 @@ def _add_admin_routes(service: SandboxService) -> None:
     @app.get("/_sandbox/effects", include_in_schema=False)
     def effects(
         operation: Annotated[str | None, Query(min_length=1)] = None,
+        idempotency_key: Annotated[str | None, Query(min_length=1)] = None,
     ) -> list[EffectEntry]:
         query = "SELECT seq, operation, idempotency_key, at FROM effects"
+        conditions = []
         arguments: tuple[str, ...] = ()
         if operation is not None:
-            query += " WHERE operation = ?"
-            arguments = (operation,)
+            conditions.append("operation = ?")
+            arguments += (operation,)
+        if idempotency_key is not None:
+            conditions.append("idempotency_key = ?")
+            arguments += (idempotency_key,)
+        if conditions:
+            query += " WHERE " + " AND ".join(conditions)
         with service.store.transaction() as tx:
             rows = tx.execute(query + " ORDER BY seq", arguments).fetchall()
         return [EffectEntry.model_validate(dict(row)) for row in rows]

@@ -1,6 +1,7 @@
 """Settings and the composition root that the CLI, API and console share."""
 
+from accord.service._direct import DirectResult
 from accord.service._root import Accord, build, load_capabilities
 from accord.service._settings import Settings
 
-__all__ = ["Accord", "Settings", "build", "load_capabilities"]
+__all__ = ["Accord", "DirectResult", "Settings", "build", "load_capabilities"]
