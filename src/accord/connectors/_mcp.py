@@ -23,6 +23,7 @@ are the server's word only: bind every tool of a server you do not control.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import logging
 import threading
 import time
@@ -36,6 +37,7 @@ import anyio
 from anyio.from_thread import BlockingPortal
 
 from accord.connectors._capability import CallContext, Capability, SideEffect
+from accord.connectors._resilience import Endpoints, Resilience, resilient
 from accord.connectors._schema_model import JsonSchemaModel, schema_model
 from accord.errors import CapabilityFailed, ConfigurationError
 
@@ -342,8 +344,15 @@ def mcp_capabilities(
     prefix: str,
     tools: Mapping[str, ToolBinding] | None = None,
     include: Iterable[str] | None = None,
+    resilience: Resilience | None = None,
+    endpoints: Endpoints | None = None,
 ) -> list[Capability]:
     """One capability per tool of the server, named ``<prefix>.<tool>``.
+
+    Each tool call goes through :func:`~accord.connectors.resilient` like an HTTP operation's:
+    a breaker and concurrency limit per tool, retries of retryable failures (``resilience``,
+    default :class:`~accord.connectors.Resilience`), never of a lost answer for a tool that is
+    not idempotent.
 
     Args:
         client: the server's client; it connects now to list the tools.
@@ -373,10 +382,20 @@ def mcp_capabilities(
             f"{', '.join(repr(name) for name in unknown)}",
             hint=f"it offers: {', '.join(sorted(listed)) or 'no tools'}",
         )
-    return [
-        _capability(client, prefix, listed[name], bindings.get(name, ToolBinding()))
-        for name in wanted
-    ]
+    protection = resilience or Resilience()
+    shared = endpoints or Endpoints()
+    found = []
+    for name in wanted:
+        capability = _capability(client, prefix, listed[name], bindings.get(name, ToolBinding()))
+        endpoint = shared.get(f"mcp:{client.name} {name}", protection)
+        handler = resilient(
+            capability.handler,
+            endpoint=endpoint,
+            resilience=protection,
+            idempotent=capability.idempotent,
+        )
+        found.append(dataclasses.replace(capability, handler=handler))
+    return found
 
 
 def _capability(client: McpClient, prefix: str, tool: McpTool, binding: ToolBinding) -> Capability:
@@ -386,11 +405,11 @@ def _capability(client: McpClient, prefix: str, tool: McpTool, binding: ToolBind
     if output is None or output.get("type") != "object":
         output = _PERMISSIVE
 
-    def call(request: JsonSchemaModel, ctx: CallContext) -> dict[str, Any]:
+    def call(request: Any, ctx: CallContext) -> dict[str, Any]:
         timeout = None if ctx.deadline is None else ctx.deadline - time.time()
         return client.call_tool(
             tool.name,
-            request.root,
+            request.root if isinstance(request, JsonSchemaModel) else {},
             timeout=timeout,
             meta={"idempotency_key": ctx.idempotency_key},
         )
