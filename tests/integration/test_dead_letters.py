@@ -297,3 +297,21 @@ def _intents(accord: Accord) -> list[Any]:
 
     with accord.db.read() as connection:
         return list(connection.execute(call_intents.select()).all())
+
+
+def test_erasing_the_subject_forgets_what_its_letters_said(
+    accord: Accord, clock: FrozenClock, system: System
+) -> None:
+    system.failures_left = 3
+    accord.runtime.catalog.deploy(T, load_journey_text(journey("pay.send")))
+    run_id = accord.runtime.start(
+        T, "pay", input={"amount": 10.0, "mode": "fail"}, subject="cus_42"
+    ).run_id
+    drive(accord, clock)
+    [letter] = accord.dead_letters()
+    accord.discard_dead_letter(letter.letter_id, by="ops", note="customer asked to stop")
+    drive(accord, clock)
+    assert accord.runtime.get(T, run_id).status == "failed"
+    accord.erase_subject("cus_42", actor="dpo", reason="erasure request")
+    [scrubbed] = accord.dead_letters(status=None)
+    assert scrubbed.error == {"erased": True} and scrubbed.note is None

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from accord.storage import _postgres
+from accord.storage._dead_letters import scrub_letters
 from accord.storage._records import ACTIVE
 from accord.storage._schema import (
     decisions,
@@ -410,7 +411,7 @@ def active_runs_of(connection: Connection, tenant: str, subject_id: str) -> list
 def scrub_subject(connection: Connection, tenant: str, subject_id: str, *, empty_state: str) -> int:
     """Replace the personal data the runtime tables hold about a subject's ended runs: run
     inputs, states (with ``empty_state``) and errors, history details, decision records,
-    signal payloads, and review items' packets and decisions.
+    signal payloads, review items' packets and decisions, and what dead letters' errors said.
     Returns how many runs were scrubbed."""
     run_ids = [
         r[0]
@@ -454,4 +455,5 @@ def scrub_subject(connection: Connection, tenant: str, subject_id: str, *, empty
         .where(signals.c.tenant_id == tenant, signals.c.run_id.in_(run_ids))
         .values(payload=_ERASED)
     )
+    scrub_letters(connection, tenant, run_ids)
     return len(run_ids)
