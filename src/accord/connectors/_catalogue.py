@@ -66,6 +66,7 @@ from accord.connectors._http import (
     OperationBinding,
     operation_capability,
 )
+from accord.connectors._mcp import McpClient, McpTool, ToolBinding, mcp_capabilities
 from accord.connectors._openapi import OpenApiOperation, load_document, operations
 from accord.connectors._resilience import Endpoints, Resilience
 from accord.connectors._schema_model import JsonSchemaModel, schema_model, schema_problems
@@ -122,9 +123,10 @@ class _ConnectorEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$", max_length=64)
-    kind: Literal["openapi"]
+    kind: Literal["openapi", "mcp"]
     url: str | None = Field(None, pattern=r"^https?://")
     openapi: str | None = Field(None, min_length=1)
+    command: list[str] | None = Field(None, min_length=1)
     auth: _Auth | None = None
     resilience: dict[str, Any] | None = None
 
@@ -146,6 +148,7 @@ class _Entry(BaseModel):
     python: str | None = Field(None, pattern=BINDING)
     connector: str | None = Field(None, min_length=1)
     operation: str | None = Field(None, min_length=1)
+    tool: str | None = Field(None, min_length=1)
     reconcile: str | None = Field(None, pattern=NAME, max_length=128)
     resilience: dict[str, Any] | None = None
 
@@ -228,6 +231,8 @@ def load_catalogue(
         registry.add(capability)
     for connector in systems.connectors.values():
         registry.own(connector)
+    for client in systems.clients.values():
+        registry.own(client)
     return capabilities
 
 
@@ -246,7 +251,7 @@ def _bind(
         for item in (items if isinstance(items, list) else [])
         if isinstance(item, dict)
     }
-    bindings: dict[int, Binding | OpenApiOperation] = {}
+    bindings: dict[int, Binding | OpenApiOperation | McpTool] = {}
     first_line: dict[str, int] = {}
     for index, entry in entries.items():
         here: PathKey = ("capabilities", index)
@@ -269,7 +274,9 @@ def _bind(
     for index, entry in entries.items():
         source = f"{file}:{found.line(('capabilities', index))}"
         bound = bindings[index]
-        if isinstance(bound, OpenApiOperation):
+        if isinstance(bound, McpTool):
+            capabilities.append(_tool_capability(entry, systems, bound, source))
+        elif isinstance(bound, OpenApiOperation):
             assert entry.connector is not None
             capabilities.append(_operation_capability(entry, systems, bound, source))
         else:
@@ -279,7 +286,7 @@ def _bind(
 
 def _binding(
     entry: _Entry, here: PathKey, found: _Located, systems: _Systems
-) -> Binding | OpenApiOperation | None:
+) -> Binding | OpenApiOperation | McpTool | None:
     """What the entry is bound to, its contracts checked; ``None`` after a diagnostic."""
     if entry.python is not None and entry.connector is None and entry.operation is None:
         for side in ("input", "output"):
@@ -293,11 +300,13 @@ def _binding(
             return None
         _check_contracts(entry, entry.input, entry.output, here, found)
         return _resolve(entry, entry.python, here, found)
+    if entry.connector is not None and entry.tool is not None and entry.python is None:
+        return _tool_binding(entry, here, found, systems)
     if entry.python is not None or entry.connector is None or entry.operation is None:
         found.add(
             here,
-            f"capability {entry.name!r} needs one binding: 'python: module:function', or "
-            "'connector:' with 'operation:'",
+            f"capability {entry.name!r} needs one binding: 'python: module:function', "
+            "'connector:' with 'operation:' (OpenAPI), or 'connector:' with 'tool:' (MCP)",
             hint="a capability runs either in-process or on a system declared under connectors",
         )
         return None
@@ -329,6 +338,63 @@ def _binding(
         entry, entry.input or op.input_schema, entry.output or op.output_schema, here, found
     )
     return op
+
+
+def _tool_binding(
+    entry: _Entry, here: PathKey, found: _Located, systems: _Systems
+) -> McpTool | None:
+    assert entry.connector is not None and entry.tool is not None
+    tools = systems.tools.get(entry.connector)
+    if tools is None:
+        if entry.connector not in systems.failed:
+            found.add(
+                (*here, "connector"),
+                f"capability {entry.name!r}: MCP connector {entry.connector!r} is not declared",
+                hint="declare it under 'connectors:' with kind: mcp",
+            )
+        return None
+    tool = tools.get(entry.tool)
+    if tool is None:
+        close = difflib.get_close_matches(entry.tool, sorted(tools), n=3)
+        found.add(
+            (*here, "tool"),
+            f"capability {entry.name!r}: {entry.connector} offers no tool {entry.tool!r}",
+            hint=(f"did you mean {', '.join(repr(c) for c in close)}? " if close else "")
+            + f"it offers: {', '.join(sorted(tools)) or 'no tools'}",
+        )
+        return None
+    if entry.resilience is not None:
+        _check_resilience(entry.resilience, (*here, "resilience"), found, systems, entry.connector)
+    return tool
+
+
+def _tool_capability(entry: _Entry, systems: _Systems, tool: McpTool, source: str) -> Capability:
+    assert entry.connector is not None
+    binding = ToolBinding(
+        side_effect=entry.side_effect,
+        idempotent=entry.idempotent,
+        compensation=entry.compensation,
+        reads=tuple(entry.reads),
+        writes=tuple(entry.writes),
+        fields=dict(entry.fields),
+        region=entry.region,
+    )
+    base = systems.resilience.get(entry.connector, Resilience())
+    [capability] = mcp_capabilities(
+        systems.clients[entry.connector],
+        prefix=entry.connector,
+        tools={tool.name: binding},
+        include=[tool.name],
+        resilience=base.merged(entry.resilience),
+        endpoints=systems.endpoints,
+    )
+    return dataclasses.replace(
+        capability,
+        name=entry.name,
+        reconcile=entry.reconcile,
+        description=entry.description or capability.description,
+        source=f"{source} ({capability.source})",
+    )
 
 
 def _operation_capability(
@@ -377,6 +443,8 @@ class _Systems:
         self.connectors: dict[str, HttpConnector] = {}
         self.resilience: dict[str, Resilience] = {}
         self.operations: dict[str, dict[str, OpenApiOperation]] = {}
+        self.clients: dict[str, McpClient] = {}
+        self.tools: dict[str, dict[str, McpTool]] = {}
         self.failed: set[str] = set()
 
     def open(self, items: object) -> None:
@@ -400,6 +468,9 @@ class _Systems:
             self._open(entry, here)
 
     def _open(self, entry: _ConnectorEntry, here: PathKey) -> None:
+        if entry.kind == "mcp":
+            self._open_mcp(entry, here)
+            return
         name = entry.name
         self.failed.add(name)
         variable = f"ACCORD_CONNECTOR_{name.upper().replace('-', '_')}_URL"
@@ -438,6 +509,41 @@ class _Systems:
         self.failed.discard(name)
         self.resilience[name] = resilience
         self.operations[name] = found
+
+    def _open_mcp(self, entry: _ConnectorEntry, here: PathKey) -> None:
+        name = entry.name
+        self.failed.add(name)
+        variable = f"ACCORD_CONNECTOR_{name.upper().replace('-', '_')}_URL"
+        url = self.urls.get(name) or self.environ.get(variable) or entry.url
+        if (url is None) == (entry.command is None):
+            self.found.add(
+                here,
+                f"MCP connector {name!r} needs either 'url:' (streamable HTTP) or 'command:' "
+                "(a server started over stdio)",
+                hint="e.g. command: [python, -m, my_tools] or url: http://127.0.0.1:8765/mcp",
+            )
+            return
+        resilience = self._resilience(entry.resilience, (*here, "resilience"), Resilience())
+        if resilience is None:
+            return
+        ok, credential = self._credential(entry, here)
+        if not ok:
+            return
+        headers = {credential.header: credential.value()} if credential else None
+        client = McpClient(name, command=entry.command, url=url, headers=headers)
+        self.clients[name] = client
+        try:
+            listed = {tool.name: tool for tool in client.list_tools()}
+        except (CapabilityFailed, ConfigurationError) as exc:
+            self.found.add(
+                (*here, "url" if url else "command"),
+                f"MCP connector {name!r}: cannot list its tools: {exc.message}",
+                hint="start the server, or fix its command",
+            )
+            return
+        self.failed.discard(name)
+        self.resilience[name] = resilience
+        self.tools[name] = listed
 
     def _document(self, entry: _ConnectorEntry, connector: HttpConnector) -> dict[str, Any]:
         where = entry.openapi
@@ -486,6 +592,8 @@ class _Systems:
     def close(self) -> None:
         for connector in self.connectors.values():
             connector.close()
+        for client in self.clients.values():
+            client.close()
 
 
 def _check_resilience(
