@@ -280,3 +280,36 @@ def test_a_credential_is_sent_but_never_shown(enterprise: SandboxEnterprise) -> 
     with pytest.raises(Exception) as caught:
         Credential.from_env("ACCORD_TEST_UNSET", environ={})
     assert "ACCORD_TEST_UNSET" in str(caught.value)
+
+
+def test_import_openapi_writes_a_catalogue_that_loads(
+    enterprise: SandboxEnterprise, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from accord.cli import app
+
+    output = tmp_path / "helpdesk.yaml"
+    result = CliRunner().invoke(
+        app,
+        [
+            "capability",
+            "import-openapi",
+            enterprise.url("helpdesk"),
+            "--connector",
+            "helpdesk",
+            "-o",
+            str(output),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    registry = CapabilityRegistry()
+    found = load_catalogue(output, registry)
+    try:
+        names = {c.name: c for c in found}
+        assert names["helpdesk.open_ticket"].side_effect == "write"
+        assert names["helpdesk.open_ticket"].idempotent
+        assert names["helpdesk.get_ticket"].side_effect == "read"
+        assert len(found) == 6
+    finally:
+        registry.close()

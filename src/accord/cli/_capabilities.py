@@ -7,11 +7,20 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import yaml
 from rich.table import Table
 from rich.text import Text
 
 from accord.cli._common import as_json, console, errors, handled, opened
-from accord.connectors import Capability, CapabilityRegistry, CatalogueInvalid, load_catalogue
+from accord.connectors import (
+    Capability,
+    CapabilityRegistry,
+    CatalogueInvalid,
+    HttpConnector,
+    load_catalogue,
+    load_document,
+    operations,
+)
 from accord.consent import validate_categories
 
 app = typer.Typer(
@@ -135,3 +144,59 @@ def _summary(capability: Capability) -> dict[str, Any]:
         "region": capability.region,
         "source": capability.source,
     }
+
+
+@app.command("import-openapi")
+def import_openapi_command(
+    source: Annotated[str, typer.Argument(help="the service's base URL, or a document file")],
+    connector: Annotated[str, typer.Option("--connector", help="the connector's name")],
+    url: Annotated[
+        str | None, typer.Option("--url", help="the service's base URL, when SOURCE is a file")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="write the catalogue here")
+    ] = None,
+) -> None:
+    """Write a catalogue that binds every operation of an OpenAPI 3 document.
+
+    Side effects and idempotency start from what each operation's method and Idempotency-Key
+    header say; the personal data each one touches cannot be read from the document, so review
+    and add reads, writes and fields before deploying.
+    """
+    with handled():
+        if source.startswith(("http://", "https://")):
+            document = HttpConnector(connector, source).fetch_document()
+            base = source
+        else:
+            document = load_document(Path(source))
+            base = url or "http://127.0.0.1:8000"
+        entries = []
+        for op in operations(document, source=source):
+            side_effect = "read" if op.reads_only else "write"
+            entry: dict[str, Any] = {
+                "name": f"{connector}.{op.operation_id}",
+                "description": op.summary,
+                "connector": connector,
+                "operation": op.operation_id,
+                "side_effect": side_effect,
+            }
+            if side_effect != "read":
+                entry["idempotent"] = op.accepts_idempotency_key or op.method in ("put", "delete")
+            entries.append(entry)
+    connector_entry: dict[str, Any] = {"name": connector, "kind": "openapi", "url": base}
+    if not source.startswith(("http://", "https://")):
+        connector_entry["openapi"] = source
+    text = (
+        f"# Generated from {source}: review side effects, and declare the personal data\n"
+        "# (reads, writes, fields) each capability touches before deploying.\n"
+        + yaml.safe_dump(
+            {"catalogue": 1, "connectors": [connector_entry], "capabilities": entries},
+            sort_keys=False,
+            allow_unicode=True,
+        )
+    )
+    if output is None:
+        console.print(text, markup=False, highlight=False, end="")
+        return
+    output.write_text(text, encoding="utf-8")
+    console.print(f"wrote {len(entries)} capabilities to {output}")
