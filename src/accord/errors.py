@@ -229,6 +229,8 @@ class ExecutionError(AccordError):
 
     code = ErrorCode.CAPABILITY_FAILED
     retryable = True
+    #: the call may have acted even though it failed: its answer was lost or never came
+    outcome_unknown = False
 
     def __init__(
         self, message: str, *, hint: str | None = None, retryable: bool | None = None

@@ -90,7 +90,7 @@ def system(capabilities: CapabilityRegistry) -> System:
     return found
 
 
-def journey(capability: str, *, on_error: bool = False) -> str:
+def journey(capability: str, *, on_error: bool = False, attempts: int = 3) -> str:
     return f"""
 journey: pay
 input: {{amount: number, mode: string}}
@@ -99,7 +99,7 @@ blocks:
     kind: task
     capability: {capability}
     input: {{amount: input.amount, mode: input.mode}}
-    retry: {{max_attempts: 3, initial_interval: 1s, jitter: 0}}
+    retry: {{max_attempts: {attempts}, initial_interval: 1s, jitter: 0}}
     {"on_error: failed" if on_error else ""}
   - {{id: done, kind: end, outcome: paid}}
 """ + ("  - {id: failed, kind: end, outcome: not_paid}\n" if on_error else "")
@@ -315,3 +315,17 @@ def test_erasing_the_subject_forgets_what_its_letters_said(
     accord.erase_subject("cus_42", actor="dpo", reason="erasure request")
     [scrubbed] = accord.dead_letters(status=None)
     assert scrubbed.error == {"erased": True} and scrubbed.note is None
+
+
+def test_retrying_a_letter_whose_last_answer_was_lost_reconciles_first(
+    accord: Accord, clock: FrozenClock, system: System
+) -> None:
+    run_id = start(accord, journey("pay.send", attempts=1), "lose_after")
+    drive(accord, clock)
+    [letter] = accord.dead_letters()
+    assert letter.reason == "retries_exhausted" and system.effects() == 1
+    accord.retry_dead_letter(letter.letter_id, by="ops")
+    drive(accord, clock)
+    assert accord.runtime.get(T, run_id).outcome == "paid"
+    assert system.calls["send"] == 1, "the transfer had gone through; it must not be repeated"
+    assert system.calls["find"] == 1 and system.effects() == 1

@@ -296,6 +296,13 @@ def _binding(
                     f"capability {entry.name!r} is bound to Python, so it needs an {side} schema",
                     hint=f"add '{side}:' with a JSON Schema, e.g. {{type: object}}",
                 )
+        if entry.resilience is not None:
+            found.add(
+                (*here, "resilience"),
+                f"capability {entry.name!r}: resilience applies to connectors' calls, not to "
+                "Python bindings",
+                hint="remove it; a block's 'retry:' and 'timeout:' govern in-process calls",
+            )
         if entry.input is None or entry.output is None:
             return None
         _check_contracts(entry, entry.input, entry.output, here, found)

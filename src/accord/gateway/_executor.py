@@ -86,10 +86,13 @@ class Executor:
         try:
             return future.result(timeout=remaining)
         except FutureTimeout as exc:
-            raise BlockTimeout(
+            timeout = BlockTimeout(
                 f"{capability.name!r} did not answer within its timeout",
                 hint="raise the block's timeout or look at the system's health",
-            ) from exc
+            )
+            # the call is still running and may yet act
+            timeout.outcome_unknown = True
+            raise timeout from exc
 
     @staticmethod
     def _guarded(capability: Capability, request: BaseModel, context: CallContext) -> Any:

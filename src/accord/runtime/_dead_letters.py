@@ -38,7 +38,8 @@ def guarded(capability: Capability | None) -> bool:
 
 
 def unknown_outcome(exc: ExecutionError) -> bool:
-    return isinstance(exc, CapabilityFailed) and exc.outcome_unknown
+    """Whether the failed call may have acted: its answer was lost, or it is still running."""
+    return exc.outcome_unknown
 
 
 def reconcile(
@@ -150,10 +151,12 @@ def letter_resolved(adv: Advance, token: Token, signal: SignalRecord) -> None:
         note=payload.get("note"),
     )
     if action == "retry":
-        # the operator looked: whatever an earlier attempt did, the call is to be made again
-        key = f"{adv.run.run_id}/{adv._path(token)}/{token.visit}"
-        adv.intents_forgotten.add(key)
-        adv.intents_close.append(key)
+        if payload.get("reason") == "outcome_unknown":
+            # the person looked at the system and found nothing: the call is made again
+            key = f"{adv.run.run_id}/{adv._path(token)}/{token.visit}"
+            adv.intents_forgotten.add(key)
+            adv.intents_close.append(key)
+        # otherwise an intent left by a lost answer is still reconciled before calling
         token.status = "ready"
         token.attempt = 1
         return

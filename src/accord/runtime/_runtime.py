@@ -592,7 +592,7 @@ class Runtime:
                     hint="'accord dlq list --status all' shows who resolved it",
                 )
             signal_id = self.ids.new_id("sig")
-            payload = {"action": action, "by": by, "note": note}
+            payload = {"action": action, "by": by, "note": note, "reason": letter.reason}
             signals.insert_signal(
                 connection,
                 signal_id=signal_id,
