@@ -207,6 +207,14 @@ class Endpoint:
     in_flight: int = 0
     calls: int = 0
     failures: int = 0
+    _counting: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count(self, *, started: int = 0, ended: int = 0, failed: int = 0) -> None:
+        """Update the counters; worker threads call one endpoint at once."""
+        with self._counting:
+            self.in_flight += started - ended
+            self.calls += started
+            self.failures += failed
 
     def status(self) -> dict[str, Any]:
         return {
@@ -322,12 +330,11 @@ class _Resilient:
                 retryable=True,
                 hint="the block retries; raise the endpoint's concurrency if this persists",
             )
-        endpoint.in_flight += 1
-        endpoint.calls += 1
+        endpoint.count(started=1)
         try:
             result = self.handler(request, _bounded(context, self.resilience.timeout))
         except BaseException as exc:
-            endpoint.failures += 1
+            endpoint.count(failed=1)
             if breaker is not None:
                 if _counts_against(exc):
                     breaker.failed(probe=probe)
@@ -335,7 +342,7 @@ class _Resilient:
                     breaker.succeeded(probe=probe)
             raise
         finally:
-            endpoint.in_flight -= 1
+            endpoint.count(ended=1)
             if endpoint.limit is not None:
                 endpoint.limit.release()
         if breaker is not None:

@@ -547,13 +547,7 @@ class Runtime:
     def dead_letter(self, tenant: TenantId, letter_id: str) -> DeadLetterRecord:
         """Raises: DeadLetterNotFound."""
         with self.db.read() as connection:
-            found = stored_letters.get_letter(connection, tenant, letter_id)
-        if found is None:
-            raise DeadLetterNotFound(
-                f"no dead letter {letter_id!r} in tenant {tenant!r}",
-                hint="'accord dlq list' shows the pending ones",
-            )
-        return found
+            return _letter(connection, tenant, letter_id)
 
     def resolve_dead_letter(
         self,
@@ -573,12 +567,7 @@ class Runtime:
             DeadLetterNotFound, DeadLetterConflict (no longer pending), RunFinished.
         """
         with self.db.transaction() as connection:
-            letter = stored_letters.get_letter(connection, tenant, letter_id)
-            if letter is None:
-                raise DeadLetterNotFound(
-                    f"no dead letter {letter_id!r} in tenant {tenant!r}",
-                    hint="'accord dlq list' shows the pending ones",
-                )
+            letter = _letter(connection, tenant, letter_id)
             record = self._require_active(
                 connection, tenant, letter.run_id, what=f"the {action} of {letter_id}"
             )
@@ -756,3 +745,13 @@ class Runtime:
                 )
             ],
         )
+
+
+def _letter(connection: Connection, tenant: TenantId, letter_id: str) -> DeadLetterRecord:
+    found = stored_letters.get_letter(connection, tenant, letter_id)
+    if found is None:
+        raise DeadLetterNotFound(
+            f"no dead letter {letter_id!r} in tenant {tenant!r}",
+            hint="'accord dlq list' shows the pending ones",
+        )
+    return found
