@@ -20,11 +20,16 @@ split by who must react::
     │   ├── ReviewForbidden         the person may not do this (policy or queue), e.g. self-approval
     │   ├── ConfirmationInvalid     a confirmation token is forged, expired, used or misdirected
     │   ├── DeadLetterNotFound
-    │   └── DeadLetterConflict      the dead letter was already retried or discarded
+    │   ├── DeadLetterConflict      the dead letter was already retried or discarded
+    │   ├── AgentInvalid            an agent spec, prompt or model file failed to load
+    │   ├── AgentNotFound
+    │   └── RolloutConflict         a rollout for the agent is already active, or none is
     ├── ExecutionError              a block failed while running; the type says if retryable
     │   ├── CapabilityFailed        the capability raised; retryable unless marked otherwise
     │   ├── BlockTimeout            the block exceeded its timeout (retryable)
     │   ├── ExpressionError         a CEL expression failed at run time (not retryable)
+    │   ├── ProviderFailed          a model provider failed or answered out of protocol
+    │   ├── BudgetExceeded          an agent ran out of tokens, cost, time or tool calls
     │   └── DecisionError           a decision table produced no or conflicting results
     ├── ConcurrencyError            the storage layer refused a write to protect consistency
     │   └── LeaseLost               a worker's lease expired or was taken over; its commit is void
@@ -38,7 +43,10 @@ from enum import StrEnum
 
 __all__ = [
     "AccordError",
+    "AgentInvalid",
+    "AgentNotFound",
     "BlockTimeout",
+    "BudgetExceeded",
     "CapabilityFailed",
     "CapabilityNotFound",
     "ConcurrencyError",
@@ -58,9 +66,11 @@ __all__ = [
     "JourneyNotFound",
     "LeaseLost",
     "LegalHold",
+    "ProviderFailed",
     "ReviewConflict",
     "ReviewForbidden",
     "ReviewNotFound",
+    "RolloutConflict",
     "RunFinished",
     "RunNotFound",
     "SubjectErased",
@@ -92,6 +102,11 @@ class ErrorCode(StrEnum):
     CONFIRMATION_INVALID = "confirmation_invalid"
     DEAD_LETTER_NOT_FOUND = "dead_letter_not_found"
     DEAD_LETTER_CONFLICT = "dead_letter_conflict"
+    AGENT_INVALID = "agent_invalid"
+    AGENT_NOT_FOUND = "agent_not_found"
+    ROLLOUT_CONFLICT = "rollout_conflict"
+    PROVIDER_FAILED = "provider_failed"
+    BUDGET_EXCEEDED = "budget_exceeded"
 
 
 class AccordError(Exception):
@@ -224,6 +239,36 @@ class DeadLetterConflict(InputError):
     code = ErrorCode.DEAD_LETTER_CONFLICT
 
 
+class AgentInvalid(InputError):
+    """An agent spec, its prompt or its trained model is invalid, or differs from the one
+    already deployed under the same version. ``diagnostics`` lists every problem found
+    (one, without a location, when raised with a message)."""
+
+    code = ErrorCode.AGENT_INVALID
+
+    def __init__(self, problems: str | list[Diagnostic], *, hint: str | None = None) -> None:
+        if isinstance(problems, str):
+            super().__init__(problems, hint=hint)
+            self.diagnostics = [Diagnostic(problems, "<agent>", hint=hint)]
+            return
+        count = len(problems)
+        summary = "\n".join(d.render() for d in problems)
+        super().__init__(
+            f"agent spec has {count} problem{'s' if count != 1 else ''}:\n{summary}", hint=hint
+        )
+        self.diagnostics = problems
+
+
+class AgentNotFound(InputError):
+    code = ErrorCode.AGENT_NOT_FOUND
+
+
+class RolloutConflict(InputError):
+    """A rollout is already active for the agent, or there is none to change."""
+
+    code = ErrorCode.ROLLOUT_CONFLICT
+
+
 class ExecutionError(AccordError):
     """A block failed while running. ``retryable`` tells the runtime whether to try again."""
 
@@ -284,6 +329,29 @@ class BlockTimeout(ExecutionError):
 class ExpressionError(ExecutionError):
     code = ErrorCode.EXPRESSION_ERROR
     retryable = False
+
+
+class ProviderFailed(ExecutionError):
+    """A model provider failed (unreachable, an error status) or answered out of protocol.
+    Retryable unless the provider says the request itself is wrong."""
+
+    code = ErrorCode.PROVIDER_FAILED
+
+
+class BudgetExceeded(ExecutionError):
+    """An agent used up its budget: ``limit`` names which (tokens, cost, wall_time,
+    tool_calls); ``used`` and ``allowed`` are the amounts. Not retryable."""
+
+    code = ErrorCode.BUDGET_EXCEEDED
+    retryable = False
+
+    def __init__(self, message: str, *, limit: str, used: float, allowed: float) -> None:
+        super().__init__(
+            message, hint="raise the agent's budget in a new version, or shorten its input"
+        )
+        self.limit = limit
+        self.used = used
+        self.allowed = allowed
 
 
 class DecisionError(ExecutionError):

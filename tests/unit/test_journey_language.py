@@ -220,7 +220,7 @@ def test_unknown_block_kinds_are_found_inside_branches_and_map_bodies() -> None:
             branches:
               - blocks:
                   - id: left
-                    kind: agent
+                    kind: robot
           - id: each
             kind: map
             items: input.items
@@ -230,7 +230,7 @@ def test_unknown_block_kinds_are_found_inside_branches_and_map_bodies() -> None:
                   kind: wiat
         """)
     assert [p.message for p in problems] == [
-        "unknown block kind 'agent'",
+        "unknown block kind 'robot'",
         "unknown block kind 'wiat'",
     ]
     assert_at(problems[0], 8, 19)

@@ -30,6 +30,9 @@ EntryKind = Literal[
     "confirmation.answered",
     "signal",
     "agent.output",
+    "agent.deploy",
+    "agent.rollout",
+    "agent.assigned",
     "compensation",
     "subject.erased",
     "subject.erasure_refused",
@@ -372,24 +375,111 @@ def agent_output(
     output_digest: str,
     output: Any,
     at: float,
+    detail: dict[str, Any] | None = None,
+    prompt: dict[str, Any] | None = None,
 ) -> Entry:
-    """What an agent proposed, with the model and prompt that produced it and its band."""
+    """What an agent proposed, with the model and prompt that produced it and its band.
+
+    ``detail`` holds the public facts (arm, rollout, validity, reason, usage, cost, tool calls
+    by name and outcome); ``prompt`` the exact redacted prompt, sealed with the output.
+    """
+    body: dict[str, Any] = {
+        "block": block,
+        "agent": agent,
+        "version": version,
+        "model": model,
+        "prompt_digest": prompt_digest,
+        "confidence": confidence,
+        "band": band,
+        "output_digest": output_digest,
+    }
+    if detail:
+        body.update(detail)
+    personal: dict[str, Any] = {"output": output}
+    if prompt is not None:
+        personal["prompt"] = prompt
+    return Entry("agent.output", at, body, run_id=run_id, subject_id=subject_id, personal=personal)
+
+
+def agent_deploy(
+    *,
+    name: str,
+    version: int,
+    digest: str,
+    prompt_digest: str,
+    models: dict[str, str],
+    source_name: str,
+    actor: str,
+    at: float,
+) -> Entry:
     return Entry(
-        "agent.output",
+        "agent.deploy",
+        at,
+        {
+            "agent": name,
+            "version": version,
+            "digest": digest,
+            "prompt_digest": prompt_digest,
+            "models": dict(models),
+            "source_name": source_name,
+            "actor": actor,
+        },
+    )
+
+
+def agent_rollout(
+    *,
+    rollout_id: str,
+    agent: str,
+    change: str,
+    state: dict[str, Any],
+    reason: str | None,
+    actor: str,
+    at: float,
+) -> Entry:
+    """A rollout started, moved to a new percentage, rolled back, was promoted or stopped."""
+    return Entry(
+        "agent.rollout",
+        at,
+        {
+            "rollout_id": rollout_id,
+            "agent": agent,
+            "change": change,
+            "state": state,
+            "reason": reason,
+            "actor": actor,
+        },
+    )
+
+
+def agent_assigned(
+    *,
+    run_id: str,
+    subject_id: str | None,
+    block: str,
+    rollout_id: str,
+    agent: str,
+    arm: str,
+    version: int,
+    bucket: int,
+    percent: float,
+    at: float,
+) -> Entry:
+    """Which arm of a rollout a subject's run was sent to, and the sticky bucket why."""
+    return Entry(
+        "agent.assigned",
         at,
         {
             "block": block,
+            "rollout_id": rollout_id,
             "agent": agent,
+            "arm": arm,
             "version": version,
-            "model": model,
-            "prompt_digest": prompt_digest,
-            "confidence": confidence,
-            "band": band,
-            "output_digest": output_digest,
+            "bucket": bucket,
+            "percent": percent,
         },
         run_id=run_id,
         subject_id=subject_id,
-        personal={"output": output},
     )
 
 

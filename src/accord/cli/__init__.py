@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from accord.cli import (
+    _agents,
     _audit,
     _capabilities,
     _consent,
@@ -42,6 +43,7 @@ app.add_typer(_audit.subjects, name="subject")
 app.add_typer(_sandbox.app, name="sandbox")
 app.add_typer(_mcp.app, name="mcp")
 app.add_typer(_dlq.app, name="dlq")
+app.add_typer(_agents.app, name="agent")
 app.command("explain")(_audit.explain_command)
 app.command("confirm")(_reviews.confirm_command)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)

@@ -219,8 +219,15 @@ class GatewaySession:
                 ``retryable`` says whether to try again.
         """
         executor = self.gateway._executor
-        capability = executor.resolve(invocation.capability)
         governance = self.gateway.governance
+        if (
+            governance is not None
+            and invocation.agent is not None
+            and invocation.agent_tools is not None
+            and invocation.capability not in invocation.agent_tools
+        ):
+            return self._refuse_tool(governance, invocation, now)
+        capability = executor.resolve(invocation.capability)
         if governance is None:
             if invocation.before_call is not None:
                 invocation.before_call()
@@ -250,6 +257,46 @@ class GatewaySession:
         decision.record["approvals"] = [a.to_json() for a in invocation.approvals]
         decision._refuse("approval_rejected", message)
         return decision.decision_id
+
+    def _refuse_tool(self, governance: Governance, invocation: Invocation, now: float) -> Refused:
+        """Refuse, and record, an agent's call to a tool its spec does not allow (whether or
+        not such a capability exists)."""
+        decision_id = self.new_decision_id(governance)
+        call = invocation.call
+        allowed = ", ".join(invocation.agent_tools or ()) or "none"
+        message = (
+            f"agent {invocation.agent_model or invocation.agent!r} may not call "
+            f"{invocation.capability!r}; its spec allows: {allowed}"
+        )
+        record: dict[str, Any] = {
+            "capability": invocation.capability,
+            "block": call.block,
+            "subject": call.subject_id,
+            "idempotency_key": call.idempotency_key,
+            "principal": {"type": "Agent", "id": invocation.agent},
+            "agent_model": invocation.agent_model,
+            "input_digest": digest(_jsonable(invocation.payload)),
+            "message": message,
+            "outcome": "refused",
+            "reason": "tool_not_allowed",
+        }
+        self.records.append(
+            NewDecision(
+                decision_id=decision_id,
+                capability=invocation.capability[:128],
+                outcome="refused",
+                reason="tool_not_allowed",
+                at=now,
+                record=record,
+                run_id=call.run_id,
+                block=call.block,
+                visit=call.visit,
+                attempt=call.attempt,
+                subject_id=call.subject_id,
+                purpose=call.purpose,
+            )
+        )
+        return Refused("tool_not_allowed", message, decision_id)
 
     def new_decision_id(self, governance: Governance) -> str:
         self._decisions_made += 1
@@ -439,7 +486,8 @@ class _Pass:
         journey = self.invocation.journey
         agent = self.invocation.agent
         if agent is not None:
-            principal = Entity("Agent", agent, {"role": "agent", "model": agent})
+            model = self.invocation.agent_model or agent
+            principal = Entity("Agent", agent, {"role": "agent", "model": model})
         else:
             principal = Entity(
                 "Service",
@@ -533,6 +581,14 @@ def project(
     if not withheld:
         return dict(output), ()
     return {k: v for k, v in output.items() if k not in withheld}, tuple(sorted(withheld))
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        digest(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value
 
 
 def _entity_key(entity: Entity) -> tuple[Any, ...]:

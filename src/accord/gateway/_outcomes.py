@@ -18,6 +18,7 @@ RefusalReason = Literal[
     "policy_denied",
     "policy_error",
     "approval_rejected",
+    "tool_not_allowed",
 ]
 """Why the gateway refused a call. Journeys route on these in ``on_refusal``."""
 
@@ -66,7 +67,9 @@ class Invocation:
     """One request to invoke a capability, with everything governance judges it by.
 
     ``context`` and ``resource`` are the block's policy context and the attributes of the subject
-    as the policy sees them; ``agent`` names the agent whose tool call this is, if any.
+    as the policy sees them; ``agent`` names the agent whose tool call this is, if any, with
+    ``agent_model`` its version (``name@version``) and ``agent_tools`` the tools its spec
+    allows: a call to any other capability is refused with ``tool_not_allowed``.
     ``reads`` narrows the categories the caller wants back (a block's ``reads``); empty means
     whatever the capability returns. ``approvals`` are the approvals a person already gave for
     this call. ``before_call`` runs once governance has let the call through, just before the
@@ -79,6 +82,8 @@ class Invocation:
     journey: str | None = None
     channel: str | None = None
     agent: str | None = None
+    agent_model: str | None = None
+    agent_tools: tuple[str, ...] | None = None
     context: Mapping[str, Any] = field(default_factory=dict)
     resource: Mapping[str, Any] = field(default_factory=dict)
     reads: tuple[str, ...] = ()

@@ -10,18 +10,30 @@ from accord.journeys._compiled import (
     journey_digest,
 )
 from accord.journeys._expressions import Expression, ExpressionSyntaxError, compile_expression
-from accord.journeys._lint import branch_flow_id, branch_name, lint, map_flow_id
+from accord.journeys._lint import (
+    AgentContract,
+    AgentSchemas,
+    branch_flow_id,
+    branch_name,
+    lint,
+    map_flow_id,
+)
 from accord.journeys._loader import (
     LoadedJourney,
     SourceMap,
     load_journey_file,
     load_journey_text,
+    parse_located_yaml,
+    validation_diagnostics,
 )
 from accord.journeys._spec import (
+    AGENT_ROUTES,
     BLOCK_KINDS,
     HUMAN_DECISIONS,
+    AgentBlock,
     AnyBlock,
     ApproveBlock,
+    Bands,
     CallBlock,
     ChoiceBlock,
     ConfirmBlock,
@@ -38,10 +50,15 @@ from accord.journeys._spec import (
 )
 
 __all__ = [
+    "AGENT_ROUTES",
     "BLOCK_KINDS",
     "HUMAN_DECISIONS",
+    "AgentBlock",
+    "AgentContract",
+    "AgentSchemas",
     "AnyBlock",
     "ApproveBlock",
+    "Bands",
     "CallBlock",
     "ChoiceBlock",
     "CompiledJourney",
@@ -74,4 +91,6 @@ __all__ = [
     "load_journey_file",
     "load_journey_text",
     "map_flow_id",
+    "parse_located_yaml",
+    "validation_diagnostics",
 ]

@@ -17,6 +17,7 @@ from accord.journeys._expressions import (
 )
 from accord.journeys._lint import iter_flows
 from accord.journeys._spec import (
+    AgentBlock,
     AnyBlock,
     ApproveBlock,
     CallBlock,
@@ -151,7 +152,7 @@ def _compile_node(block: AnyBlock, flow: str) -> Node:
             resource=compile_mapping(block.resource) if block.resource else None,
             maker=compile_expression(block.maker) if block.maker else None,
         )
-    if isinstance(block, CallBlock):
+    if isinstance(block, CallBlock | AgentBlock):
         return Node(block, flow, mapping=compile_mapping(block.input), compensation=compensation)
     if isinstance(block, EndBlock):
         return Node(block, flow, mapping=compile_mapping(block.output))

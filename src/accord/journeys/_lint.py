@@ -22,6 +22,7 @@ from accord.journeys._expressions import (
 )
 from accord.journeys._loader import PathKey, SourceMap
 from accord.journeys._spec import (
+    AgentBlock,
     AnyBlock,
     ApproveBlock,
     CallBlock,
@@ -75,7 +76,7 @@ class FlowView:
             out.append(("default", block.default))
         if isinstance(block, WaitBlock | ApproveBlock | EscalateBlock) and block.on_timeout:
             out.append(("on_timeout", block.on_timeout))
-        if isinstance(block, ApproveBlock | EscalateBlock | ConfirmBlock):
+        if isinstance(block, ApproveBlock | EscalateBlock | ConfirmBlock | AgentBlock):
             out.extend((f"on.{k}", v) for k, v in block.on.items())
         if isinstance(block, TaskBlock):
             out.extend((f"on_refusal.{k}", v) for k, v in block.on_refusal.items())
@@ -131,6 +132,18 @@ def branch_name(flow: Flow, index: int) -> str:
     return flow.name or f"branch_{index}"
 
 
+@dataclass(frozen=True, slots=True)
+class AgentContract:
+    """What lint checks an agent block against: the deployed spec's input and output."""
+
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any]
+
+
+AgentSchemas = Callable[[str, int | None], AgentContract | None]
+"""Finds the contract of a deployed agent (name, version or None for the latest)."""
+
+
 @dataclass
 class _Context:
     spec: JourneySpec
@@ -138,6 +151,7 @@ class _Context:
     capabilities: CapabilityRegistry | None
     journey_exists: Callable[[str], bool] | None
     journey_schema: Callable[[str], dict[str, Any] | None] | None = None
+    agent_schemas: AgentSchemas | None = None
     found: list[Diagnostic] = field(default_factory=list)
 
     def error(self, path: PathKey, message: str, hint: str | None = None, offset: int = 0) -> None:
@@ -157,6 +171,7 @@ def lint(
     capabilities: CapabilityRegistry | None = None,
     journey_exists: Callable[[str], bool] | None = None,
     journey_schema: Callable[[str], dict[str, Any] | None] | None = None,
+    agent_schemas: AgentSchemas | None = None,
 ) -> list[Diagnostic]:
     """All problems in ``spec``; an empty list means it may be deployed.
 
@@ -165,8 +180,10 @@ def lint(
         journey_exists: when given, ``call`` targets are checked (missing ones are warnings).
         journey_schema: when given, the JSON Schema of a deployed journey's input (or None),
             against which ``call`` input mappings are checked.
+        agent_schemas: when given, agent blocks must name a deployed agent, and their input
+            mappings and later uses of their output are checked against its contract.
     """
-    ctx = _Context(spec, source, capabilities, journey_exists, journey_schema)
+    ctx = _Context(spec, source, capabilities, journey_exists, journey_schema, agent_schemas)
     flows = list(iter_flows(spec))
     _check_unique_ids(ctx, flows)
     if any(d.severity == "error" for d in ctx.found):
@@ -447,6 +464,16 @@ def _check_block_shape(ctx: _Context, block: AnyBlock, path: PathKey, flow: Flow
                 f"journey {block.journey!r} is not deployed",
                 hint="deploy it before runs reach this block",
             )
+    if (
+        isinstance(block, AgentBlock)
+        and ctx.agent_schemas is not None
+        and ctx.agent_schemas(block.agent_name, block.agent_version) is None
+    ):
+        ctx.error(
+            (*path, "agent"),
+            f"agent {block.agent!r} is not deployed",
+            hint="deploy its spec first with 'accord agent deploy SPEC'",
+        )
     if isinstance(block, EndBlock) and flow.in_map:
         ctx.error(
             path,
@@ -552,6 +579,17 @@ def _check_expressions(
                     ctx,
                     repr(block.capability),
                     _capability_schema(ctx, block.capability),
+                    block.input,
+                    (*path, "input"),
+                    scope,
+                    "input",
+                )
+            if isinstance(block, AgentBlock):
+                contract = _agent_contract(ctx, block)
+                _check_contract(
+                    ctx,
+                    f"agent {block.agent!r}",
+                    contract.input_schema if contract is not None else None,
                     block.input,
                     (*path, "input"),
                     scope,
@@ -809,7 +847,25 @@ def _output_exemplar(
         return {"answer": "x", "implicit": True, "channel": "x", "proposal": DYN, "at": 1.5}
     if isinstance(block, CallBlock):
         return {"outcome": "x", "output": DYN, "run_id": "x"}
+    if isinstance(block, AgentBlock):
+        contract = _agent_contract(ctx, block)
+        output = exemplar_from_schema(contract.output_schema) if contract is not None else DYN
+        return {
+            "output": output,
+            "confidence": 0.5,
+            "band": "x",
+            "agent": "x",
+            "version": 1,
+            "model": "x",
+            "reviewed": DYN,
+        }
     return DYN
+
+
+def _agent_contract(ctx: _Context, block: AgentBlock) -> AgentContract | None:
+    if ctx.agent_schemas is None:
+        return None
+    return ctx.agent_schemas(block.agent_name, block.agent_version)
 
 
 def _ancestors(

@@ -112,7 +112,7 @@ def load_journey_text(text: str, *, source_name: str = "<journey>") -> LoadedJou
     Raises:
         JourneyInvalid: listing every problem with file, line, column and a hint.
     """
-    data, source_map = _parse_yaml(text, source_name)
+    data, source_map = parse_located_yaml(text, source_name)
     if not isinstance(data, dict):
         raise JourneyInvalid(
             [
@@ -133,7 +133,12 @@ def load_journey_text(text: str, *, source_name: str = "<journey>") -> LoadedJou
     return LoadedJourney(spec=spec, source=text, source_map=source_map)
 
 
-def _parse_yaml(text: str, source_name: str) -> tuple[Any, SourceMap]:
+def parse_located_yaml(text: str, source_name: str) -> tuple[Any, SourceMap]:
+    """Parse YAML 1.2, keeping where each value sits.
+
+    Raises:
+        JourneyInvalid: invalid YAML, an empty file or a duplicate key, located.
+    """
     loader = _Yaml12Loader(text)
     try:
         node = loader.get_single_node()

@@ -26,6 +26,7 @@ BLOCK_KINDS = (
     "end",
     "escalate",
     "confirm",
+    "agent",
 )
 
 IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -299,6 +300,73 @@ class Flow(_Model):
     _link = model_validator(mode="before")(link_sequence)
 
 
+AGENT_REF = r"^[A-Za-z_][A-Za-z0-9_.\-]*(@[0-9]+)?$"
+AGENT_ROUTES = ("confirm", "escalate", "reject")
+
+
+class Bands(_Model):
+    """Confidence thresholds: ``>= auto`` executes, ``>= confirm`` is proposed for
+    confirmation first, anything lower escalates to a person with a handoff packet."""
+
+    auto: float = Field(ge=0.0, le=1.0)
+    confirm: float = Field(ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Bands:
+        if self.confirm > self.auto:
+            raise ValueError(
+                f"bands.confirm ({self.confirm}) is above bands.auto ({self.auto}); "
+                "confirm must be the lower threshold"
+            )
+        return self
+
+
+class AgentBlock(_Block):
+    """Ask an agent for a typed output, validated before anything happens, and route it by
+    its confidence band.
+
+    ``agent`` names a deployed spec: ``NAME@VERSION`` pins a version; ``NAME`` takes the
+    agent's active rollout (a sticky share of subjects goes to the candidate) or else its
+    latest version. ``bands`` override the spec's thresholds. In the ``auto`` band the run
+    goes on to ``next``; in the ``confirm`` band to ``on.confirm`` (for instance a ``confirm``
+    block that asks the subject), or, without that route, to a person who confirms; in the
+    ``escalate`` band (and when the output stays invalid after repair, or the budget runs out)
+    to ``on.escalate``, or else to a review item in ``queue`` with a handoff packet. A person's
+    approval or edit continues with ``next``; a rejection takes ``on.reject`` or fails the
+    block (``AgentRejected``).
+
+    The block's output is ``{output, confidence, band, agent, version, model, reviewed}``.
+    """
+
+    kind: Literal["agent"]
+    agent: str = Field(pattern=AGENT_REF, max_length=160)
+    input: dict[str, Any] = Field(default_factory=dict)
+    bands: Bands | None = None
+    queue: str = Field("agents", pattern=NAME, max_length=128)
+    priority: int = Field(0, ge=0, le=100)
+    on: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("on")
+    @classmethod
+    def _known_routes(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(AGENT_ROUTES))
+        if unknown:
+            raise ValueError(
+                f"unknown route(s) {', '.join(unknown)}; an agent block routes "
+                f"{', '.join(AGENT_ROUTES)}"
+            )
+        return value
+
+    @property
+    def agent_name(self) -> str:
+        return self.agent.partition("@")[0]
+
+    @property
+    def agent_version(self) -> int | None:
+        _, _, version = self.agent.partition("@")
+        return int(version) if version else None
+
+
 class ParallelBlock(_Block):
     """Run branches concurrently; continue when all (or any) have finished."""
 
@@ -345,7 +413,8 @@ Block = Annotated[
     | CallBlock
     | EndBlock
     | EscalateBlock
-    | ConfirmBlock,
+    | ConfirmBlock
+    | AgentBlock,
     Field(discriminator="kind"),
 ]
 
@@ -394,6 +463,7 @@ AnyBlock = (
     | EndBlock
     | EscalateBlock
     | ConfirmBlock
+    | AgentBlock
 )
 
 

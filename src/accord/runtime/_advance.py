@@ -36,6 +36,7 @@ from accord.gateway import (
     SnapshotBatch,
 )
 from accord.journeys import (
+    AgentBlock,
     ApproveBlock,
     CallBlock,
     ChoiceBlock,
@@ -54,6 +55,7 @@ from accord.journeys import (
     map_flow_id,
 )
 from accord.runtime import _dead_letters as letters
+from accord.runtime._agents import AgentServices, agent_decided, run_agent
 from accord.runtime._compensation import (
     compensate_next,
     compensates_instead,
@@ -71,6 +73,7 @@ from accord.runtime._state import Join, RunState, Scope, Token, Wait, derived_id
 from accord.storage import (
     DecisionRecord,
     HistoryEvent,
+    NewAgentOutcome,
     NewConfirmation,
     NewDeadLetter,
     NewEvent,
@@ -107,6 +110,7 @@ class AdvanceDeps:
     sign_confirmation: Callable[[dict[str, Any]], str] | None = None
     intent_exists: Callable[[str, str], bool] = lambda tenant, key: False
     record_intent: Callable[[str, str, str, str], None] = lambda tenant, key, run, cap: None
+    agents: AgentServices | None = None
     commit_window: float = 0.005
     max_tasks: int = 16
 
@@ -163,6 +167,8 @@ class Advance:
         self.dead_letters_add: list[NewDeadLetter] = []
         self.intents_close: list[str] = []
         self.intents_forgotten: set[str] = set()
+        self.agent_outcomes_add: list[NewAgentOutcome] = []
+        self.agent_reviews: list[tuple[str, str]] = []
         self.ended: RunStatus | None = None
         self.outcome: str | None = None
         self.error: dict[str, Any] | None = None
@@ -253,6 +259,8 @@ class Advance:
             confirmations_close=self.confirmations_close,
             dead_letters_add=self.dead_letters_add,
             intents_close=self.intents_close,
+            agent_outcomes_add=self.agent_outcomes_add,
+            agent_reviews=self.agent_reviews,
         )
 
     def _event(self, kind: str, token: Token | None = None, /, **detail: Any) -> None:
@@ -359,6 +367,8 @@ class Advance:
         elif signal.kind == "decision" and wait.kind == "confirm":
             payload = signal.payload
             confirm_answered(self, token, block, str(payload["answer"]), payload.get("channel"))
+        elif signal.kind == "decision" and isinstance(block, AgentBlock):
+            agent_decided(self, token, block, signal, wait)
         elif signal.kind == "decision":
             human_decided(self, token, block, signal, wait)
         elif signal.kind == "child":
@@ -480,6 +490,12 @@ class Advance:
                 tasks += 1
                 capability = self.deps.gateway.capabilities.find(block.capability)
                 self._batchable = self._batchable and bool(capability and capability.idempotent)
+            elif isinstance(block, AgentBlock):
+                # a model's answer is paid for: it is committed before anything else runs
+                if tasks > 0:
+                    return
+                tasks += 1
+                self._batchable = False
             steps[token.id] = steps.get(token.id, 0) + 1
             if steps[token.id] > MAX_PURE_STEPS:
                 self._fail_block(
@@ -560,6 +576,8 @@ class Advance:
             start_human_wait(self, token, block, node)
         elif isinstance(block, ConfirmBlock):
             start_confirm(self, token, block, node)
+        elif isinstance(block, AgentBlock):
+            run_agent(self, token, block, node)
         elif isinstance(block, ParallelBlock):
             self._fan_out(token, block)
         elif isinstance(block, MapBlock):
@@ -720,7 +738,9 @@ class Advance:
                 if child in self.state.tokens:
                     self._drop_token(self.state.tokens[child])
             token.join = None
-        policy = block.retry or (DEFAULT_RETRY if isinstance(block, TaskBlock) else None)
+        policy = block.retry or (
+            DEFAULT_RETRY if isinstance(block, TaskBlock | AgentBlock) else None
+        )
         error = {"type": exc.error_type, "message": exc.message, "code": str(exc.code)}
         retryable = (
             policy is not None and exc.retryable and exc.error_type not in policy.non_retryable

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,8 @@ from accord.connectors import CapabilityRegistry
 from accord.core import Clock, TenantId
 from accord.errors import Diagnostic, JourneyInvalid, JourneyNotFound
 from accord.journeys import (
+    AgentContract,
+    AgentSchemas,
     CompiledJourney,
     JourneySpec,
     LoadedJourney,
@@ -41,9 +44,16 @@ class JourneyCatalog:
     """Deployed journeys per tenant. Versions are immutable, so compiled ones are cached forever."""
 
     def __init__(
-        self, db: Database, capabilities: CapabilityRegistry, clock: Clock, ledger: Ledger
+        self,
+        db: Database,
+        capabilities: CapabilityRegistry,
+        clock: Clock,
+        ledger: Ledger,
+        *,
+        agent_contract: Callable[[str, str, int | None], AgentContract | None] | None = None,
     ) -> None:
         self._db = db
+        self._agent_contract = agent_contract
         self._ledger = ledger
         self._capabilities = capabilities
         self._clock = clock
@@ -58,7 +68,14 @@ class JourneyCatalog:
             capabilities=self._capabilities,
             journey_exists=lambda name: self._exists(tenant, name),
             journey_schema=lambda name: self._input_schema(tenant, name),
+            agent_schemas=self._agent_schemas(tenant),
         )
+
+    def _agent_schemas(self, tenant: TenantId) -> AgentSchemas | None:
+        find = self._agent_contract
+        if find is None:
+            return None
+        return lambda name, version: find(tenant, name, version)
 
     def _input_schema(self, tenant: TenantId, name: str) -> dict[str, Any] | None:
         try:

@@ -23,6 +23,7 @@ from accord.gateway import Gateway
 from accord.journeys import CompiledJourney
 from accord.reviews import ConfirmationSigner, ReviewInbox
 from accord.runtime._advance import AdvanceDeps, initial_state
+from accord.runtime._agents import AgentServices
 from accord.runtime._catalog import JourneyCatalog
 from accord.runtime._state import RunState
 from accord.runtime._worker import FaultHook, Worker
@@ -221,8 +222,10 @@ class Runtime:
         fencing: bool = True,
         reviews: ReviewInbox | None = None,
         confirmations: ConfirmationSigner | None = None,
+        agents: AgentServices | None = None,
     ) -> None:
         self.db = db
+        self.agents = agents
         self.reviews = reviews
         self.gateway = gateway
         self.clock = clock
@@ -230,7 +233,13 @@ class Runtime:
         self.ledger = ledger
         self.lease_seconds = lease_seconds
         self.fencing = fencing
-        self.catalog = JourneyCatalog(db, gateway.capabilities, clock, ledger)
+        self.catalog = JourneyCatalog(
+            db,
+            gateway.capabilities,
+            clock,
+            ledger,
+            agent_contract=agents.catalog.contract if agents is not None else None,
+        )
         self.deps = AdvanceDeps(
             gateway=gateway,
             new_id=ids.new_id,
@@ -243,6 +252,7 @@ class Runtime:
             sign_confirmation=confirmations.sign if confirmations is not None else None,
             intent_exists=self._intent_exists,
             record_intent=self._record_intent,
+            agents=agents,
             commit_window=commit_window,
         )
 

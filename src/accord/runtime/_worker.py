@@ -292,6 +292,8 @@ class Worker:
         self.runtime.ledger.issue_due_heads()
         if self.runtime.reviews is not None:
             self.runtime.reviews.sweep()
+        if self.runtime.agents is not None:
+            self.runtime.agents.catalog.check_rollouts()
         return self.stats
 
     def run(self, *, stop: threading.Event | None = None) -> WorkerStats:
@@ -321,6 +323,8 @@ class Worker:
             return
         self._swept_at = now
         reviews.sweep()
+        if self.runtime.agents is not None:
+            self.runtime.agents.catalog.check_rollouts()
 
     def _recover(self, exc: DBAPIError) -> None:
         """A database error (lost connection, deadlock) rolled the round back: forget the runs
@@ -380,6 +384,10 @@ def _record(
             )
             if event.kind in _COMPENSATION_OUTCOMES:
                 found.append(_compensation(w, event))
+            elif event.kind in ("agent.output", "agent.shadow"):
+                found.append(_agent_output(w, event))
+            elif event.kind == "agent.assigned":
+                found.append(_agent_assigned(w, event))
         for child in w.new_runs:
             found.append(
                 entries.run_transition(
@@ -440,6 +448,66 @@ def _compensation(w: TransitionWrite, event: HistoryEvent) -> Entry:
         outcome=_COMPENSATION_OUTCOMES[event.kind],
         at=w.at,
         detail={"error": event.detail["error"]} if "error" in event.detail else None,
+    )
+
+
+_AGENT_FACTS = (
+    "arm",
+    "rollout",
+    "valid",
+    "reason",
+    "problems",
+    "provider",
+    "input_tokens",
+    "output_tokens",
+    "cost",
+    "cached",
+    "input_digest",
+    "withheld",
+    "redacted",
+    "agrees",
+)
+
+
+def _agent_output(w: TransitionWrite, event: HistoryEvent) -> Entry:
+    """The ledger's record of an agent's answer: its band and cost, the prompt sealed."""
+    detail = event.detail
+    facts = {k: detail[k] for k in _AGENT_FACTS if k in detail}
+    facts["tool_calls"] = [
+        {"name": c.get("name"), "ok": c.get("ok"), "reason": c.get("reason")}
+        for c in detail.get("tool_calls") or []
+    ]
+    return entries.agent_output(
+        run_id=w.run_id,
+        subject_id=w.subject_id,
+        block=event.block or "",
+        agent=str(detail.get("agent")),
+        version=int(detail.get("version") or 0),
+        model=str(detail.get("model")),
+        prompt_digest=str(detail.get("prompt_digest")),
+        confidence=float(detail.get("confidence") or 0.0),
+        band=detail.get("band", "escalate"),
+        output_digest=str(detail.get("output_digest")),
+        output=detail.get("output"),
+        at=w.at,
+        detail=facts,
+        prompt=detail.get("prompt"),
+    )
+
+
+def _agent_assigned(w: TransitionWrite, event: HistoryEvent) -> Entry:
+    detail = event.detail
+    return entries.agent_assigned(
+        run_id=w.run_id,
+        subject_id=w.subject_id,
+        block=event.block or "",
+        rollout_id=str(detail.get("rollout")),
+        agent=str(detail.get("agent")),
+        arm=str(detail.get("arm")),
+        version=int(detail.get("version") or 0),
+        bucket=int(detail.get("bucket") or 0),
+        percent=float(detail.get("percent") or 0.0),
+        at=w.at,
     )
 
 

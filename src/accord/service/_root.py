@@ -11,6 +11,14 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from accord.agents import (
+    AgentCatalog,
+    AgentDeployment,
+    AgentEngine,
+    LoadedAgent,
+    ProviderRegistry,
+    load_agent_file,
+)
 from accord.audit import (
     ConsistencyProof,
     Erasure,
@@ -48,10 +56,16 @@ from accord.reviews import (
     Queue,
     ReviewInbox,
 )
-from accord.runtime import RunState, Runtime, SignalResult
+from accord.runtime import AgentServices, RunState, Runtime, SignalResult
 from accord.service._direct import DirectCall, DirectResult, invoke_direct
 from accord.service._settings import Settings
-from accord.storage import Database, DeadLetterRecord, ReviewItemRecord
+from accord.storage import (
+    Database,
+    DeadLetterRecord,
+    OutcomeStats,
+    ReviewItemRecord,
+    RolloutRecord,
+)
 from accord.storage import ledger as stored_ledger
 
 log = logging.getLogger(__name__)
@@ -73,7 +87,90 @@ class Accord:
     ledger: Ledger
     reviews: ReviewInbox
     confirmations: Confirmations
+    agents: AgentCatalog
+    providers: ProviderRegistry
     endpoints: Endpoints = field(default_factory=Endpoints)
+
+    def deploy_agent(
+        self, spec: str | Path | LoadedAgent, *, by: str = "cli", tenant: str | None = None
+    ) -> AgentDeployment:
+        """Deploy an agent spec file (with its prompt and trained models), or a loaded one.
+
+        Raises:
+            AgentInvalid: the spec, prompt or model is invalid, or the version is already
+                deployed with other content.
+        """
+        loaded = spec if isinstance(spec, LoadedAgent) else load_agent_file(spec)
+        return self.agents.deploy(TenantId(self._tenant(tenant)), loaded, deployed_by=by)
+
+    def start_rollout(
+        self,
+        agent: str,
+        candidate: int,
+        *,
+        mode: str = "canary",
+        percent: float = 5.0,
+        margin: float = 0.1,
+        min_samples: int = 20,
+        by: str = "cli",
+        tenant: str | None = None,
+    ) -> RolloutRecord:
+        """Start a canary (a sticky share of subjects) or a shadow of a candidate version."""
+        return self.agents.start_rollout(
+            TenantId(self._tenant(tenant)),
+            agent,
+            candidate,
+            mode=mode,
+            percent=percent,
+            margin=margin,
+            min_samples=min_samples,
+            by=by,
+        )
+
+    def advance_rollout(
+        self,
+        rollout_id: str,
+        *,
+        percent: float | None = None,
+        by: str = "cli",
+        tenant: str | None = None,
+    ) -> RolloutRecord:
+        """Send the next stage (5 → 25 → 50 → 100), or ``percent``, to the candidate."""
+        return self.agents.advance_rollout(
+            TenantId(self._tenant(tenant)), rollout_id, percent=percent, by=by
+        )
+
+    def promote_agent(
+        self, agent: str, version: int, *, by: str = "cli", tenant: str | None = None
+    ) -> RolloutRecord:
+        """Make a deployed version the one unpinned agent blocks use, without a canary."""
+        return self.agents.promote(TenantId(self._tenant(tenant)), agent, version, by=by)
+
+    def promote_rollout(
+        self, rollout_id: str, *, by: str = "cli", tenant: str | None = None
+    ) -> RolloutRecord:
+        return self.agents.promote_rollout(TenantId(self._tenant(tenant)), rollout_id, by=by)
+
+    def stop_rollout(
+        self, rollout_id: str, *, reason: str, by: str = "cli", tenant: str | None = None
+    ) -> RolloutRecord:
+        return self.agents.stop_rollout(
+            TenantId(self._tenant(tenant)), rollout_id, reason=reason, by=by
+        )
+
+    def check_rollouts(self, *, tenant: str | None = None) -> list[RolloutRecord]:
+        """Roll back every rollout whose candidate escalates or is overridden too often."""
+        return self.agents.check_rollouts(TenantId(self._tenant(tenant)))
+
+    def agent_stats(
+        self, agent: str | None = None, *, tenant: str | None = None
+    ) -> list[OutcomeStats]:
+        """Outputs, bands, escalation and override rates, tokens and cost per agent version."""
+        return self.agents.stats(TenantId(self._tenant(tenant)), agent)
+
+    def run_usage(self, run_id: str, *, tenant: str | None = None) -> dict[str, Any]:
+        """Tokens and cost a run's agents used."""
+        return self.agents.run_usage(TenantId(self._tenant(tenant)), run_id)
 
     def set_flag(
         self, key: str, value: FlagValue, *, actor: str, reason: str, tenant: str | None = None
@@ -338,6 +435,7 @@ class Accord:
         return self.ledger.keyring.signing
 
     def close(self) -> None:
+        self.providers.close()
         self.gateway.close()
         self.capabilities.close()
         self.flags.close()
@@ -440,6 +538,8 @@ def build(
     )
     governance = Governance(db, consent, policies, pdp, flags, ids.new_id)
     gateway = Gateway(capabilities, governance=governance if governed else None)
+    agents = AgentCatalog(db, ledger, clock, ids.new_id)
+    providers = ProviderRegistry(agents, settings.llm_endpoints)
     runtime = Runtime(
         db,
         gateway,
@@ -451,6 +551,7 @@ def build(
         fencing=fencing,
         reviews=reviews,
         confirmations=signer,
+        agents=AgentServices(agents, AgentEngine(providers)),
     )
     return Accord(
         settings,
@@ -465,6 +566,8 @@ def build(
         ledger,
         reviews,
         confirmations,
+        agents,
+        providers,
         endpoints,
     )
 

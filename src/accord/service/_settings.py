@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from accord.agents import LlmEndpoint
+
 
 class Settings(BaseSettings):
     """Everything an operator configures. Each field maps to ``ACCORD_<NAME>``."""
@@ -39,6 +41,14 @@ class Settings(BaseSettings):
     connector_secrets: dict[str, SecretStr] = Field(
         default_factory=dict,
         description="credentials by connector name, over the catalogues' secret_env (JSON)",
+    )
+    llm_endpoints: dict[str, LlmEndpoint] = Field(
+        default_factory=dict,
+        description=(
+            "LLM endpoints by name, for agent routes (JSON object), e.g. "
+            '{"openai": {"kind": "openai", "base_url": "http://127.0.0.1:8000/v1", '
+            '"api_key_env": "VLLM_KEY"}}'
+        ),
     )
     flag_refresh_seconds: float = Field(
         1.0, ge=0, description="how often a process re-reads flags outside gateway passes"

@@ -4,6 +4,7 @@
 ``transitions`` the leases and fenced commits of workers.
 """
 
+from accord.storage import _agents as agents
 from accord.storage import _consent as consent
 from accord.storage import _dead_letters as dead_letters
 from accord.storage import _decisions as decisions
@@ -16,6 +17,12 @@ from accord.storage import _reviews as reviews
 from accord.storage import _runs as runs
 from accord.storage import _signals as signals
 from accord.storage import _transitions as transitions
+from accord.storage._agents import (
+    AgentVersionRecord,
+    NewAgentOutcome,
+    OutcomeStats,
+    RolloutRecord,
+)
 from accord.storage._database import Backend, Database, Waker
 from accord.storage._journeys import JourneyRecord
 from accord.storage._records import (
@@ -48,6 +55,7 @@ __all__ = [
     "ACTIVE",
     "OPEN_REVIEW",
     "TERMINAL",
+    "AgentVersionRecord",
     "Backend",
     "CommitResult",
     "Database",
@@ -56,6 +64,7 @@ __all__ = [
     "HistoryEntry",
     "HistoryEvent",
     "JourneyRecord",
+    "NewAgentOutcome",
     "NewConfirmation",
     "NewDeadLetter",
     "NewDecision",
@@ -65,13 +74,16 @@ __all__ = [
     "NewSignal",
     "NewTimer",
     "NewWait",
+    "OutcomeStats",
     "ReviewItemRecord",
     "ReviewStatus",
+    "RolloutRecord",
     "RunRecord",
     "RunStatus",
     "SignalRecord",
     "TransitionWrite",
     "Waker",
+    "agents",
     "consent",
     "dead_letters",
     "decisions",

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from sqlalchemy.engine import RowMapping
 
+from accord.storage._agents import NewAgentOutcome
+
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
@@ -396,6 +398,8 @@ class TransitionWrite:
     confirmations_close: list[str] = field(default_factory=list)
     dead_letters_add: list[NewDeadLetter] = field(default_factory=list)
     intents_close: list[str] = field(default_factory=list)
+    agent_outcomes_add: list[NewAgentOutcome] = field(default_factory=list)
+    agent_reviews: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

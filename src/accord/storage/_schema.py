@@ -417,3 +417,85 @@ call_intents = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Index(None, "tenant_id", "run_id"),
 )
+
+agent_versions = sa.Table(
+    "agent_versions",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("source_name", sa.Text, nullable=False),
+    sa.Column("definition", sa.Text, nullable=False),
+    sa.Column("deployed_at", sa.Float, nullable=False),
+    sa.Column("deployed_by", sa.String(128), nullable=False),
+)
+
+agent_models = sa.Table(
+    "agent_models",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("digest", sa.String(64), primary_key=True),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+agent_cache = sa.Table(
+    "agent_cache",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("cache_key", sa.String(64), primary_key=True),
+    sa.Column("agent", sa.String(160), nullable=False),
+    sa.Column("answer", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Index(None, "tenant_id", "expires_at"),
+)
+
+agent_rollouts = sa.Table(
+    "agent_rollouts",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("rollout_id", sa.String(64), primary_key=True),
+    sa.Column("agent", sa.String(128), nullable=False),
+    sa.Column("mode", sa.String(16), nullable=False),
+    sa.Column("primary_version", sa.Integer, nullable=False),
+    sa.Column("candidate_version", sa.Integer, nullable=False),
+    sa.Column("percent", sa.Float, nullable=False),
+    sa.Column("margin", sa.Float, nullable=False),
+    sa.Column("min_samples", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index(None, "tenant_id", "agent", "status"),
+)
+
+agent_outcomes = sa.Table(
+    "agent_outcomes",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("outcome_id", sa.String(64), primary_key=True),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("block", sa.String(256), nullable=False),
+    sa.Column("visit", sa.Integer, nullable=False),
+    sa.Column("agent", sa.String(128), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("arm", sa.String(16), nullable=False),
+    sa.Column("rollout_id", sa.String(64)),
+    sa.Column("band", sa.String(16), nullable=False),
+    sa.Column("valid", sa.Boolean, nullable=False),
+    sa.Column("confidence", sa.Float, nullable=False),
+    sa.Column("input_tokens", sa.Integer, nullable=False),
+    sa.Column("output_tokens", sa.Integer, nullable=False),
+    sa.Column("cost", sa.Float, nullable=False),
+    sa.Column("cached", sa.Boolean, nullable=False),
+    sa.Column("output_digest", sa.String(64), nullable=False),
+    sa.Column("agrees", sa.Boolean),
+    sa.Column("review_outcome", sa.String(16)),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index(None, "tenant_id", "agent", "version"),
+    sa.Index(None, "tenant_id", "rollout_id"),
+    sa.Index(None, "tenant_id", "run_id"),
+)

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from accord.storage._agents import insert_outcomes, set_review_outcomes
 from accord.storage._dead_letters import delete_intents, insert_letters
 from accord.storage._decisions import decision_rows, insert_rows
 from accord.storage._records import (
@@ -323,6 +324,8 @@ def _apply_side_tables(
         )
         insert_letters(connection, w.tenant_id, w.run_id, w.subject_id, w.dead_letters_add, w.at)
         delete_intents(connection, w.tenant_id, w.intents_close)
+        insert_outcomes(connection, w.tenant_id, w.run_id, w.agent_outcomes_add, w.at)
+        set_review_outcomes(connection, w.tenant_id, w.agent_reviews)
         for new_run in w.new_runs:
             insert_run(connection, new_run, [])
         for s in w.new_signals:
