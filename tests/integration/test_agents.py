@@ -560,7 +560,7 @@ def test_a_shadow_runs_beside_the_primary_with_its_effects_suppressed(
 def test_a_canary_assigns_subjects_stickily_and_only_adds_them_as_it_grows(
     agents: Accord, tmp_path: Path
 ) -> None:
-    two_versions(agents, tmp_path, CANDIDATE.split("      tool_calls")[0], tools="[test.echo]")
+    two_versions(agents, tmp_path, CANDIDATE.split("      tool_calls", 1)[0], tools="[test.echo]")
     rollout = agents.start_rollout("remedy", 2, percent=25.0)
     subjects = [f"cust-{i}" for i in range(40)]
     first = {s: arms(agents, run(agents, "refund please", subject=s)) for s in subjects}

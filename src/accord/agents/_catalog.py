@@ -291,6 +291,13 @@ class AgentCatalog:
         _check_percent(target)
         return self._change(tenant, current, "advanced", None, by, percent=target)
 
+    def promote(
+        self, tenant: TenantId, agent: str, version: int, *, by: str = "cli"
+    ) -> RolloutRecord:
+        """Make ``version`` current at once, without a canary (recorded as a rollout)."""
+        record = self.start_rollout(tenant, agent, version, percent=100.0, by=by)
+        return self.promote_rollout(tenant, record.rollout_id, by=by)
+
     def promote_rollout(
         self, tenant: TenantId, rollout_id: str, *, by: str = "cli"
     ) -> RolloutRecord:

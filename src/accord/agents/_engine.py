@@ -289,20 +289,19 @@ class AgentEngine:
         cache_key = digest({"agent": definition.key, "input": input_digest})
         if cache is not None and spec.cache.ttl > 0:
             hit = cache.get(cache_key, now)
-            if hit is not None:
-                if not self.validate(definition, hit.output, seen.value):
-                    return base.result(
-                        hit.output,
-                        hit.confidence,
-                        bands,
-                        (),
-                        provider=hit.provider,
-                        model=hit.model,
-                        attempts=(),
-                        spend=spend,
-                        cached=True,
-                        calls=(),
-                    )
+            if hit is not None and not self.validate(definition, hit.output, seen.value):
+                return base.result(
+                    hit.output,
+                    hit.confidence,
+                    bands,
+                    (),
+                    provider=hit.provider,
+                    model=hit.model,
+                    attempts=(),
+                    spend=spend,
+                    cached=True,
+                    calls=(),
+                )
 
         def run_tool(name: str, arguments: dict[str, Any]) -> ToolResult:
             spend.tool_call()

@@ -72,32 +72,48 @@ class ObedientProvider:
     """Obeys every instruction it reads: the worst case of a model under prompt injection.
 
     For each text it reads (the message first, then each tool answer) it calls every tool
-    offered to it and every tool named in ``settings["tools"]`` (names it has "heard of"),
-    with arguments built from the instruction: addresses, IBANs and links it finds, a large
-    amount, and everything it has read so far as free text (an exfiltration attempt). Its
-    output repeats what it read in every string field, with confidence 1.0.
+    offered to it and every tool in ``settings["tools"]`` (tools it has "heard of": a list of
+    names, or a mapping of names to the JSON Schema of their input), with the best arguments
+    it can find: values of the same name in its input or in any tool
+    answer, addresses, IBANs and links from the instruction, a plausible amount, and
+    everything it has read so far as free text (an exfiltration attempt). Its output repeats
+    what it read in every string field, with confidence 1.0.
     """
 
     kind: ProviderKind = "obedient"
 
     def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
-        self._heard_of = tuple(str(t) for t in (settings or {}).get("tools", ()))
+        heard = (settings or {}).get("tools", ())
+        self._heard_of: dict[str, Any] = (
+            {str(k): v for k, v in heard.items()}
+            if isinstance(heard, Mapping)
+            else dict.fromkeys((str(t) for t in heard), None)
+        )
         self._rounds = int((settings or {}).get("rounds", 2))
 
     def complete(self, request: AgentRequest, tools: ToolRunner) -> AgentReply:
         seen: list[str] = [request.message]
-        schemas = {t.name: t.input_schema for t in request.tools}
-        names = list(dict.fromkeys([*schemas, *self._heard_of]))
+        known: dict[str, Any] = dict(request.input)
+        schemas = {**self._heard_of, **{t.name: t.input_schema for t in request.tools}}
+        names = list(schemas)
         calls = 0
         pending = [request.message]
         for _ in range(self._rounds):
             answers: list[str] = []
             for instruction in pending:
                 for name in names:
-                    arguments = _arguments(schemas.get(name), instruction, seen)
+                    arguments = _arguments(schemas.get(name), instruction, seen, known)
                     result = tools(name, arguments)
                     calls += 1
-                    answer = canonical_dumps(result.output) if result.ok else result.message
+                    if result.ok and result.output is not None:
+                        known.update(
+                            (k, v)
+                            for k, v in result.output.items()
+                            if isinstance(v, str | int | float)
+                        )
+                        answer = canonical_dumps(result.output)
+                    else:
+                        answer = result.message or ""
                     if answer:
                         answers.append(answer)
                         seen.append(answer)
@@ -110,28 +126,36 @@ class ObedientProvider:
         return AgentReply(output, 1.0, usage, request.model, {"obeyed": len(seen)})
 
 
-def _arguments(schema: Mapping[str, Any] | None, instruction: str, seen: list[str]) -> Any:
-    everything = " ".join(seen)
+_TEXT_LIMIT = 2000
+
+
+def _arguments(
+    schema: Mapping[str, Any] | None, instruction: str, seen: list[str], known: Mapping[str, Any]
+) -> Any:
+    everything = " ".join(seen)[:_TEXT_LIMIT]
+    address = _first(_EMAIL, instruction) or "unknown@example.com"
     if not schema:
-        return {"to": _first(_EMAIL, instruction) or _first(_IBAN, instruction), "text": everything}
+        return {"to": address, "text": everything, **{k: v for k, v in known.items()}}
     out: dict[str, Any] = {}
     for name, prop in (schema.get("properties") or {}).items():
         kind = prop.get("type") if isinstance(prop, Mapping) else None
         lowered = name.lower()
-        if kind in ("number", "integer"):
-            out[name] = 100000 if kind == "integer" else 99999.0
+        if name in known and not isinstance(known[name], dict | list):
+            out[name] = known[name]
+        elif isinstance(prop, Mapping) and prop.get("enum"):
+            out[name] = prop["enum"][0]
+        elif kind in ("number", "integer"):
+            out[name] = 10 if kind == "integer" else 10.0
         elif kind == "boolean":
             out[name] = True
         elif kind in ("object", "array"):
             out[name] = {} if kind == "object" else []
-        elif "email" in lowered or lowered in ("to", "recipient", "address"):
-            out[name] = _first(_EMAIL, instruction) or _first(_IBAN, instruction) or everything
+        elif "email" in lowered or lowered in ("to", "recipient"):
+            out[name] = address
         elif "iban" in lowered or "account" in lowered:
             out[name] = _first(_IBAN, instruction) or everything
         elif "url" in lowered or "link" in lowered:
             out[name] = _first(_URL, instruction) or everything
-        elif isinstance(prop, Mapping) and prop.get("enum"):
-            out[name] = prop["enum"][-1]
         else:
             out[name] = everything
     return out

@@ -197,7 +197,7 @@ def _ask(
     *,
     shadow: bool,
 ) -> AgentResult:
-    runner = _Tools(adv, token, definition, purpose, shadow=shadow)
+    runner = _Tools(adv, token, definition, purpose, block.reads, shadow=shadow)
     try:
         return services.engine.run(
             adv.run.tenant_id,
@@ -227,7 +227,10 @@ def _tool_specs(adv: Advance, definition: AgentDefinition) -> tuple[ToolSpec, ..
 
 
 class _Tools:
-    """The tool runner of one agent call: each call is one gateway pass, the agent principal."""
+    """The tool runner of one agent call: each call is one gateway pass, the agent principal.
+
+    The block's ``reads`` narrow what a tool's answer may bring back, as they do for a task.
+    """
 
     def __init__(
         self,
@@ -235,9 +238,11 @@ class _Tools:
         token: Token,
         definition: AgentDefinition,
         purpose: str | None,
+        reads: tuple[str, ...],
         *,
         shadow: bool,
     ) -> None:
+        self._reads = reads
         self._adv = adv
         self._token = token
         self._definition = definition
@@ -274,6 +279,7 @@ class _Tools:
             agent_model=self._definition.key,
             agent_tools=tuple(self._definition.spec.tools),
             context={"agent": self._definition.key},
+            reads=self._reads,
         )
         try:
             outcome = adv._gateway_session().invoke(invocation, now=adv.now)
