@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import re
 import math
 from collections.abc import Sequence
 from types import TracebackType
@@ -246,6 +247,7 @@ class PydanticAIProvider:
             # authentication error's body can echo the key it was sent (OpenAI's does, masked),
             # and a traceback prints both.
             raise refused
+        _report_unoffered(request, messages, tools)
         output = result.output
         if not isinstance(output, dict):
             raise ProviderFailed(
@@ -374,6 +376,12 @@ def _output(request: AgentRequest) -> _OutputSpec:
     return ToolOutput(schema, name=OUTPUT_TOOL, description="Give your final output.")
 
 
+def wire_name(name: str) -> str:
+    """A capability's name as providers accept tool names (letters, digits, ``_``, ``-``):
+    ``orders.get_order`` is offered as ``orders__get_order``."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name.replace(".", "__"))[:64]
+
+
 def _tool(spec: ToolSpec, run: ToolRunner) -> Tool[None]:
     # A coroutine that calls the runner directly, so the gateway runs in the caller's thread
     # (pydantic-ai would send a plain function to a worker thread).
@@ -382,10 +390,34 @@ def _tool(spec: ToolSpec, run: ToolRunner) -> Tool[None]:
 
     return Tool[None].from_schema(
         call,
-        name=spec.name,
+        name=wire_name(spec.name),
         description=spec.description,
         json_schema=copy.deepcopy(spec.input_schema),
     )
+
+
+def _report_unoffered(
+    request: AgentRequest, messages: Sequence[ModelMessage], tools: ToolRunner
+) -> None:
+    """Send the calls the model made to tools it was not offered through the runner too.
+
+    pydantic-ai answers such a call itself ("unknown tool"); passing it to the runner puts the
+    attempt before the gateway, which refuses and records it like any other.
+    """
+    offered = {wire_name(spec.name): spec.name for spec in request.tools}
+    for message in messages:
+        if not isinstance(message, ModelResponse):
+            continue
+        for part in message.parts:
+            if not isinstance(part, ToolCallPart) or part.tool_name == OUTPUT_TOOL:
+                continue
+            if part.tool_name in offered:
+                continue
+            try:
+                arguments = part.args_as_dict()
+            except ValueError:
+                arguments = {"raw": str(part.args)}
+            tools(part.tool_name.replace("__", "."), arguments)
 
 
 def _shown(result: ToolResult) -> Any:
@@ -412,7 +444,7 @@ def _budget(
 ) -> BudgetExceeded:
     responses = [message for message in messages if isinstance(message, ModelResponse)]
     tokens = sum(each.usage.input_tokens + each.usage.output_tokens for each in responses)
-    offered = {spec.name for spec in request.tools}
+    offered = {wire_name(spec.name) for spec in request.tools}
     asked = sum(
         1
         for each in responses

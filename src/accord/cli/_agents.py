@@ -151,7 +151,10 @@ def show(
 @app.command("train")
 def train(
     spec: SpecFile,
-    data: Annotated[Path, typer.Option("--data", help="labelled JSONL: {text, label} lines")],
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="labelled JSONL: {text, label} lines (default: training.data)"),
+    ] = None,
     validation: Annotated[
         Path | None,
         typer.Option("--validation", help="labelled JSONL to suggest the auto threshold on"),
@@ -165,6 +168,10 @@ def train(
     """
     parsed = _spec_only(spec)
     target = _local_route_path(parsed, spec)
+    if data is None:
+        if parsed.training.data is None:
+            fail("no --data given and the spec names no training.data")
+        data = spec.parent / parsed.training.data
     with handled():
         items = read_labelled(data)
         started = time.monotonic()
@@ -172,7 +179,7 @@ def train(
             [t for t, _ in items],
             [label for _, label in items],
             seed=parsed.training.seed,
-            source=parsed.training.data or str(data),
+            source=parsed.training.data or data.name,
             attribution=parsed.training.attribution,
         )
         elapsed = time.monotonic() - started
