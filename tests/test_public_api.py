@@ -8,6 +8,7 @@ def test_public_api_is_pinned() -> None:
         [
             "Accord",
             "AccordError",
+            "AgentSpec",
             "CallContext",
             "Capability",
             "CapabilityRegistry",
@@ -20,6 +21,7 @@ def test_public_api_is_pinned() -> None:
             "Worker",
             "__version__",
             "build",
+            "load_agent_file",
             "load_journey_file",
             "load_journey_text",
         ]

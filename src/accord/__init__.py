@@ -10,6 +10,7 @@ The headline API::
         accord.runtime.drive()
 """
 
+from accord.agents import AgentSpec, load_agent_file
 from accord.connectors import CallContext, Capability, CapabilityRegistry
 from accord.errors import AccordError, ErrorCode
 from accord.journeys import JourneyBuilder, JourneySpec, load_journey_file, load_journey_text
@@ -21,6 +22,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Accord",
     "AccordError",
+    "AgentSpec",
     "CallContext",
     "Capability",
     "CapabilityRegistry",
@@ -33,6 +35,7 @@ __all__ = [
     "Worker",
     "__version__",
     "build",
+    "load_agent_file",
     "load_journey_file",
     "load_journey_text",
 ]

@@ -241,6 +241,21 @@ def test_a_rejected_output_fails_the_block(agents: Accord, tmp_path: Path, calls
     assert calls.by_capability["test.double"] == 0
 
 
+def test_the_agents_kill_switch_holds_the_block_without_asking_the_model(
+    agents: Accord, tmp_path: Path
+) -> None:
+    deploy(agents, tmp_path, spec())
+    agents.set_flag("agent:remedy", False, actor="ops", reason="model misbehaving")
+    run_id = run(agents, "please refund")
+    assert outcome(agents, run_id) == ("waiting", None)
+    assert ledger(agents, run_id, "agent.output") == []
+    held = [e for e in agents.runtime.history(T, run_id) if e.kind == "gateway.held"]
+    assert held and held[0].detail["flag"] == "agent:remedy"
+    agents.set_flag("agent:remedy", True, actor="ops", reason="fixed")
+    agents.runtime.drive()
+    assert outcome(agents, run_id) == ("completed", "resolved")
+
+
 # -- validation and repair --------------------------------------------------------------------
 
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-import re
 import math
+import re
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Literal, TypeAlias

@@ -702,7 +702,7 @@ class Advance:
         self.intents_close.append(key)
         return outcome
 
-    def _hold(self, token: Token, block: TaskBlock, held: Held) -> None:
+    def _hold(self, token: Token, block: TaskBlock | AgentBlock, held: Held) -> None:
         """Wait safely while a kill switch is off; ask again on a backoff, or when woken."""
         token.holds += 1
         delay = min(HOLD_RECHECK_MAX, 2.0 ** (token.holds - 1))

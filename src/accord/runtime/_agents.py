@@ -64,6 +64,11 @@ def run_agent(adv: Advance, token: Token, block: AgentBlock, node: Any) -> None:
             error_type="AgentsUnavailable",
             retryable=False,
         )
+    switched_off = _switched_off(adv, block)
+    if switched_off is not None:
+        adv._hold(token, block, Held(switched_off, None))
+        return
+    token.holds = 0
     assert node.mapping is not None
     data = node.mapping.evaluate(adv.variables(token))
     choice = _choose(adv, token, block, services)
@@ -151,6 +156,18 @@ def agent_decided(
         return
     adv._set_output(token, {**previous, "output": value, "reviewed": reviewed})
     adv._goto(token, block.next)
+
+
+def _switched_off(adv: Advance, block: AgentBlock) -> str | None:
+    """The kill switch (``agent:<name>``, then ``journey:<name>``) that is off, if any: the
+    block waits, as a task does, without asking the model."""
+    governance = adv.deps.gateway.governance
+    if governance is None:
+        return None
+    for key in (f"agent:{block.agent_name}", f"journey:{adv.run.journey_name}"):
+        if not governance.flags.is_enabled(adv.run.tenant_id, key):
+            return key
+    return None
 
 
 def _choose(adv: Advance, token: Token, block: AgentBlock, services: AgentServices) -> _Choice:
