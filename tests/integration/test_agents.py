@@ -256,6 +256,37 @@ def test_the_agents_kill_switch_holds_the_block_without_asking_the_model(
     assert outcome(agents, run_id) == ("completed", "resolved")
 
 
+def test_an_override_can_take_one_of_the_blocks_routes(agents: Accord, tmp_path: Path) -> None:
+    deploy(agents, tmp_path, spec())
+    run_id = run(agents, "my kettle")
+    item = the_item(agents, run_id)
+    agents.decide_review(
+        item.item_id, "sue", "override", reason="ask the customer first", outcome="confirm"
+    )
+    agents.runtime.drive()
+    assert outcome(agents, run_id) == ("completed", "needs_confirmation")
+    (stats,) = agents.agent_stats("remedy")
+    assert (stats.reviewed, stats.overridden) == (1, 1)
+
+
+def test_input_that_breaks_the_agents_contract_fails_the_block_clearly(
+    agents: Accord, tmp_path: Path
+) -> None:
+    loose = SUPPORT.replace(
+        "input: {message: string, email: string}", "input: {message: string, email: any}"
+    )
+    deploy(agents, tmp_path, spec(), journey=loose)
+    run_id = agents.runtime.start(
+        T, "support", input={"message": "refund", "email": 7}, subject=SUBJECT
+    ).run_id
+    agents.runtime.drive()
+    view = agents.runtime.get(T, run_id)
+    assert view.status == "failed" and view.error is not None
+    assert view.error["message"] == (
+        "the input mapped for agent remedy@1 is invalid: email: 7 is not of type 'string'"
+    )
+
+
 # -- validation and repair --------------------------------------------------------------------
 
 
@@ -353,6 +384,16 @@ def test_answers_are_cached_by_version_and_input(agents: Accord, tmp_path: Path)
         "cost": 0.0,
     }
     assert agents.run_usage(first)["input_tokens"] > 0
+
+
+def test_erasing_a_subject_forgets_the_answers_cached_from_their_runs(
+    agents: Accord, tmp_path: Path
+) -> None:
+    deploy(agents, tmp_path, spec(extra="cache: {ttl: 1h}\n"))
+    run(agents, "refund please")
+    agents.erase_subject(SUBJECT, actor="dpo", reason="request")
+    again = run(agents, "refund please", subject="cust-2")
+    assert ledger(agents, again, "agent.output")[0]["cached"] is False
 
 
 def test_a_declared_rule_routes_to_a_larger_model_and_costs_are_accounted(

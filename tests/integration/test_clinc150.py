@@ -35,6 +35,8 @@ BANKING = DATASETS / "banking77"
 TEST_OOS_SHARE = 1000 / 5500
 MAX_RISK = 0.01
 SPLIT_SEED = 0
+PROJECTED_COVERAGE_FLOOR = 0.539
+PROJECTED_RISK_CEILING = 0.0185
 T = TypeVar("T")
 
 pytestmark = pytest.mark.skipif(
@@ -119,6 +121,7 @@ def test_clinc150_coverage_at_one_percent_risk_on_the_untuned_half(clinc: Evalua
     assert ece <= 0.05
     assert held.risk <= MAX_RISK
     assert held.coverage >= 0.65
+    assert clinc.train_seconds <= 90.0
 
 
 def test_clinc150_projected_onto_the_test_splits_out_of_scope_share(clinc: Evaluated) -> None:
@@ -141,6 +144,11 @@ def test_clinc150_projected_onto_the_test_splits_out_of_scope_share(clinc: Evalu
     )
     assert with_weighted.coverage > 0.0
     assert with_weighted.risk <= 0.05
+    # The goal is 65% coverage at 1% risk on this mix; the model does not reach it (the half's
+    # 50 out-of-scope items weigh 6.7 each, so one leak is 0.4% risk). Hold it to no worse than
+    # the margin-only Platt calibration it replaced: coverage 0.539 at risk 0.0185.
+    assert with_weighted.coverage >= PROJECTED_COVERAGE_FLOOR
+    assert with_weighted.risk <= PROJECTED_RISK_CEILING
 
 
 def test_clinc150_confidence_is_calibrated(clinc: Evaluated) -> None:

@@ -116,7 +116,7 @@ def test_the_file_holds_plain_arrays_only(model: IntentModel) -> None:
     assert metadata["labels"] == ["book_flight", "oos", "pay_bill", "play_music"]
     assert metadata["training"]["examples"] == 70
     assert len(metadata["training"]["sha256"]) == 64
-    assert metadata["format_version"] == 1
+    assert metadata["format_version"] == 2
 
 
 def test_features_and_scores_equal_sklearn(model: IntentModel) -> None:

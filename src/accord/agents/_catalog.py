@@ -192,8 +192,9 @@ class AgentCatalog:
         self._models[(tenant, digest)] = data
         return data
 
-    def cache(self, tenant: str) -> DatabaseAnswerCache:
-        return DatabaseAnswerCache(self._db, TenantId(tenant))
+    def cache(self, tenant: str, subject_id: str | None = None) -> DatabaseAnswerCache:
+        """The answer cache, attributing what it stores to ``subject_id`` (erased with it)."""
+        return DatabaseAnswerCache(self._db, TenantId(tenant), subject_id)
 
     # rollouts
 
@@ -448,9 +449,10 @@ def _rollout_entry(
 class DatabaseAnswerCache:
     """The answer cache in the ``agent_cache`` table."""
 
-    def __init__(self, db: Database, tenant: TenantId) -> None:
+    def __init__(self, db: Database, tenant: TenantId, subject_id: str | None = None) -> None:
         self._db = db
         self._tenant = tenant
+        self._subject_id = subject_id
 
     def get(self, key: str, now: float) -> CachedAnswer | None:
         with self._db.read() as connection:
@@ -476,7 +478,8 @@ class DatabaseAnswerCache:
                 connection,
                 self._tenant,
                 key,
-                agent=answer.model,
+                model=f"{answer.provider}:{answer.model}"[:200],
+                subject_id=self._subject_id,
                 answer=text,
                 now=now,
                 expires_at=now + ttl,

@@ -273,11 +273,25 @@ class AgentEngine:
             cache: where answers are cached, if the spec caches.
 
         Raises:
+            ExpressionError: ``data`` does not match the spec's input contract.
             ProviderFailed: the first model could not be asked (retry per the block).
             PromptError: the prompt does not render for this input (from ``_prompts``).
         """
         spec = definition.spec
         bands = bands or spec.bands
+        wrong = sorted(
+            jsonschema.Draft202012Validator(spec.input_schema()).iter_errors(dict(data)),
+            key=lambda e: list(e.absolute_path),
+        )
+        if wrong:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e.absolute_path) or '(input)'}: {e.message}"
+                for e in wrong
+            )
+            raise ExpressionError(
+                f"the input mapped for agent {definition.key} is invalid: {problems}",
+                hint="map the fields the agent's spec declares under 'input', with their types",
+            )
         categories = {name: f.category for name, f in spec.input.items()}
         seen = redact_input(dict(data), categories, allowed)
         instructions, message = render_prompt(definition.prompt_text, {"input": seen.value})

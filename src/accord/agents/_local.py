@@ -2,9 +2,12 @@
 
 :class:`IntentModel` is a linear classifier over two TF-IDF views of an utterance (word 1-2-grams
 and within-word character 2-5-grams), trained with scikit-learn's ``LinearSVC`` one-vs-rest and an
-explicit out-of-scope class when the training data has one. Its confidence is Platt scaling of the
-margin between the two best scores, fit on out-of-fold scores of the training data, so it reads as
-the probability that the predicted in-scope label is right.
+explicit out-of-scope class when the training data has one. Its confidence is a small logistic
+regression over six facts of a prediction: the margin over the best rival, the label's own score,
+the out-of-scope class's score, the share of the text's words never seen in training, how rare its
+rarest word is, and how many words it has. The calibrator is fit on out-of-fold scores and
+fold-local vocabularies of the training data, out-of-scope examples included as negatives, so it
+reads as the probability that the predicted in-scope label is right.
 
 A trained model is only arrays and JSON metadata in a ``.npz`` file (no pickle): prediction
 rebuilds the TF-IDF transform and the linear scoring with numpy and scipy from the stored
@@ -37,7 +40,7 @@ __all__ = ["OUT_OF_SCOPE", "IntentModel", "IntentPrediction", "LocalProvider"]
 OUT_OF_SCOPE = "oos"
 """The label a prediction carries when the model says the text is out of scope."""
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _FORMAT_NAME = "accord-intent-model"
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
@@ -159,34 +162,127 @@ def _fit_view(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _Platt:
-    """``sigmoid(slope * margin + intercept)``: the margin-to-probability map."""
+_CONFIDENCE_FEATURES = (
+    "margin",
+    "score",
+    "oos_score",
+    "unseen_word_share",
+    "log1p_rarest_word_df",
+    "log1p_words",
+)
+_CORRECTION_PENALTY = 100.0
+"""L2 strength on the calibrator's correction: small training sets keep plain Platt scaling."""
 
-    slope: float
+
+def _word_facts(tokens: Sequence[Sequence[str]], df: dict[str, int]) -> FloatArray:
+    """Per text: share of words unseen in training, log1p of the rarest word's df, log1p(words)."""
+    facts = np.zeros((len(tokens), 3))
+    for row, words in enumerate(tokens):
+        if not words:
+            facts[row] = (1.0, 0.0, 0.0)
+            continue
+        seen = [df.get(word, 0) for word in words]
+        facts[row] = (
+            sum(n == 0 for n in seen) / len(seen),
+            math.log1p(min(seen)),
+            math.log1p(len(seen)),
+        )
+    return facts
+
+
+def _confidence_inputs(
+    scores: FloatArray, order: npt.NDArray[np.int64], oos: int, facts: FloatArray
+) -> FloatArray:
+    """Calibrator inputs, shape (texts, ranks, features), for the labels in ``order``'s columns."""
+    ranked = np.take_along_axis(scores, order, axis=1)
+    rivals = np.repeat(ranked[:, :1], ranked.shape[1], axis=1)
+    rivals[:, 0] = ranked[:, 1]
+    oos_score = scores[:, oos] if oos >= 0 else np.zeros(len(scores))
+    per_text = np.column_stack([oos_score, facts])
+    return np.concatenate(
+        [
+            np.stack([ranked - rivals, ranked], axis=2),
+            np.repeat(per_text[:, None, :], ranked.shape[1], axis=1),
+        ],
+        axis=2,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Calibrator:
+    """``sigmoid(weights . (inputs - mean) / scale + intercept)``: a logistic regression."""
+
+    mean: FloatArray
+    scale: FloatArray
+    weights: FloatArray
     intercept: float
 
-    def __call__(self, margins: FloatArray) -> FloatArray:
-        result: FloatArray = special.expit(self.slope * margins + self.intercept)
+    def __call__(self, inputs: FloatArray) -> FloatArray:
+        z = ((inputs - self.mean) / self.scale) @ self.weights + self.intercept
+        result: FloatArray = special.expit(z)
         return result
 
+    def describe(self) -> dict[str, Any]:
+        return {
+            "features": list(_CONFIDENCE_FEATURES),
+            "mean": self.mean.tolist(),
+            "scale": self.scale.tolist(),
+            "weights": self.weights.tolist(),
+            "intercept": self.intercept,
+        }
 
-def _fit_platt(margins: FloatArray, correct: npt.NDArray[np.bool_]) -> _Platt:
-    margins = np.concatenate([margins, np.zeros(2)])
-    correct = np.concatenate([correct, np.array([True, False])])
+
+def _smoothed_targets(correct: npt.NDArray[np.bool_]) -> FloatArray:
+    """Platt's targets: ``(n+ + 1) / (n+ + 2)`` for right, ``1 / (n- + 2)`` for wrong."""
     positives = int(correct.sum())
     negatives = len(correct) - positives
-    targets = np.where(correct, (positives + 1.0) / (positives + 2.0), 1.0 / (negatives + 2.0))
+    targets: FloatArray = np.where(
+        correct, (positives + 1.0) / (positives + 2.0), 1.0 / (negatives + 2.0)
+    )
+    return targets
+
+
+def _fit_logistic(
+    inputs: FloatArray, targets: FloatArray, offset: FloatArray, *, penalty: float
+) -> FloatArray:
+    """Weights then intercept of ``sigmoid(inputs . w + b + offset)``, L2 ``penalty`` on ``w``."""
 
     def loss(params: FloatArray) -> tuple[float, FloatArray]:
-        z = params[0] * margins + params[1]
-        p = special.expit(z)
+        weights, intercept = params[:-1], params[-1]
+        z = inputs @ weights + intercept + offset
         value = float(np.sum(np.logaddexp(0.0, z) - targets * z))
-        residual = p - targets
-        return value, np.array([np.dot(residual, margins), residual.sum()])
+        value += 0.5 * penalty * float(weights @ weights)
+        residual = special.expit(z) - targets
+        return value, np.append(inputs.T @ residual + penalty * weights, residual.sum())
 
-    result = optimize.minimize(loss, np.array([1.0, 0.0]), jac=True, method="L-BFGS-B")
-    return _Platt(float(result.x[0]), float(result.x[1]))
+    start = np.zeros(inputs.shape[1] + 1)
+    result = optimize.minimize(loss, start, jac=True, method="L-BFGS-B")
+    return np.asarray(result.x, dtype=np.float64)
+
+
+def _fit_calibrator(inputs: FloatArray, correct: npt.NDArray[np.bool_]) -> _Calibrator:
+    """Platt scaling of the margin, then a regularised logistic correction from all the inputs.
+
+    Both fits see Platt's two pseudo-examples (an average text with margin zero, once right and
+    once wrong) and his smoothed targets. The correction is shrunk towards zero, so with few
+    wrong out-of-fold predictions the calibrator stays the margin's Platt scaling.
+    """
+    mean = inputs.mean(axis=0)
+    scale = inputs.std(axis=0)
+    scale[scale == 0.0] = 1.0
+    pseudo = np.repeat(mean[None, :], 2, axis=0)
+    pseudo[:, 0] = 0.0
+    inputs = np.vstack([inputs, pseudo])
+    targets = _smoothed_targets(np.concatenate([correct, np.array([True, False])]))
+    margins = inputs[:, 0]
+    platt = _fit_logistic(margins[:, None], targets, np.zeros(len(margins)), penalty=0.0)
+    correction = _fit_logistic(
+        (inputs - mean) / scale, targets, platt[0] * margins + platt[1], penalty=_CORRECTION_PENALTY
+    )
+    weights = correction[:-1].copy()
+    weights[0] += platt[0] * scale[0]
+    intercept = float(correction[-1] + platt[1] + platt[0] * mean[0])
+    return _Calibrator(mean, scale, weights, intercept)
 
 
 def _scores(features: sparse.csr_matrix, coef: FloatArray, intercept: FloatArray) -> FloatArray:
@@ -194,12 +290,17 @@ def _scores(features: sparse.csr_matrix, coef: FloatArray, intercept: FloatArray
     return result
 
 
-def _top_margins(scores: FloatArray) -> tuple[npt.NDArray[np.int64], FloatArray]:
-    order = np.argsort(-scores, axis=1, kind="stable")
-    rows = np.arange(len(scores))
-    best = order[:, 0]
-    margins = scores[rows, best] - scores[rows, order[:, 1]]
-    return best, margins
+def _ranking(scores: FloatArray) -> npt.NDArray[np.int64]:
+    order: npt.NDArray[np.int64] = np.argsort(-scores, axis=1, kind="stable")
+    return order
+
+
+def _tokens(texts: Sequence[str]) -> list[list[str]]:
+    return [_TOKEN.findall(text.lower()) for text in texts]
+
+
+def _document_frequencies(tokens: Sequence[Sequence[str]]) -> dict[str, int]:
+    return dict(Counter(word for words in tokens for word in set(words)))
 
 
 def _training_digest(texts: Sequence[str], labels: Sequence[str]) -> str:
@@ -226,7 +327,8 @@ class IntentModel:
         views: tuple[_TextView, ...],
         coef: FloatArray,
         intercept: FloatArray,
-        calibration: _Platt,
+        word_df: npt.NDArray[np.int64],
+        calibration: _Calibrator,
         metadata: dict[str, Any],
     ) -> None:
         self._labels = labels
@@ -234,6 +336,9 @@ class IntentModel:
         self._indexes = tuple(view.index for view in views)
         self._coef = coef
         self._intercept = intercept
+        self._word_df = word_df
+        self._df = {term: int(n) for term, n in zip(views[0].terms, word_df, strict=True) if n > 0}
+        self._oos = labels.index(OUT_OF_SCOPE) if OUT_OF_SCOPE in labels else -1
         self._calibration = calibration
         self._metadata = metadata
         self._bytes: bytes | None = None
@@ -262,7 +367,7 @@ class IntentModel:
             source: where the training data came from, recorded in the metadata.
             attribution: the data's licence attribution, recorded in the metadata.
             c: the SVM's regularisation parameter.
-            folds: out-of-fold splits used to fit the confidence calibration.
+            folds: out-of-fold splits used to fit the confidence calibrator.
 
         Raises:
             InputError: the data is empty, lengths differ, there are fewer than two labels, or
@@ -295,26 +400,34 @@ class IntentModel:
         ).tocsr()
 
         oos = classes.index(OUT_OF_SCOPE) if OUT_OF_SCOPE in classes else -1
-        margins = np.zeros(len(texts))
+        tokens = _tokens(texts)
+        inputs = np.zeros((len(texts), len(_CONFIDENCE_FEATURES)))
         predicted = np.zeros(len(texts), dtype=np.int64)
         splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
         for fit_rows, held_rows in splitter.split(np.zeros(len(y)), y):
             coef, intercept = _fit_svm(
                 features[fit_rows], y[fit_rows], len(classes), c=c, seed=seed
             )
-            best, margin = _top_margins(_scores(features[held_rows], coef, intercept))
-            predicted[held_rows], margins[held_rows] = best, margin
+            scores = _scores(features[held_rows], coef, intercept)
+            order = _ranking(scores)[:, :2]
+            fold_df = _document_frequencies([tokens[i] for i in fit_rows])
+            facts = _word_facts([tokens[i] for i in held_rows], fold_df)
+            inputs[held_rows] = _confidence_inputs(scores, order, oos, facts)[:, 0]
+            predicted[held_rows] = order[:, 0]
         in_scope = predicted != oos
-        calibration = _fit_platt(margins[in_scope], (predicted == y)[in_scope])
+        calibration = _fit_calibrator(inputs[in_scope], (predicted == y)[in_scope])
         coef, intercept = _fit_svm(features, y, len(classes), c=c, seed=seed)
+        df = _document_frequencies(tokens)
+        word_df = np.asarray([df.get(term, 0) for term in views[0].terms], dtype=np.int64)
         metadata: dict[str, Any] = {
             "format": _FORMAT_NAME,
             "format_version": FORMAT_VERSION,
             "labels": list(classes),
             "out_of_scope": OUT_OF_SCOPE,
-            "method": "tfidf(word 1-2, char_wb 2-5) + LinearSVC one-vs-rest + Platt(top-2 margin)",
+            "method": "tfidf(word 1-2, char_wb 2-5) + LinearSVC one-vs-rest + logistic "
+            "calibrator(margin, score, oos score, unseen words, rarest word, length)",
             "hyper_parameters": {"c": c, "folds": folds, "seed": seed, "loss": "squared_hinge"},
-            "calibration": {"slope": calibration.slope, "intercept": calibration.intercept},
+            "calibration": calibration.describe(),
             "views": [view.describe() for view in views],
             "training": {
                 "sha256": _training_digest(texts, labels),
@@ -330,6 +443,7 @@ class IntentModel:
             views=views,
             coef=coef,
             intercept=intercept,
+            word_df=word_df,
             calibration=calibration,
             metadata=metadata,
         )
@@ -367,11 +481,11 @@ class IntentModel:
         features = self.features(texts)
         scores = _scores(features, self._coef, self._intercept)
         empty = np.diff(features.indptr) == 0
-        order = np.argsort(-scores, axis=1, kind="stable")
-        ranked = np.take_along_axis(scores, order[:, :_TOP], axis=1)
-        rivals = np.repeat(ranked[:, :1], ranked.shape[1], axis=1)
-        rivals[:, 0] = ranked[:, 1]
-        probabilities = self._calibration(ranked - rivals)
+        order = _ranking(scores)
+        facts = _word_facts(_tokens(texts), self._df)
+        probabilities = self._calibration(
+            _confidence_inputs(scores, order[:, :_TOP], self._oos, facts)
+        )
         predictions = []
         for row in range(len(scores)):
             top = tuple(
@@ -395,6 +509,7 @@ class IntentModel:
                 ),
                 "coef": self._coef,
                 "intercept": self._intercept,
+                "word_df": self._word_df,
             }
             for i, view in enumerate(self._views):
                 members[f"idf_{i}"] = view.idf
@@ -437,14 +552,24 @@ class IntentModel:
                 )
                 for i, spec in enumerate(metadata["views"])
             )
-            calibration = _Platt(
-                metadata["calibration"]["slope"], metadata["calibration"]["intercept"]
+            spec = metadata["calibration"]
+            if tuple(spec["features"]) != _CONFIDENCE_FEATURES:
+                raise AgentInvalid(
+                    f"{name}: the model's calibrator reads unknown features {spec['features']}",
+                    hint="retrain the model with this version of Accord",
+                )
+            calibration = _Calibrator(
+                np.asarray(spec["mean"], dtype=np.float64),
+                np.asarray(spec["scale"], dtype=np.float64),
+                np.asarray(spec["weights"], dtype=np.float64),
+                float(spec["intercept"]),
             )
             model = cls(
                 labels=tuple(metadata["labels"]),
                 views=views,
                 coef=np.asarray(arrays["coef"], dtype=np.float64),
                 intercept=np.asarray(arrays["intercept"], dtype=np.float64),
+                word_df=np.asarray(arrays["word_df"], dtype=np.int64),
                 calibration=calibration,
                 metadata=metadata,
             )

@@ -125,7 +125,7 @@ def agent_decided(
     if token.scope is not None:
         previous = dict(adv.state.scopes[token.scope].steps.get(block.id) or previous)
     value = payload.get("value")
-    if chosen in ("approve", "approved") and value is None:
+    if value is None and chosen not in ("reject", "rejected"):
         value = previous.get("output")
     reviewed = {
         "decision": decision,
@@ -155,7 +155,8 @@ def agent_decided(
         )
         return
     adv._set_output(token, {**previous, "output": value, "reviewed": reviewed})
-    adv._goto(token, block.next)
+    route = block.on.get(chosen) if chosen not in ("approve", "approved") else None
+    adv._goto(token, route or block.next)
 
 
 def _switched_off(adv: Advance, block: AgentBlock) -> str | None:
@@ -224,7 +225,7 @@ def _ask(
             allowed=allowed,
             tools=runner,
             tool_specs=_tool_specs(adv, definition),
-            cache=services.catalog.cache(adv.run.tenant_id),
+            cache=services.catalog.cache(adv.run.tenant_id, adv.run.subject_id),
             now=adv.now,
         )
     except PromptError as exc:

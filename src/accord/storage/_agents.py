@@ -114,7 +114,8 @@ def cache_put(
     tenant: TenantId,
     key: str,
     *,
-    agent: str,
+    model: str,
+    subject_id: str | None,
     answer: str,
     now: float,
     expires_at: float,
@@ -128,10 +129,20 @@ def cache_put(
         agent_cache.insert().values(
             tenant_id=tenant,
             cache_key=key,
-            agent=agent,
+            model=model,
+            subject_id=subject_id,
             answer=answer,
             created_at=now,
             expires_at=expires_at,
+        )
+    )
+
+
+def cache_forget(connection: Connection, tenant: str, subject_id: str) -> None:
+    """Delete the answers cached from a subject's runs (on erasure)."""
+    connection.execute(
+        agent_cache.delete().where(
+            agent_cache.c.tenant_id == tenant, agent_cache.c.subject_id == subject_id
         )
     )
 

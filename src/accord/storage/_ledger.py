@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from accord.storage import _postgres
+from accord.storage._agents import cache_forget
 from accord.storage._dead_letters import scrub_letters
 from accord.storage._records import ACTIVE
 from accord.storage._schema import (
@@ -456,4 +457,5 @@ def scrub_subject(connection: Connection, tenant: str, subject_id: str, *, empty
         .values(payload=_ERASED)
     )
     scrub_letters(connection, tenant, run_ids)
+    cache_forget(connection, tenant, subject_id)
     return len(run_ids)

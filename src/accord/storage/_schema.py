@@ -445,11 +445,13 @@ agent_cache = sa.Table(
     metadata,
     sa.Column("tenant_id", sa.String(64), primary_key=True),
     sa.Column("cache_key", sa.String(80), primary_key=True),
-    sa.Column("agent", sa.String(160), nullable=False),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("subject_id", sa.String(128)),
     sa.Column("answer", sa.Text, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False),
     sa.Index(None, "tenant_id", "expires_at"),
+    sa.Index(None, "tenant_id", "subject_id"),
 )
 
 agent_rollouts = sa.Table(

@@ -40,7 +40,8 @@ def upgrade() -> None:
         "agent_cache",
         sa.Column("tenant_id", sa.String(length=64), nullable=False),
         sa.Column("cache_key", sa.String(length=80), nullable=False),
-        sa.Column("agent", sa.String(length=160), nullable=False),
+        sa.Column("model", sa.String(length=200), nullable=False),
+        sa.Column("subject_id", sa.String(length=128), nullable=True),
         sa.Column("answer", sa.Text(), nullable=False),
         sa.Column("created_at", sa.Float(), nullable=False),
         sa.Column("expires_at", sa.Float(), nullable=False),
@@ -48,6 +49,9 @@ def upgrade() -> None:
     )
     op.create_index(
         op.f("ix_agent_cache_tenant_id_expires_at"), "agent_cache", ["tenant_id", "expires_at"]
+    )
+    op.create_index(
+        op.f("ix_agent_cache_tenant_id_subject_id"), "agent_cache", ["tenant_id", "subject_id"]
     )
     op.create_table(
         "agent_rollouts",
