@@ -284,12 +284,12 @@ class AgentEngine:
             key=lambda e: list(e.absolute_path),
         )
         if wrong:
-            problems = "; ".join(
+            listed = "; ".join(
                 f"{'.'.join(str(p) for p in e.absolute_path) or '(input)'}: {e.message}"
                 for e in wrong
             )
             raise ExpressionError(
-                f"the input mapped for agent {definition.key} is invalid: {problems}",
+                f"the input mapped for agent {definition.key} is invalid: {listed}",
                 hint="map the fields the agent's spec declares under 'input', with their types",
             )
         categories = {name: f.category for name, f in spec.input.items()}
