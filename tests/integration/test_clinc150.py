@@ -121,7 +121,6 @@ def test_clinc150_coverage_at_one_percent_risk_on_the_untuned_half(clinc: Evalua
     assert ece <= 0.05
     assert held.risk <= MAX_RISK
     assert held.coverage >= 0.65
-    assert clinc.train_seconds <= 90.0
 
 
 def test_clinc150_projected_onto_the_test_splits_out_of_scope_share(clinc: Evaluated) -> None:

@@ -332,8 +332,8 @@ def test_the_example_model_is_reproducible_from_its_data() -> None:
         [t for t, _ in examples],
         [label for _, label in examples],
         seed=committed.metadata["hyper_parameters"]["seed"],
-        source="examples/agents/data/support-intents.jsonl",
+        source="data/support-intents.jsonl",
         attribution="Written for Accord's examples (Apache-2.0)",
     )
     assert retrained.digest == committed.digest
-    assert committed.metadata["source"] == "examples/agents/data/support-intents.jsonl"
+    assert committed.metadata["source"] == "data/support-intents.jsonl"
