@@ -171,7 +171,7 @@ class AgentCatalog:
     def contract(self, tenant: str, name: str, version: int | None) -> AgentContract | None:
         """The input and output schemas lint checks agent blocks against."""
         try:
-            definition = self.get(tenant, name, version)
+            definition = self.get(tenant, name, version or self.current_version(tenant, name))
         except AgentNotFound:
             return None
         return AgentContract(definition.spec.input_schema(), definition.spec.output.schema_)
@@ -351,6 +351,11 @@ class AgentCatalog:
             except RolloutConflict:
                 continue
         return rolled
+
+    def purge_cache(self) -> int:
+        """Delete expired cached answers of every tenant; returns how many."""
+        with self._db.transaction() as connection:
+            return stored.cache_purge_all(connection, self._clock.now())
 
     def rollout_stats(self, tenant: TenantId, rollout: RolloutRecord) -> dict[str, OutcomeStats]:
         """Outcome counts per arm (primary, candidate, shadow) of one rollout."""

@@ -393,7 +393,11 @@ class AgentEngine:
     ) -> tuple[Any, float, tuple[str, ...], ModelRoute]:
         """Ask one model, repairing an invalid output up to the spec's limit."""
         definition = base.definition
-        provider = self._providers(base.tenant, definition, route)
+        try:
+            provider = self._providers(base.tenant, definition, route)
+        except ProviderFailed as exc:
+            attempts.append(Attempt(route.provider, route.name, Usage(), 0.0, error=exc.message))
+            raise
         problems: tuple[str, ...] = ()
         previous: Any = None
         output: Any = None

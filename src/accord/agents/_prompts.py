@@ -112,7 +112,8 @@ def render_prompt(text: str, variables: dict[str, Any]) -> tuple[str, str]:
     except jinja2.UndefinedError as exc:
         raise PromptError(
             f"the prompt refers to something the input does not have: {exc.message}",
-            hint="add the field to the agent's input, or guard it with {% if ... %}",
+            hint="add the field to the agent's input, or guard it with "
+            "{% if input.NAME is defined %}",
         ) from exc
     except jinja2.TemplateError as exc:
         raise PromptError(f"the prompt failed to render: {exc}") from exc

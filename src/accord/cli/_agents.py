@@ -81,7 +81,9 @@ def deploy(spec: SpecFile, by: By = None, database: Database = None) -> None:
     with opened(database) as accord, handled():
         done = accord.deploy_agent(spec, by=_by(by))
     state = "deployed" if done.created else "already deployed"
-    console.print(f"{state}: {done.name} v{done.version} (digest {done.digest[:12]})")
+    console.print(
+        f"{state}: {done.name} v{done.version} (digest {done.digest.removeprefix('sha256:')[:12]})"
+    )
 
 
 @app.command("promote")
@@ -128,7 +130,7 @@ def list_agents(json_output: Json = False, database: Database = None) -> None:
         table.add_row(
             r.name,
             str(r.version),
-            r.digest[:12],
+            r.digest.removeprefix("sha256:")[:12],
             escape(r.source_name),
             when(r.deployed_at),
             r.deployed_by,

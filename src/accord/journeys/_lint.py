@@ -854,10 +854,12 @@ def _output_exemplar(
             "output": output,
             "confidence": 0.5,
             "band": "x",
+            "reason": "x",
             "agent": "x",
             "version": 1,
             "model": "x",
             "reviewed": DYN,
+            "outcome_id": "x",
         }
     return DYN
 

@@ -325,17 +325,18 @@ class AgentBlock(_Block):
     """Ask an agent for a typed output, validated before anything happens, and route it by
     its confidence band.
 
-    ``agent`` names a deployed spec: ``NAME@VERSION`` pins a version; ``NAME`` takes the
-    agent's active rollout (a sticky share of subjects goes to the candidate) or else its
-    latest version. ``bands`` override the spec's thresholds. In the ``auto`` band the run
-    goes on to ``next``; in the ``confirm`` band to ``on.confirm`` (for instance a ``confirm``
-    block that asks the subject), or, without that route, to a person who confirms; in the
-    ``escalate`` band (and when the output stays invalid after repair, or the budget runs out)
-    to ``on.escalate``, or else to a review item in ``queue`` with a handoff packet. A person's
-    approval or edit continues with ``next``; a rejection takes ``on.reject`` or fails the
-    block (``AgentRejected``).
+    ``agent`` names a deployed spec: ``NAME@VERSION`` pins a version; ``NAME`` takes the agent's
+    active rollout (a sticky share of subjects goes to the candidate) or else its current
+    version (the first deployed, until a rollout promotes another). ``bands`` override the
+    spec's thresholds. In the ``auto`` band the run goes on to ``next``; in the ``confirm`` band
+    to ``on.confirm`` (for instance a ``confirm`` block that asks the subject), or, without that
+    route, to a person who confirms; in the ``escalate`` band (and when the output stays invalid
+    after repair, or the budget runs out) to ``on.escalate``, or else to a review item in
+    ``queue`` with a handoff packet. A person's approval or edit continues with ``next``; a
+    rejection takes ``on.reject`` or fails the block (``AgentRejected``).
 
-    The block's output is ``{output, confidence, band, agent, version, model, reviewed}``.
+    The block's output is ``{output, confidence, band, reason, agent, version, model,
+    reviewed, outcome_id}``.
     """
 
     kind: Literal["agent"]

@@ -310,7 +310,7 @@ class _Tools:
         if isinstance(outcome, Refused):
             return ToolResult(
                 False,
-                message=f"refused ({outcome.reason}): {outcome.message}",
+                message=f"{outcome.reason}: {outcome.message}",
                 reason=outcome.reason,
             )
         if isinstance(outcome, Held):

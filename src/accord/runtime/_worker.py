@@ -294,6 +294,7 @@ class Worker:
             self.runtime.reviews.sweep()
         if self.runtime.agents is not None:
             self.runtime.agents.catalog.check_rollouts()
+            self.runtime.agents.catalog.purge_cache()
         return self.stats
 
     def run(self, *, stop: threading.Event | None = None) -> WorkerStats:
@@ -325,6 +326,7 @@ class Worker:
         reviews.sweep()
         if self.runtime.agents is not None:
             self.runtime.agents.catalog.check_rollouts()
+            self.runtime.agents.catalog.purge_cache()
 
     def _recover(self, exc: DBAPIError) -> None:
         """A database error (lost connection, deadlock) rolled the round back: forget the runs

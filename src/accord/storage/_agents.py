@@ -147,6 +147,12 @@ def cache_forget(connection: Connection, tenant: str, subject_id: str) -> None:
     )
 
 
+def cache_purge_all(connection: Connection, now: float) -> int:
+    """Delete every tenant's expired answers; returns how many."""
+    result = connection.execute(agent_cache.delete().where(agent_cache.c.expires_at <= now))
+    return int(result.rowcount or 0)
+
+
 def cache_purge(connection: Connection, tenant: TenantId, now: float) -> int:
     """Delete expired answers; returns how many."""
     result = connection.execute(
