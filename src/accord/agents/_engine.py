@@ -29,7 +29,7 @@ from accord.agents._provider import (
 )
 from accord.agents._redaction import Redacted, redact_input, redact_value
 from accord.agents._spec import AgentDefinition, ModelRoute
-from accord.core import digest
+from accord.core import digest, digest_any
 from accord.errors import BudgetExceeded, ExpressionError, ProviderFailed
 from accord.journeys import Bands, Expression, compile_expression
 
@@ -320,9 +320,7 @@ class AgentEngine:
         def run_tool(name: str, arguments: dict[str, Any]) -> ToolResult:
             spend.tool_call()
             result = tools(name, arguments)
-            calls.append(
-                ToolCallRecord(name, result.ok, result.reason, digest(_jsonable(arguments)))
-            )
+            calls.append(ToolCallRecord(name, result.ok, result.reason, digest_any(arguments)))
             if result.ok and result.output is not None:
                 output, _ = redact_value(result.output, allowed)
                 return replace(result, output=output)
@@ -566,11 +564,3 @@ def _confidence(reply: AgentReply) -> float:
     if value is None:
         return 0.0
     return min(1.0, max(0.0, float(value)))
-
-
-def _jsonable(value: Any) -> Any:
-    try:
-        digest(value)
-    except (TypeError, ValueError):
-        return repr(value)
-    return value

@@ -3,7 +3,7 @@
 from accord.core._clock import Clock, SystemClock
 from accord.core._durations import format_duration, parse_duration
 from accord.core._ids import IdGenerator, RandomIds, RunId, TenantId, new_ulid
-from accord.core._json import canonical_dumps, digest
+from accord.core._json import canonical_dumps, digest, digest_any
 
 __all__ = [
     "Clock",
@@ -14,6 +14,7 @@ __all__ = [
     "TenantId",
     "canonical_dumps",
     "digest",
+    "digest_any",
     "format_duration",
     "new_ulid",
     "parse_duration",

@@ -16,3 +16,12 @@ def canonical_dumps(value: Any) -> str:
 def digest(value: Any) -> str:
     """SHA-256 of the canonical JSON of ``value``, as ``sha256:<hex>``."""
     return "sha256:" + hashlib.sha256(canonical_dumps(value).encode()).hexdigest()
+
+
+def digest_any(value: Any) -> str:
+    """:func:`digest` of ``value``, or of its ``repr`` when it is not JSON (a model's or a
+    caller's arbitrary value must still get a digest for the record)."""
+    try:
+        return digest(value)
+    except (TypeError, ValueError):
+        return digest(repr(value))

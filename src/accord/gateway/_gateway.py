@@ -28,7 +28,7 @@ from typing import Any
 
 from accord.connectors import Capability, CapabilityRegistry
 from accord.consent import BasisCheck, ConsentLedger, ConsentSnapshot, snapshots_from
-from accord.core import TenantId, digest
+from accord.core import TenantId, digest, digest_any
 from accord.errors import CapabilityFailed, ExecutionError
 from accord.flags import Flags
 from accord.gateway._executor import Executor
@@ -275,7 +275,7 @@ class GatewaySession:
             "idempotency_key": call.idempotency_key,
             "principal": {"type": "Agent", "id": invocation.agent},
             "agent_model": invocation.agent_model,
-            "input_digest": digest(_jsonable(invocation.payload)),
+            "input_digest": digest_any(invocation.payload),
             "message": message,
             "outcome": "refused",
             "reason": "tool_not_allowed",
@@ -581,14 +581,6 @@ def project(
     if not withheld:
         return dict(output), ()
     return {k: v for k, v in output.items() if k not in withheld}, tuple(sorted(withheld))
-
-
-def _jsonable(value: Any) -> Any:
-    try:
-        digest(value)
-    except (TypeError, ValueError):
-        return repr(value)
-    return value
 
 
 def _entity_key(entity: Entity) -> tuple[Any, ...]:

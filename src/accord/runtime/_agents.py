@@ -24,7 +24,7 @@ from accord.agents import (
     in_candidate,
 )
 from accord.connectors import CallContext
-from accord.core import digest
+from accord.core import digest_any
 from accord.errors import BudgetExceeded, CapabilityFailed, ExecutionError, ExpressionError
 from accord.gateway import ApprovalRequired, Executed, Held, Invocation, Refused
 from accord.journeys import AgentBlock
@@ -339,7 +339,7 @@ def _record(
 ) -> str:
     path = adv._path(token)
     outcome_id = derived_id("ago", f"{adv.run.run_id}/{path}/{token.visit}/{token.attempt}/{arm}")
-    output_digest = digest(_jsonable(result.output))
+    output_digest = digest_any(result.output)
     adv.agent_outcomes_add.append(
         NewAgentOutcome(
             outcome_id=outcome_id,
@@ -402,7 +402,7 @@ def _shadow(
             error={"type": exc.error_type, "message": exc.message},
         )
         return
-    agrees = digest(_jsonable(result.output)) == digest(_jsonable(primary.output)) and (
+    agrees = digest_any(result.output) == digest_any(primary.output) and (
         result.band == primary.band
     )
     _record(adv, token, candidate, result, "shadow", rollout, agrees)
@@ -468,11 +468,3 @@ def _open_agent_review(
     at = adv.now + block.timeout if block.timeout is not None else None
     adv._wait(token, Wait(kind="human", name=block.id, at=at, item=item_id))
     adv._take_pending(token)
-
-
-def _jsonable(value: Any) -> Any:
-    try:
-        digest(value)
-    except (TypeError, ValueError):
-        return repr(value)
-    return value
