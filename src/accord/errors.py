@@ -23,7 +23,8 @@ split by who must react::
     │   ├── DeadLetterConflict      the dead letter was already retried or discarded
     │   ├── AgentInvalid            an agent spec, prompt or model file failed to load
     │   ├── AgentNotFound
-    │   └── RolloutConflict         a rollout for the agent is already active, or none is
+    │   ├── RolloutConflict         a rollout for the agent is already active, or none is
+    │   └── ResidencyRefused        the policy keeps the subject's data in another region
     ├── ExecutionError              a block failed while running; the type says if retryable
     │   ├── CapabilityFailed        the capability raised; retryable unless marked otherwise
     │   ├── BlockTimeout            the block exceeded its timeout (retryable)
@@ -67,6 +68,7 @@ __all__ = [
     "LeaseLost",
     "LegalHold",
     "ProviderFailed",
+    "ResidencyRefused",
     "ReviewConflict",
     "ReviewForbidden",
     "ReviewNotFound",
@@ -107,6 +109,7 @@ class ErrorCode(StrEnum):
     ROLLOUT_CONFLICT = "rollout_conflict"
     PROVIDER_FAILED = "provider_failed"
     BUDGET_EXCEEDED = "budget_exceeded"
+    RESIDENCY_REFUSED = "residency_refused"
 
 
 class AccordError(Exception):
@@ -267,6 +270,13 @@ class RolloutConflict(InputError):
     """A rollout is already active for the agent, or there is none to change."""
 
     code = ErrorCode.ROLLOUT_CONFLICT
+
+
+class ResidencyRefused(InputError):
+    """The policy bundle does not let this deployment run a journey for the subject: their data
+    lives in another region. The refusal is recorded; start the run where the data lives."""
+
+    code = ErrorCode.RESIDENCY_REFUSED
 
 
 class ExecutionError(AccordError):

@@ -38,6 +38,14 @@ EntryKind = Literal[
     "subject.erasure_refused",
     "subject.hold",
     "subject.hold_released",
+    "identity.resolved",
+    "identity.candidate",
+    "identity.merged",
+    "identity.split",
+    "identity.model",
+    "context.recorded",
+    "retention.rule",
+    "retention.applied",
     "ledger.key",
 ]
 ENTRY_KINDS: tuple[str, ...] = get_args(EntryKind)
@@ -532,3 +540,31 @@ def ledger_key(*, key_id: str, public_key: str, previous: str | None, at: float)
         at,
         {"key_id": key_id, "public_key": public_key, "previous_key_id": previous},
     )
+
+
+IdentityKind = Literal[
+    "identity.resolved",
+    "identity.candidate",
+    "identity.merged",
+    "identity.split",
+    "identity.model",
+    "context.recorded",
+    "retention.rule",
+    "retention.applied",
+]
+
+
+def identity_event(
+    kind: IdentityKind,
+    *,
+    at: float,
+    body: dict[str, Any],
+    subject_id: str | None = None,
+    personal: Any = None,
+) -> Entry:
+    """A change to who is who, to what the context store holds, or to how long it keeps it.
+
+    ``body`` holds ids, counts, categories, probabilities and digests, never a record's values;
+    ``personal`` (sealed under the subject's key) may hold the per-field evidence of a match.
+    """
+    return Entry(kind, at, body, subject_id=subject_id, personal=personal)

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 from accord.audit import _entries
 from accord.audit._ledger import Ledger
+from accord.core import TenantId
 from accord.errors import InputError, LegalHold, SubjectErased
+from accord.storage import identity as stored_identity
 from accord.storage import ledger as stored
 
 _MAX_SUBJECT = 128
@@ -129,6 +131,7 @@ def erase_subject(
         else:
             stored.destroy_subject_key(connection, tenant, subject_id, now)
         scrubbed = stored.scrub_subject(connection, tenant, subject_id, empty_state=empty_state)
+        forgotten = stored_identity.forget_subject(connection, TenantId(tenant), subject_id, at=now)
         (index,) = ledger.append_locked(
             connection,
             tenant,
@@ -139,7 +142,11 @@ def erase_subject(
                     subject_id=subject_id,
                     actor=actor,
                     at=now,
-                    body={"reason": reason, "runs_scrubbed": scrubbed},
+                    body={
+                        "reason": reason,
+                        "runs_scrubbed": scrubbed,
+                        "identity_rows_deleted": forgotten,
+                    },
                 )
             ],
         )

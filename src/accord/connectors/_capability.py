@@ -47,6 +47,10 @@ class Capability:
     field carries, which is how the gateway projects a result to what a purpose allows. ``region``
     is where the system runs; ``source`` says where the capability was declared.
 
+    ``by_category`` marks a capability whose output's top-level keys are the data categories
+    of what they hold (the context store's read): the gateway then always asks for a lawful
+    basis and withholds every key the purpose does not allow.
+
     ``reconcile`` names, for a capability that is not idempotent, the read capability that tells
     whether a call took effect: it takes ``{"idempotency_key": ...}`` and answers with the
     effect's result, or fails with status 404 when there was none.
@@ -66,6 +70,7 @@ class Capability:
     description: str = ""
     source: str = "python"
     reconcile: str | None = None
+    by_category: bool = False
 
     @property
     def data_categories(self) -> tuple[str, ...]:
@@ -85,10 +90,16 @@ class Closeable(typing.Protocol):
 
 @dataclass
 class CapabilityRegistry:
-    """The capabilities a runtime may invoke, by name, and the connectors they hold open."""
+    """The capabilities a runtime may invoke, by name, and the connectors they hold open.
+
+    A registry ``over`` another holds its own capabilities first and finds the rest in the
+    other (which it also closes): Accord's built-in capabilities sit over the ones a
+    deployment registers, without changing that registry.
+    """
 
     _capabilities: dict[str, Capability] = field(default_factory=dict)
     _resources: list[Closeable] = field(default_factory=list)
+    over: CapabilityRegistry | None = None
 
     def own(self, resource: Closeable) -> None:
         """Close ``resource`` (a connector's client) when the registry closes."""
@@ -97,9 +108,13 @@ class CapabilityRegistry:
     def close(self) -> None:
         while self._resources:
             self._resources.pop().close()
+        if self.over is not None:
+            self.over.close()
 
     def add(self, capability: Capability) -> Capability:
-        if capability.name in self._capabilities:
+        if capability.name in self._capabilities or (
+            self.over is not None and self.over.find(capability.name) is not None
+        ):
             raise ConfigurationError(
                 f"capability {capability.name!r} is registered twice",
                 hint="give each capability a unique name",
@@ -162,25 +177,30 @@ class CapabilityRegistry:
         return register
 
     def get(self, name: str) -> Capability:
-        try:
-            return self._capabilities[name]
-        except KeyError:
-            close = difflib.get_close_matches(name, list(self._capabilities), n=3)
-            hint = (
-                f"did you mean {', '.join(repr(c) for c in close)}?"
-                if close
-                else "run 'accord capability list' to see what is registered"
-            )
-            raise CapabilityNotFound(f"no capability named {name!r}", hint=hint) from None
+        found = self.find(name)
+        if found is not None:
+            return found
+        close = difflib.get_close_matches(name, [c.name for c in self], n=3)
+        hint = (
+            f"did you mean {', '.join(repr(c) for c in close)}?"
+            if close
+            else "run 'accord capability list' to see what is registered"
+        )
+        raise CapabilityNotFound(f"no capability named {name!r}", hint=hint)
 
     def find(self, name: str) -> Capability | None:
-        return self._capabilities.get(name)
+        found = self._capabilities.get(name)
+        if found is None and self.over is not None:
+            return self.over.find(name)
+        return found
 
     def __iter__(self) -> Iterator[Capability]:
-        return iter(sorted(self._capabilities.values(), key=lambda c: c.name))
+        every = {c.name: c for c in self.over} if self.over is not None else {}
+        every.update(self._capabilities)
+        return iter(sorted(every.values(), key=lambda c: c.name))
 
     def __len__(self) -> int:
-        return len(self._capabilities)
+        return sum(1 for _ in self)
 
 
 def field_categories(model: type[BaseModel]) -> dict[str, str]:

@@ -20,9 +20,11 @@ from accord.gateway._outcomes import (
     Refused,
     call_digest,
 )
+from accord.gateway._residency import START_ACTION, ResidencyDecision, decide_residency
 
 __all__ = [
     "REFUSAL_REASONS",
+    "START_ACTION",
     "Approval",
     "ApprovalRequired",
     "Executed",
@@ -34,8 +36,10 @@ __all__ = [
     "Outcome",
     "RefusalReason",
     "Refused",
+    "ResidencyDecision",
     "SnapshotBatch",
     "call_digest",
+    "decide_residency",
     "project",
     "required_categories",
 ]

@@ -66,6 +66,8 @@ class Governance:
     pdp: PolicyDecisionPoint
     flags: Flags
     new_id: Callable[[str], str]
+    region: str | None = None
+    """Where this deployment processes data: policies see it as ``context.processing_region``."""
 
 
 class Gateway:
@@ -125,6 +127,7 @@ class _Snapshot:
     consent: ConsentSnapshot | None
     bundle: PolicyBundle | None
     bundle_error: str | None = None
+    region: str | None = None
 
 
 def _read_snapshots(
@@ -154,7 +157,8 @@ def _read_snapshots(
         read[(tenant, None)] = _Snapshot(None, bundle, bundle_error)
         consent = snapshots_from(tenant, tenants[tenant], state.grants, state.bases)
         for subject, snapshot in consent.items():
-            read[(tenant, subject)] = _Snapshot(snapshot, bundle, bundle_error)
+            region = state.regions.get(subject)
+            read[(tenant, subject)] = _Snapshot(snapshot, bundle, bundle_error, region)
     return read
 
 
@@ -372,7 +376,7 @@ class _Pass:
         if refusal is not None:
             return refusal
 
-        request = self._request()
+        request = self._request(snapshot)
         if snapshot.bundle_error is not None:
             self.record["policy"] = {"allowed": False, "errors": [snapshot.bundle_error]}
             return self._refuse("policy_error", snapshot.bundle_error)
@@ -450,7 +454,7 @@ class _Pass:
         self, snapshot: _Snapshot, categories: tuple[str, ...]
     ) -> tuple[BasisCheck | None, Refused | None]:
         self.record["categories"] = list(categories)
-        if not categories:
+        if not categories and not self.capability.by_category:
             self.record["lawful_basis"] = {"required": False}
             return None, None
         if self.call.subject_id is None or snapshot.consent is None:
@@ -482,7 +486,7 @@ class _Pass:
             return check, self._refuse(check.reason, check.message)
         return check, None
 
-    def _request(self) -> PolicyRequest:
+    def _request(self, snapshot: _Snapshot) -> PolicyRequest:
         journey = self.invocation.journey
         agent = self.invocation.agent
         if agent is not None:
@@ -494,9 +498,11 @@ class _Pass:
                 f"journey/{journey}" if journey else "accord",
                 {"role": "journey", "tier": "automated", "journey": journey},
             )
-        resource = Entity(
-            "Subject", self.call.subject_id or "anonymous", dict(self.invocation.resource)
-        )
+        attrs = dict(self.invocation.resource)
+        if snapshot.region is not None:
+            # the subject's home region comes from the identity store, not from the caller
+            attrs["region"] = snapshot.region
+        resource = Entity("Subject", self.call.subject_id or "anonymous", attrs)
         # the block stays out of the context: calls that differ only in where they are made
         # share one policy decision within a transition
         context: dict[str, Any] = {
@@ -506,6 +512,7 @@ class _Pass:
             "time": int(self.now),
             "side_effect": self.capability.side_effect,
             "region": self.capability.region,
+            "processing_region": self.governance.region,
         }
         context.update(self.invocation.context)
         self.record["principal"] = {"type": principal.type, "id": principal.id}
@@ -563,12 +570,15 @@ def project(
     """``output`` without the fields whose category the purpose, the caller or a policy withholds.
 
     A field is withheld when its category is not among ``allowed`` (``None``: any), not among
-    ``reads`` when the caller narrowed them, or named (by field or category) in ``redact``.
+    ``reads`` when the caller narrowed them, or named (by field or category) in ``redact``. The
+    fields of a capability whose output is grouped ``by_category`` are the categories
+    themselves, whatever they are: one the purpose does not allow never passes.
     """
     wanted = set(reads)
     redacted = set(redact)
     withheld = []
-    for name, category in capability.fields.items():
+    fields = {name: name for name in output} if capability.by_category else capability.fields
+    for name, category in fields.items():
         if name not in output:
             continue
         if (

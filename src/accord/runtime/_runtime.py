@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from sqlalchemy.engine import Connection
@@ -15,11 +15,12 @@ from accord.errors import (
     DeadLetterNotFound,
     IdempotencyConflict,
     InputError,
+    ResidencyRefused,
     RunFinished,
     RunNotFound,
     SubjectErased,
 )
-from accord.gateway import Gateway
+from accord.gateway import Gateway, decide_residency
 from accord.journeys import CompiledJourney
 from accord.reviews import ConfirmationSigner, ReviewInbox
 from accord.runtime._advance import AdvanceDeps, initial_state
@@ -34,6 +35,7 @@ from accord.storage import (
     DecisionRecord,
     HistoryEntry,
     HistoryEvent,
+    NewDecision,
     NewEvent,
     NewRun,
     NewTimer,
@@ -313,6 +315,7 @@ class Runtime:
                 hint="use a request id or a hash of the request",
             )
         request: str | None = None
+        residency = self._residency(tenant, journey, version, subject)
         try:
             with self.db.transaction() as connection:
                 compiled = self.catalog.get(tenant, journey, version, connection=connection)
@@ -343,21 +346,22 @@ class Runtime:
                         )
                     ],
                 )
-                self.ledger.append(
-                    connection,
-                    tenant,
-                    [
-                        entries.run_transition(
-                            run_id=run_id,
-                            subject_id=subject,
-                            seq=1,
-                            event=new_run.started,
-                            at=new_run.at,
-                            worker=None,
-                            run_input=data,
-                        )
-                    ],
-                )
+                recorded = [
+                    entries.run_transition(
+                        run_id=run_id,
+                        subject_id=subject,
+                        seq=1,
+                        event=new_run.started,
+                        at=new_run.at,
+                        worker=None,
+                        run_input=data,
+                    )
+                ]
+                if residency is not None:
+                    allowed = replace(residency, run_id=run_id)
+                    stored_decisions.insert_decisions(connection, tenant, [allowed])
+                    recorded.extend(entries.gateway_decision(allowed))
+                self.ledger.append(connection, tenant, recorded)
                 self.db.notify_ready(connection)
         except IntegrityError:
             if idempotency_key is None or request is None:
@@ -368,6 +372,39 @@ class Runtime:
                 raise
             return _replay(found, idempotency_key, request)
         return StartResult(run_id, True, compiled.name, compiled.version)
+
+    def _residency(
+        self, tenant: TenantId, journey: str, version: int | None, subject: str | None
+    ) -> NewDecision | None:
+        """Ask the policy whether this deployment may run ``journey`` for ``subject``; the
+        decision to record with the run, or None when residency does not apply.
+
+        Raises:
+            ResidencyRefused: the policy keeps the subject's data elsewhere; the refusal is
+                recorded.
+        """
+        governance = self.gateway.governance
+        if subject is None or governance is None or governance.region is None:
+            return None
+        compiled = self.catalog.get(tenant, journey, version)
+        decision = decide_residency(
+            governance,
+            tenant,
+            subject_id=subject,
+            journey=compiled.name,
+            purpose=compiled.spec.purpose,
+            now=self.clock.now(),
+        )
+        if decision.record is None or decision.allowed:
+            return decision.record
+        with self.db.transaction() as connection:
+            stored_decisions.insert_decisions(connection, tenant, [decision.record])
+            self.ledger.append(connection, tenant, entries.gateway_decision(decision.record))
+        raise ResidencyRefused(
+            f"journey {compiled.name!r} was not started for subject {subject!r}: "
+            f"{decision.message} (decision {decision.record.decision_id})",
+            hint="start it on a deployment in the subject's region, or change the policy",
+        )
 
     def _new_run(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,15 @@ from accord.core import Clock, IdGenerator, RandomIds, SystemClock, TenantId
 from accord.errors import ConfigurationError
 from accord.flags import FlagRecord, Flags, FlagStore, FlagValue
 from accord.gateway import Gateway, Governance
+from accord.identity import (
+    ContextStore,
+    Resolver,
+    ResolveReport,
+    Retention,
+    RetentionReport,
+    SourceRecord,
+)
+from accord.journeys import load_journey_text
 from accord.policy import PolicyDecisionPoint, PolicyStore
 from accord.reviews import (
     ConfirmationResult,
@@ -58,6 +67,13 @@ from accord.reviews import (
 )
 from accord.runtime import AgentServices, RunState, Runtime, SignalResult
 from accord.service._direct import DirectCall, DirectResult, invoke_direct
+from accord.service._identity import (
+    CONTEXT_READ,
+    REVIEW_JOURNEY,
+    REVIEW_JOURNEY_TEXT,
+    identity_capabilities,
+    review_rationale,
+)
 from accord.service._settings import Settings
 from accord.storage import (
     Database,
@@ -66,6 +82,7 @@ from accord.storage import (
     ReviewItemRecord,
     RolloutRecord,
 )
+from accord.storage import identity as stored_identity
 from accord.storage import ledger as stored_ledger
 
 log = logging.getLogger(__name__)
@@ -89,6 +106,9 @@ class Accord:
     confirmations: Confirmations
     agents: AgentCatalog
     providers: ProviderRegistry
+    identity: Resolver
+    context: ContextStore
+    retention: Retention
     endpoints: Endpoints = field(default_factory=Endpoints)
 
     def deploy_agent(
@@ -223,6 +243,93 @@ class Accord:
             clock=runtime.clock,
             ids=runtime.ids,
         )
+
+    # -- identity, context and retention ----------------------------------------------------
+
+    def read_context(
+        self,
+        subject: str,
+        *,
+        purpose: str,
+        principal: str = "accord",
+        categories: Sequence[str] | None = None,
+        signals: int = 50,
+        tenant: str | None = None,
+    ) -> DirectResult:
+        """The subject's context through the gateway, projected to what ``purpose`` allows.
+
+        The read is the capability ``context.read``: the kill switch, the lawful basis for
+        ``purpose`` (and for each of ``categories``, when named) and the policy decide it, and
+        every category the purpose does not allow is withheld. A refusal is a result.
+        """
+        payload: dict[str, Any] = {"signals": signals}
+        if categories is not None:
+            payload["categories"] = list(categories)
+        return self.invoke(
+            CONTEXT_READ,
+            payload,
+            principal=principal,
+            subject=subject,
+            purpose=purpose,
+            tenant=tenant,
+        )
+
+    def resolve_identities(
+        self,
+        records: Sequence[SourceRecord],
+        *,
+        purpose: str | None = "dpv:CustomerRelationshipManagement",
+        tenant: str | None = None,
+    ) -> ResolveReport:
+        """Resolve source records to subjects; each possible link opens a review run."""
+        tenant = self._tenant(tenant)
+        report = self.identity.resolve(tenant, records, purpose=purpose)
+        self.open_identity_reviews(tenant=tenant)
+        return report
+
+    def open_identity_reviews(self, *, tenant: str | None = None) -> list[str]:
+        """Start an ``identity_review`` run for every open possible link that has none.
+
+        Safe to repeat: a candidate's run is started under an idempotency key of its id.
+        """
+        tenant_id = TenantId(self._tenant(tenant))
+        with self.db.read() as connection:
+            waiting = stored_identity.list_candidates(
+                connection, tenant_id, status="open", without_run=True
+            )
+        if not waiting:
+            return []
+        self.runtime.catalog.deploy(
+            tenant_id,
+            load_journey_text(REVIEW_JOURNEY_TEXT, source_name="<accord>"),
+            deployed_by="accord",
+        )
+        started = []
+        for candidate in waiting:
+            result = self.runtime.start(
+                tenant_id,
+                REVIEW_JOURNEY,
+                input={
+                    "candidate_id": candidate.candidate_id,
+                    "other_subject": candidate.other_subject_id,
+                    "probability": candidate.probability,
+                    "rationale": review_rationale(candidate),
+                },
+                subject=candidate.subject_id,
+                idempotency_key=f"identity-review/{candidate.candidate_id}",
+            )
+            with self.db.transaction() as connection:
+                stored_identity.set_candidate_run(
+                    connection, tenant_id, candidate.candidate_id, result.run_id
+                )
+            started.append(result.run_id)
+        return started
+
+    def apply_retention(
+        self, *, by: str = "retention", tenant: str | None = None
+    ) -> RetentionReport:
+        """Delete or anonymise every expired context item not under legal hold."""
+        return self.retention.apply(self._tenant(tenant), by=by)
 
     # -- connectors: the dead-letter queue and the health of endpoints ----------------------
 
@@ -536,7 +643,13 @@ def build(
         FlagStore(db, clock=clock, ids=ids, ledger=ledger),
         refresh_seconds=settings.flag_refresh_seconds,
     )
-    governance = Governance(db, consent, policies, pdp, flags, ids.new_id)
+    identity = Resolver(
+        db, ledger, clock, ids.new_id, default_country=settings.identity_default_country
+    )
+    context = ContextStore(db, ledger, clock, ids.new_id, check_categories=validate_categories)
+    retention = Retention(db, ledger, clock, check_categories=validate_categories)
+    capabilities = identity_capabilities(identity, context, capabilities)
+    governance = Governance(db, consent, policies, pdp, flags, ids.new_id, region=settings.region)
     gateway = Gateway(capabilities, governance=governance if governed else None)
     agents = AgentCatalog(db, ledger, clock, ids.new_id)
     providers = ProviderRegistry(agents, settings.llm_endpoints)
@@ -568,6 +681,9 @@ def build(
         confirmations,
         agents,
         providers,
+        identity,
+        context,
+        retention,
         endpoints,
     )
 

@@ -84,6 +84,19 @@ class Settings(BaseSettings):
         description="development keyring directory (default: 'keys' beside the SQLite file, "
         "else .accord/keys)",
     )
+    region: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="the region this deployment processes data in; policies see it as "
+        "context.processing_region and decide, per subject, whether a journey may start here",
+    )
+    identity_default_country: str | None = Field(
+        None,
+        min_length=2,
+        max_length=2,
+        description="ISO country code for reading phone numbers written without one (e.g. GB)",
+    )
 
     def resolved_keys_dir(self) -> Path:
         """Where development keys live when settings do not give them."""

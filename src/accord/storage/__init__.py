@@ -10,6 +10,7 @@ from accord.storage import _dead_letters as dead_letters
 from accord.storage import _decisions as decisions
 from accord.storage import _flags as flags
 from accord.storage import _governance as governance
+from accord.storage import _identity as identity
 from accord.storage import _journeys as journeys
 from accord.storage import _ledger as ledger
 from accord.storage import _policies as policies
@@ -89,6 +90,7 @@ __all__ = [
     "decisions",
     "flags",
     "governance",
+    "identity",
     "journeys",
     "ledger",
     "policies",

@@ -501,3 +501,125 @@ agent_outcomes = sa.Table(
     sa.Index(None, "tenant_id", "rollout_id"),
     sa.Index(None, "tenant_id", "run_id"),
 )
+
+identity_subjects = sa.Table(
+    "identity_subjects",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("subject_id", sa.String(128), primary_key=True),
+    sa.Column("region", sa.String(64)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("merged_into", sa.String(128)),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+identity_records = sa.Table(
+    "identity_records",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("source", sa.String(64), primary_key=True),
+    sa.Column("record_id", sa.String(128), primary_key=True),
+    sa.Column("subject_id", sa.String(128), nullable=False),
+    sa.Column("fields", sa.Text, nullable=False),
+    sa.Column("region", sa.String(64)),
+    sa.Column("link", sa.String(16), nullable=False),
+    sa.Column("probability", sa.Float),
+    sa.Column("ingested_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index(None, "tenant_id", "subject_id"),
+)
+
+identity_keys = sa.Table(
+    "identity_keys",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("source", sa.String(64), primary_key=True),
+    sa.Column("record_id", sa.String(128), primary_key=True),
+    sa.Index(None, "tenant_id", "source", "record_id"),
+)
+
+identity_candidates = sa.Table(
+    "identity_candidates",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("candidate_id", sa.String(64), primary_key=True),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("record_id", sa.String(128), nullable=False),
+    sa.Column("subject_id", sa.String(128), nullable=False),
+    sa.Column("other_subject_id", sa.String(128), nullable=False),
+    sa.Column("probability", sa.Float, nullable=False),
+    sa.Column("weight", sa.Float, nullable=False),
+    sa.Column("evidence", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("decided_at", sa.Float),
+    sa.Column("decided_by", sa.String(128)),
+    sa.Column("reason", sa.Text),
+    sa.Index(None, "tenant_id", "status"),
+    sa.Index(None, "tenant_id", "subject_id"),
+    sa.Index(None, "tenant_id", "other_subject_id"),
+)
+
+identity_merges = sa.Table(
+    "identity_merges",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("merge_id", sa.String(64), primary_key=True),
+    sa.Column("into_subject", sa.String(128), nullable=False),
+    sa.Column("from_subject", sa.String(128), nullable=False),
+    sa.Column("records", sa.Text, nullable=False),
+    sa.Column("candidate_id", sa.String(64)),
+    sa.Column("merged_by", sa.String(128), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("merged_at", sa.Float, nullable=False),
+    sa.Column("undone_by", sa.String(128)),
+    sa.Column("undone_at", sa.Float),
+    sa.Index(None, "tenant_id", "into_subject"),
+    sa.Index(None, "tenant_id", "from_subject"),
+)
+
+identity_models = sa.Table(
+    "identity_models",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("model", sa.Text, nullable=False),
+    sa.Column("method", sa.String(16), nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+context_items = sa.Table(
+    "context_items",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("item_id", sa.String(64), primary_key=True),
+    sa.Column("subject_id", sa.String(128)),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("value", sa.Text),
+    sa.Column("category", sa.String(128), nullable=False),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("record_id", sa.String(128)),
+    sa.Column("region", sa.String(64)),
+    sa.Column("purpose", sa.String(128)),
+    sa.Column("recorded_at", sa.Float, nullable=False),
+    sa.Column("anonymised_at", sa.Float),
+    sa.Index(None, "tenant_id", "subject_id", "kind"),
+    sa.Index(None, "tenant_id", "category", "recorded_at"),
+)
+
+retention_rules = sa.Table(
+    "retention_rules",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("category", sa.String(128), primary_key=True),
+    sa.Column("purpose", sa.String(128), primary_key=True),
+    sa.Column("period_seconds", sa.Float, nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("updated_by", sa.String(128), nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
