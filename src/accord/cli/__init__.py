@@ -17,6 +17,7 @@ from accord.cli import (
     _consent,
     _dlq,
     _flags,
+    _identity,
     _journeys,
     _mcp,
     _policy,
@@ -44,6 +45,9 @@ app.add_typer(_sandbox.app, name="sandbox")
 app.add_typer(_mcp.app, name="mcp")
 app.add_typer(_dlq.app, name="dlq")
 app.add_typer(_agents.app, name="agent")
+app.add_typer(_identity.app, name="identity")
+app.add_typer(_identity.context_app, name="context")
+app.add_typer(_identity.retention_app, name="retention")
 app.command("explain")(_audit.explain_command)
 app.command("confirm")(_reviews.confirm_command)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)

@@ -86,8 +86,8 @@ _STREET_TYPES: Final[Mapping[str, str]] = MappingProxyType(
     }
 )
 
-# As the first word "st" and "dr" usually mean saint and doctor ("st kilda road").
-_LEADING_TITLES: Final = frozenset({"st", "dr"})
+# Before another word "st" and "dr" usually mean saint and doctor ("12 st kilda rd").
+_ONLY_LAST: Final = frozenset({"st", "dr"})
 
 _EMAIL: Final = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
 _DATE_FORMATS: Final = (
@@ -97,6 +97,7 @@ _DATE_FORMATS: Final = (
 )
 _CAMEL_HUMP: Final = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _SEPARATORS: Final = re.compile(r"[\s\-.]+")
+_JOINING: Final = re.compile(r"['\u2019.]")
 _NOT_WORD: Final = re.compile(r"[^\w\s]|_")
 _NOT_ALNUM: Final = re.compile(r"[^0-9A-Za-z]")
 
@@ -216,17 +217,16 @@ def _fold(text: str) -> str:
 
 
 def _name(text: str) -> str:
-    # Joining punctuation keeps "o'brien" one word; hyphens and dots between words separate.
-    folded = _fold(text).replace("'", "").replace("\u2019", "")
+    # Apostrophes and dots join ("o'brien", "n.s.w."); hyphens and the rest separate words.
+    folded = _JOINING.sub("", _fold(text))
     return " ".join(_NOT_WORD.sub(" ", folded).split())
 
 
 def _address(text: str) -> str:
     words = _name(text).split()
+    last = len(words) - 1
     return " ".join(
-        word
-        if index == 0 and word in _LEADING_TITLES and len(words) > 1
-        else _STREET_TYPES.get(word, word)
+        word if word in _ONLY_LAST and index < last else _STREET_TYPES.get(word, word)
         for index, word in enumerate(words)
     )
 
