@@ -46,7 +46,7 @@ when { principal has person_id && resource.makers.contains(principal.person_id) 
 
 def schema_for(capabilities: CapabilityRegistry) -> str:
     """A Cedar schema declaring every registered capability as an action."""
-    actions = ", ".join(f'"{c.name}"' for c in capabilities)
+    actions = ", ".join([f'"{c.name}"' for c in capabilities] + ['"journey.start"'])
     return f"""namespace Accord {{
   entity Service = {{ "role": String, "tier": String, "journey"?: String }};
   entity Agent = {{ "role": String, "tier": String, "model"?: String }};
@@ -66,6 +66,7 @@ def schema_for(capabilities: CapabilityRegistry) -> str:
     context: {{
       "purpose"?: String, "journey"?: String, "channel"?: String,
       "time"?: Long, "side_effect"?: String, "region"?: String,
+      "processing_region"?: String,
       "amount"?: decimal, "risk_tier"?: String, "confidence"?: decimal
     }}
   }};

@@ -82,7 +82,9 @@ def test_aliases_map_onto_canonical_fields() -> None:
     ],
 )
 def test_alias_keys(key: str, field: str) -> None:
-    value = "20200102" if field == "birth_date" else "+44 20 7946 0958" if field == "phone" else "x1"
+    value = (
+        "20200102" if field == "birth_date" else "+44 20 7946 0958" if field == "phone" else "x1"
+    )
     assert field in record(**{key: value}).fields
 
 
@@ -465,3 +467,17 @@ def test_the_default_model_links_the_obvious_and_not_the_different() -> None:
     assert model.classify(model.score(ann, other)) == "none"
     custom = default_model((Comparison("surname", "exact"),))
     assert custom.score(ann, again).weight == 0.0
+
+
+def test_deduplication_links_every_pair_of_one_persons_records() -> None:
+    person = {"given_name": "ann", "surname": "smith", "dob": "19800101", "postcode": "2000"}
+    records = [
+        record("1", **person),
+        record("2", **{**person, "given_name": "anne"}),
+        record("3", **{**person, "postcode": "2001"}),
+        record("4", given_name="bob", surname="jones", dob="19751212", postcode="3000"),
+    ]
+    truth = {("1", "2"), ("1", "3"), ("2", "3")}
+    report = evaluate_deduplication(records, truth, model=default_model())
+    assert (report.links, report.true_positives, report.false_positives) == (3, 3, 0)
+    assert report.em_iterations == 0

@@ -82,7 +82,7 @@ def problems(policies: str, schema: str = SCHEMA) -> list[str]:
 
 def test_the_example_bundle_compiles_with_every_policy_named(retail: PolicyBundle) -> None:
     ids = [p.id for p in retail.compiled_policies]
-    assert len(ids) == len(set(ids)) == 13
+    assert len(ids) == len(set(ids)) == 17
     assert all(p.id != p.cedar_id for p in retail.compiled_policies)
     assert retail.digest.startswith("sha256:")
     refund = next(p for p in retail.compiled_policies if p.id == "refund-above-1000-with-senior")
@@ -536,7 +536,7 @@ def test_explain_shows_each_policy_match_and_what_decided(
     explanation = pdp.explain(retail, refund(Decimal("250"), risk_tier="high"))
     assert explanation.decision.reason == "forbid"
     traces = {t.id: t for t in explanation.policies}
-    assert len(traces) == 13
+    assert len(traces) == 17
     assert traces["no-refund-at-high-risk"].matched and traces["no-refund-at-high-risk"].determining
     supervisor = traces["refund-up-to-1000-with-supervisor"]
     assert supervisor.matched and not supervisor.determining

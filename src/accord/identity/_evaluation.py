@@ -2,13 +2,15 @@
 
 The decisions measured are the ones a resolver would make:
 
-- *Deduplication*: each record joins the cluster of its best-scoring linked candidate (the
-  pairs classified ``link``, strongest first, through a union-find that refuses to grow a
-  cluster past ``max_cluster_size``, so that a chain of weak links cannot swallow a crowd).
-  Every pair of records in one cluster is a predicted link, as they share one subject.
+- *Deduplication*: the records arrive in their given order and each joins the cluster of its
+  best-scoring linked candidate among the records before it (a pair classified ``link``), as a
+  resolver links a new record to its best candidate's subject; a record with no link starts a
+  cluster. Joins go strongest first through a union-find that refuses to grow a cluster past
+  ``max_cluster_size``, so that a chain of links cannot swallow a crowd. Every pair of records
+  in one cluster is a predicted link, as they share one subject.
 - *Linkage of two sources*: each record of the second source is linked to its best-scoring
-  linked candidate in the first, as a resolver links a new record to its best candidate's
-  subject. No one-to-one assignment is enforced: a subject may hold several records of a source.
+  linked candidate in the first. No one-to-one assignment is enforced: a subject may hold
+  several records of a source, as it may in the resolver.
 
 ``possible`` pairs count as non-links for precision and recall and are reported on their own.
 """
@@ -21,6 +23,7 @@ import time
 from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Final
 
 import numpy as np
 
@@ -44,7 +47,8 @@ __all__ = [
     "read_true_pairs",
 ]
 
-MAX_CLUSTER_SIZE = 50
+MAX_CLUSTER_SIZE: Final = 50
+"""The most records deduplication puts in one cluster (one person's records, all sources)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,30 +169,15 @@ def evaluate_deduplication(
     model, iterations, weights, probabilities = _scores(
         model, comparisons, records, None, pairs, seed
     )
-    parent = list(range(len(records)))
-    size = [1] * len(records)
-
-    def root(index: int) -> int:
-        while parent[index] != index:
-            parent[index] = parent[parent[index]]
-            index = parent[index]
-        return index
-
-    for i, j in _best_links(model, pairs, weights, probabilities, both_ways=True):
-        a, b = root(i), root(j)
-        if a != b and size[a] + size[b] <= max_cluster_size:
-            parent[b] = a
-            size[a] += size[b]
-    members: dict[int, list[str]] = {}
-    for index, record in enumerate(records):
-        members.setdefault(root(index), []).append(record.record_id)
+    best = _best_links(model, pairs, weights, probabilities)
+    members = _clusters(len(records), best, max_size=max_cluster_size)
+    ids = [record.record_id for record in records]
     links = {
-        _unordered(x, y)
-        for cluster in members.values()
+        _unordered(ids[x], ids[y])
+        for cluster in members
         for position, x in enumerate(cluster)
         for y in cluster[position + 1 :]
     }
-    ids = [record.record_id for record in records]
     proposed = {_unordered(ids[i], ids[j]) for i, j in pairs}
     possible = {
         _unordered(ids[i], ids[j])
@@ -230,7 +219,7 @@ def evaluate_linkage(
     named = [(records_a[i].record_id, records_b[j].record_id) for i, j in pairs]
     links = {
         (records_a[i].record_id, records_b[j].record_id)
-        for i, j in _best_links(model, pairs, weights, probabilities, both_ways=False)
+        for i, j in _best_links(model, pairs, weights, probabilities)
     }
     possible = {
         pair
@@ -301,20 +290,39 @@ def _best_links(
     pairs: Sequence[tuple[int, int]],
     weights: Sequence[float],
     probabilities: Sequence[float],
-    *,
-    both_ways: bool,
 ) -> list[tuple[int, int]]:
-    # Strongest first, so that a union-find with a size limit keeps the surest links.
-    best: dict[tuple[int, int], tuple[float, tuple[int, int]]] = {}
+    # The strongest link of each pair's second record (the later one, or the second source's).
+    best: dict[int, tuple[float, tuple[int, int]]] = {}
     for pair, weight, probability in zip(pairs, weights, probabilities, strict=True):
         if model.decide(probability) != "link":
             continue
-        ends = [(1, pair[1])] + ([(0, pair[0])] if both_ways else [])
-        for end in ends:
-            if end not in best or weight > best[end][0]:
-                best[end] = (weight, pair)
-    chosen = sorted(set(best.values()), key=lambda item: (-item[0], item[1]))
-    return list(dict.fromkeys(pair for _, pair in chosen))
+        later = pair[1]
+        if later not in best or weight > best[later][0]:
+            best[later] = (weight, pair)
+    chosen = sorted(best.values(), key=lambda item: (-item[0], item[1]))
+    return [pair for _, pair in chosen]
+
+
+def _clusters(count: int, links: Sequence[tuple[int, int]], *, max_size: int) -> list[list[int]]:
+    # Links come strongest first, so a cluster that is full has kept its surest members.
+    parent = list(range(count))
+    size = [1] * count
+
+    def root(index: int) -> int:
+        while parent[index] != index:
+            parent[index] = parent[parent[index]]
+            index = parent[index]
+        return index
+
+    for i, j in links:
+        a, b = root(i), root(j)
+        if a != b and size[a] + size[b] <= max_size:
+            parent[b] = a
+            size[a] += size[b]
+    members: dict[int, list[int]] = {}
+    for index in range(count):
+        members.setdefault(root(index), []).append(index)
+    return list(members.values())
 
 
 def _unordered(x: str, y: str) -> tuple[str, str]:

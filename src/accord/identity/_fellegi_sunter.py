@@ -245,25 +245,18 @@ class MatchModel:
                 raise InputError(
                     f"match model: comparisons[{index}]: {error}", hint=_HINT
                 ) from error
-        problem = _problem_in(
-            tuple(comparisons),
-            tuple(item.m for item in saved.comparisons),
-            tuple(item.u for item in saved.comparisons),
-            saved.prior,
-            saved.link_threshold,
-            saved.review_threshold,
-        )
-        if problem is not None:
-            raise InputError(f"match model: {problem[0]}: {problem[1]}", hint=_HINT)
-        return cls(
-            comparisons=tuple(comparisons),
-            m=tuple(item.m for item in saved.comparisons),
-            u=tuple(item.u for item in saved.comparisons),
-            prior=saved.prior,
-            link_threshold=saved.link_threshold,
-            review_threshold=saved.review_threshold,
-            iterations=saved.iterations,
-        )
+        try:
+            return cls(
+                comparisons=tuple(comparisons),
+                m=tuple(item.m for item in saved.comparisons),
+                u=tuple(item.u for item in saved.comparisons),
+                prior=saved.prior,
+                link_threshold=saved.link_threshold,
+                review_threshold=saved.review_threshold,
+                iterations=saved.iterations,
+            )
+        except ValueError as error:
+            raise InputError(f"match model: {error}", hint=_HINT) from error
 
 
 def estimate(
@@ -361,6 +354,8 @@ def fit(
     """
     if max_iterations < 1 or tolerance <= 0:
         raise ValueError("EM needs max_iterations ≥ 1 and a positive tolerance")
+    if len(candidates) + len(sample) == 0:
+        raise ValueError("EM needs at least one comparison vector")
     patterns, counts = _patterns(candidates, sample, sample_weight)
     sizes = [comparison.levels for comparison in comparisons]
     # A level no sampled pair showed is only known to be rarer than one sampled pair in the
@@ -368,6 +363,7 @@ def fit(
     u_pseudo = _PSEUDO_COUNT * max(1.0, sample_weight) if len(sample) else _PSEUDO_COUNT
     u = [_distribution(patterns[:, k], counts, size, u_pseudo) for k, size in enumerate(sizes)]
     m = [_initial_m(size) for size in sizes]
+    # Start as if half the candidates matched; EM moves the prior to what the data says.
     prior = float(np.clip(len(candidates) / (2.0 * counts.sum()), 1e-9, 0.5))
     iterations = 0
     while iterations < max_iterations:
@@ -484,27 +480,7 @@ def _path(location: tuple[int | str, ...]) -> str:
 
 
 def _problem(model: MatchModel) -> tuple[str, str] | None:
-    problem = _problem_in(
-        model.comparisons,
-        model.m,
-        model.u,
-        model.prior,
-        model.link_threshold,
-        model.review_threshold,
-    )
-    if problem is None and model.iterations < 0:
-        return "iterations", "the iteration count cannot be negative"
-    return problem
-
-
-def _problem_in(
-    comparisons: tuple[Comparison, ...],
-    m: tuple[tuple[float, ...], ...],
-    u: tuple[tuple[float, ...], ...],
-    prior: float,
-    link_threshold: float,
-    review_threshold: float,
-) -> tuple[str, str] | None:
+    comparisons, m, u = model.comparisons, model.m, model.u
     if not comparisons:
         return "comparisons", "a model needs at least one comparison"
     if len(m) != len(comparisons) or len(u) != len(comparisons):
@@ -520,8 +496,10 @@ def _problem_in(
                 return where, "every probability must be in (0, 1]"
             if abs(math.fsum(distribution) - 1.0) > 1e-6:
                 return where, "the probabilities must sum to 1"
-    if not 0.0 < prior < 1.0:
-        return "prior", f"the prior must be strictly between 0 and 1, not {prior}"
-    if not 0.0 < review_threshold <= link_threshold < 1.0:
+    if not 0.0 < model.prior < 1.0:
+        return "prior", f"the prior must be strictly between 0 and 1, not {model.prior}"
+    if not 0.0 < model.review_threshold <= model.link_threshold < 1.0:
         return "review_threshold", "need 0 < review_threshold ≤ link_threshold < 1"
+    if model.iterations < 0:
+        return "iterations", "the iteration count cannot be negative"
     return None

@@ -133,8 +133,9 @@ def normalise(
 
     Keys are matched case-insensitively, with spaces, hyphens, dots and camel-case humps read
     as underscores, against common aliases (``first_name``, ``dob``, ``suburb``, ``zip``,
-    ``soc_sec_id``...). A single ``name`` is split into given name and surname (``"Smith, Ann"`` or ``"Ann Smith"``) unless
-    those are given separately; when two keys name one field, the first valid value counts.
+    ``soc_sec_id``...). A single ``name`` is split into given name and surname
+    (``"Smith, Ann"`` or ``"Ann Smith"``) unless those are given separately; when two keys
+    name one field, the first valid value counts.
     Unknown keys are ignored; ``None`` and empty values are omitted, dates are read as ISO
     dates and other non-string values with ``str()``.
 
