@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner, Result
 
@@ -52,8 +52,8 @@ def test_training_reproduces_the_shipped_model_and_suggests_a_threshold(
         str(copied.parent / "data" / "support-intents-validation.jsonl"),
     )
     assert trained.exit_code == 0, trained.output
-    shipped = (EXAMPLES / "models" / "support-intents.npz").read_bytes()
-    assert hashlib.sha256(model.read_bytes()).hexdigest() == hashlib.sha256(shipped).hexdigest()
+    # the same data give the same model; numerical libraries may differ in the last bits
+    _assert_same_model(model, EXAMPLES / "models" / "support-intents.npz")
     said = " ".join(trained.stdout.split())
     assert "from 403 examples, 9 labels" in said
     assert "set bands.auto to" in said
@@ -117,3 +117,31 @@ def test_deploy_list_show_roll_out_and_metrics(invoke: Invoke, copied: Path) -> 
     rollouts = json.loads(invoke("rollout", "list", "--json").stdout)
     assert [(r["status"], r["percent"]) for r in rollouts] == [("stopped", 0.0)]
     assert "no agent outputs recorded yet" in invoke("metrics").stdout
+
+
+def _assert_same_model(trained: Path, shipped: Path) -> None:
+    """Equal arrays and metadata, floating-point values to 1e-9 relative."""
+    with np.load(trained, allow_pickle=False) as a, np.load(shipped, allow_pickle=False) as b:
+        assert sorted(a.files) == sorted(b.files)
+        for name in a.files:
+            if name == "metadata":
+                _assert_close(json.loads(bytes(a[name])), json.loads(bytes(b[name])), name)
+            elif a[name].dtype.kind == "f":
+                np.testing.assert_allclose(a[name], b[name], rtol=1e-9, atol=1e-12)
+            else:
+                np.testing.assert_array_equal(a[name], b[name])
+
+
+def _assert_close(left: object, right: object, where: str) -> None:
+    if isinstance(left, dict) and isinstance(right, dict):
+        assert sorted(left) == sorted(right), where
+        for key in left:
+            _assert_close(left[key], right[key], f"{where}.{key}")
+    elif isinstance(left, list) and isinstance(right, list):
+        assert len(left) == len(right), where
+        for index, (a, b) in enumerate(zip(left, right, strict=True)):
+            _assert_close(a, b, f"{where}[{index}]")
+    elif isinstance(left, float) or isinstance(right, float):
+        assert left == pytest.approx(right, rel=1e-9, abs=1e-12), where
+    else:
+        assert left == right, where

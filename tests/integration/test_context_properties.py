@@ -144,7 +144,7 @@ class ModelGrant:
         return (
             self.start <= t
             and (self.expires is None or t < self.expires)
-            and (self.withdrawn is None or t < self.withdrawn)
+            and (self.withdrawn is None or t <= self.withdrawn)
         )
 
 
@@ -159,7 +159,7 @@ class Model:
     def allows(self, purpose: str, category: str, t: float) -> bool:
         if purpose in self.bases:
             covered = self.bases[purpose]
-            if covered is not None and category in covered:
+            if covered is None or category in covered:
                 return True
         return any(
             g.purpose == purpose and category in g.categories and g.active(t) for g in self.grants

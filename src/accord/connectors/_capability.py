@@ -188,6 +188,10 @@ class CapabilityRegistry:
         )
         raise CapabilityNotFound(f"no capability named {name!r}", hint=hint)
 
+    def holds(self, name: str) -> bool:
+        """Whether ``name`` is one of this registry's own (not found in the one it is over)."""
+        return name in self._capabilities
+
     def find(self, name: str) -> Capability | None:
         found = self._capabilities.get(name)
         if found is None and self.over is not None:

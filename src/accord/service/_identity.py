@@ -105,7 +105,13 @@ class CandidateOutcome(BaseModel):
 def identity_capabilities(
     resolver: Resolver, store: ContextStore, over: CapabilityRegistry
 ) -> CapabilityRegistry:
-    """Accord's built-in capabilities, over the deployment's registry."""
+    """Accord's built-in capabilities, over the deployment's registry.
+
+    Given another instance's registry (built-ins over a deployment's), the new built-ins sit
+    over the same deployment registry, bound to this instance's stores.
+    """
+    while over.holds(CONTEXT_READ) and over.over is not None:
+        over = over.over
     registry = CapabilityRegistry(over=over)
 
     def read_context(request: ContextReadRequest, ctx: CallContext) -> dict[str, Any]:
