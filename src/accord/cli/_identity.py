@@ -419,7 +419,7 @@ def context_show(
         console.print_json(as_json(result.to_json()))
         return
     if result.status != "executed":
-        console.print(f"[red]{result.status}[/red] ({result.reason}): {escape(result.message)}")
+        console.print(f"[red]{result.reason}[/red]: {escape(result.message)}")
         console.print(f"decision {result.decision_id}")
         raise typer.Exit(1)
     output = result.output or {}

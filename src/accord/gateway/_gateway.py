@@ -554,6 +554,9 @@ def required_categories(capability: Capability, reads: Iterable[str]) -> tuple[s
     """
     returned = {*capability.reads, *capability.fields.values()}
     wanted = set(reads)
+    if capability.by_category:
+        # whatever categories the output holds, the caller's are the ones it asks a basis for
+        return tuple(sorted(wanted | set(capability.writes)))
     if wanted:
         returned &= wanted
     return tuple(sorted(returned | set(capability.writes)))

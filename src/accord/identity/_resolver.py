@@ -19,6 +19,7 @@ linked again by the resolver.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -379,16 +380,22 @@ class Resolver:
         keys: Iterable[str],
         model: MatchModel,
     ) -> list[tuple[str, MatchScore]]:
-        """Each candidate subject with its best-scoring record, best first."""
+        """Each candidate subject with its score, best first.
+
+        A subject is scored as a whole: on each field, the most agreeing of its records'
+        values counts. So a record that matches one of a subject's records on the name but
+        contradicts another of its records on the date of birth carries that contradiction.
+        """
         found = stored.records_sharing_keys(
             connection, tenant, frozenset(keys), max_per_key=self.max_block
         )
-        best: dict[str, MatchScore] = {}
-        for row in found:
+        subjects = {row.subject_id for row in found}
+        rows = stored.records_of(connection, tenant, subjects) if subjects else []
+        by_subject: dict[str, list[MatchScore]] = {}
+        for row in rows:
             score = model.score(norm, IdentityRecord(row.source, row.record_id, row.fields))
-            held = best.get(row.subject_id)
-            if held is None or score.weight > held.weight:
-                best[row.subject_id] = score
+            by_subject.setdefault(row.subject_id, []).append(score)
+        best = {subject: _combined(model, scores) for subject, scores in by_subject.items()}
         return sorted(best.items(), key=lambda item: (-item[1].weight, item[0]))
 
     def _candidate(
@@ -755,6 +762,18 @@ class Resolver:
         with self.db.read() as connection:
             row = stored.get_record(connection, TenantId(tenant), source, record_id)
         return None if row is None else row.subject_id
+
+
+def _combined(model: MatchModel, scores: Sequence[MatchScore]) -> MatchScore:
+    """One score from several records' scores: per field, the highest agreement level."""
+    if len(scores) == 1:
+        return scores[0]
+    fields = []
+    for column in zip(*(score.fields for score in scores), strict=True):
+        observed = [f for f in column if f.level is not None]
+        fields.append(max(observed, key=lambda f: f.level or 0) if observed else column[0])
+    weight = math.fsum(f.weight for f in fields)
+    return MatchScore(weight, model.probability(weight), tuple(fields))
 
 
 def evidence_of(score: MatchScore) -> dict[str, Any]:

@@ -79,6 +79,7 @@ class DirectCall:
     purpose: str | None = None
     channel: str | None = None
     idempotency_key: str | None = None
+    reads: tuple[str, ...] = ()
 
 
 def invoke_direct(
@@ -126,6 +127,7 @@ def invoke_direct(
         call=context,
         channel=call.channel,
         agent=call.principal,
+        reads=call.reads,
     )
     session = gateway.session(call.tenant, call.subject)
     now = clock.now()

@@ -212,6 +212,7 @@ class Accord:
         purpose: str | None = None,
         channel: str | None = None,
         idempotency_key: str | None = None,
+        reads: Sequence[str] = (),
         tenant: str | None = None,
     ) -> DirectResult:
         """Invoke one capability outside any run, governed like a task block's call.
@@ -219,7 +220,8 @@ class Accord:
         ``principal`` names the agent that asks: policies see it as an ``Agent`` entity, and
         the kill switch ``agent:<principal>`` holds its calls. The decision and its ledger
         entries are committed before this returns; a refusal, hold or failure is a result,
-        not an exception. The connector receives ``idempotency_key`` (a fresh one if none).
+        not an exception. The connector receives ``idempotency_key`` (a fresh one if none);
+        ``reads`` narrows the categories asked for, as a task block's ``reads`` does.
 
         Raises:
             CapabilityNotFound, InputError, SubjectErased: nothing was called or recorded.
@@ -233,6 +235,7 @@ class Accord:
             purpose=purpose,
             channel=channel,
             idempotency_key=idempotency_key,
+            reads=tuple(reads),
         )
         runtime = self.runtime
         return invoke_direct(
@@ -271,6 +274,7 @@ class Accord:
             principal=principal,
             subject=subject,
             purpose=purpose,
+            reads=categories or (),
             tenant=tenant,
         )
 
