@@ -139,14 +139,22 @@ class ContextStore:
         signals: int = 50,
     ) -> dict[str, dict[str, Any]]:
         """The subject's items grouped by category: for each, the newest value of every
-        attribute (with every source that holds it) and the newest ``signals`` signals.
+        attribute (with every source that holds it) and the newest ``signals`` signals. A
+        merged subject is followed to the one it was merged into; an unknown one has none.
 
         This is the connector's side of ``context.read``; callers go through the gateway.
         """
+        tenant_id = TenantId(tenant)
         with self.db.read() as connection:
-            rows = stored.items_of(
-                connection, TenantId(tenant), [subject_id], categories=categories
-            )
+            current = subject_id
+            for _ in range(16):  # a subject merged into one that was merged in turn...
+                row = stored.get_subject(connection, tenant_id, current)
+                if row is None:
+                    return {}
+                if row.status != "merged" or row.merged_into is None:
+                    break
+                current = row.merged_into
+            rows = stored.items_of(connection, tenant_id, [current], categories=categories)
         return group(rows, signals=signals)
 
 

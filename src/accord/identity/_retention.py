@@ -65,6 +65,7 @@ class Retention:
     ledger: Ledger
     clock: Clock
     check_categories: Callable[[Sequence[str]], object] | None = None
+    check_purpose: Callable[[str], object] | None = None
 
     def set_rule(self, tenant: str, rule: RetentionRule, *, by: str) -> None:
         """Add or change a rule (recorded in the ledger).
@@ -76,6 +77,8 @@ class Retention:
         _check(rule)
         if self.check_categories is not None:
             self.check_categories([rule.category])
+        if self.check_purpose is not None and rule.purpose is not None:
+            self.check_purpose(rule.purpose)
         now = self.clock.now()
         with self.db.transaction() as connection:
             stored.put_rule(
@@ -229,7 +232,11 @@ def _check(rule: RetentionRule) -> None:
         raise InputError(f"category {rule.category!r} is not a DPV term", hint="e.g. pd:Purchase")
     if rule.purpose is not None and not _TERM.match(rule.purpose):
         raise InputError(f"purpose {rule.purpose!r} is not a DPV term", hint="e.g. dpv:Marketing")
-    if not 0 < rule.period <= MAX_PERIOD:
+    if (
+        isinstance(rule.period, bool)
+        or not isinstance(rule.period, int | float)
+        or not 0 < rule.period <= MAX_PERIOD
+    ):
         raise InputError(
             f"a retention period is more than 0 and at most 100 years, got {rule.period}s",
             hint="e.g. 30d, 2y",

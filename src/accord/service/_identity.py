@@ -117,13 +117,8 @@ def identity_capabilities(
     def read_context(request: ContextReadRequest, ctx: CallContext) -> dict[str, Any]:
         if ctx.subject_id is None:
             return {}
-        with resolver.db.read() as connection:
-            row = stored.get_subject(connection, TenantId(ctx.tenant_id), ctx.subject_id)
-        if row is None:
-            return {}
-        subject = resolver.current_subject(ctx.tenant_id, ctx.subject_id)
         return store.read(
-            ctx.tenant_id, subject, categories=request.categories, signals=request.signals
+            ctx.tenant_id, ctx.subject_id, categories=request.categories, signals=request.signals
         )
 
     def merge(request: CandidateDecision, ctx: CallContext) -> CandidateOutcome:

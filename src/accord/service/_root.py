@@ -40,7 +40,7 @@ from accord.audit import (
     verify_ledger,
 )
 from accord.connectors import CapabilityRegistry, Endpoints, load_catalogue
-from accord.consent import ConsentLedger, validate_categories
+from accord.consent import ConsentLedger, validate_categories, validate_purpose
 from accord.core import Clock, IdGenerator, RandomIds, SystemClock, TenantId
 from accord.errors import ConfigurationError
 from accord.flags import FlagRecord, Flags, FlagStore, FlagValue
@@ -651,7 +651,13 @@ def build(
         db, ledger, clock, ids.new_id, default_country=settings.identity_default_country
     )
     context = ContextStore(db, ledger, clock, ids.new_id, check_categories=validate_categories)
-    retention = Retention(db, ledger, clock, check_categories=validate_categories)
+    retention = Retention(
+        db,
+        ledger,
+        clock,
+        check_categories=validate_categories,
+        check_purpose=validate_purpose,
+    )
     capabilities = identity_capabilities(identity, context, capabilities)
     governance = Governance(db, consent, policies, pdp, flags, ids.new_id, region=settings.region)
     gateway = Gateway(capabilities, governance=governance if governed else None)
