@@ -295,3 +295,34 @@ blocks:
   - {id: done, kind: end, outcome: done}
 """
     )
+
+
+def test_a_journey_reads_context_through_a_task_block_projected_by_its_purpose(
+    accord: Accord,
+) -> None:
+    from accord.journeys import load_journey_text
+
+    subject = accord.resolve_identities([ADA_CRM]).resolutions[0].subject_id
+    accord.consent.set_basis(
+        TenantId(TENANT), "dpv:CustomerCare", "contract", categories=["pd:Name"], actor="tests"
+    )
+    loaded = load_journey_text(
+        """
+journey: greet
+purpose: dpv:CustomerCare
+blocks:
+  - {id: profile, kind: task, capability: context.read, input: {signals: 5}}
+  - id: done
+    kind: end
+    outcome: greeted
+    output: {given_name: 'steps.profile["pd:Name"].attributes.given_name.value'}
+"""
+    )
+    accord.runtime.catalog.deploy(TenantId(TENANT), loaded)
+    started = accord.runtime.start(TenantId(TENANT), "greet", subject=subject)
+    accord.runtime.drive()
+    run = accord.runtime.get(TenantId(TENANT), started.run_id)
+    assert (run.status, run.outcome) == ("completed", "greeted"), run
+    assert run.output == {"given_name": "ada"}
+    [decision] = accord.runtime.decisions(TenantId(TENANT), started.run_id)
+    assert decision.record["withheld"] == ["pd:BirthDate", "pd:EmailAddress", "pd:TelephoneNumber"]

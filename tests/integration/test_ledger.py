@@ -598,6 +598,19 @@ def test_every_entry_kind_round_trips_and_verifies(accord: Accord) -> None:
             signal_id="s3",
             at=1.5,
         ),
+        *(
+            entries.identity_event(kind, at=1.5, subject_id="s1", body={"subject": "s1"})
+            for kind in (
+                "identity.resolved",
+                "identity.candidate",
+                "identity.merged",
+                "identity.split",
+                "context.recorded",
+                "retention.applied",
+            )
+        ),
+        entries.identity_event("identity.model", at=1.5, body={"version": 1}),
+        entries.identity_event("retention.rule", at=1.5, body={"category": "pd:Purchase"}),
     ]
     with accord.db.transaction() as connection:
         indexes = accord.ledger.append(connection, "default", built)

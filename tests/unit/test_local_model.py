@@ -335,5 +335,13 @@ def test_the_example_model_is_reproducible_from_its_data() -> None:
         source="data/support-intents.jsonl",
         attribution="Written for Accord's examples (Apache-2.0)",
     )
-    assert retrained.digest == committed.digest
+    # the same data give the same model; numerical libraries may differ in the last bits
+    texts = [t for t, _ in examples]
+    assert retrained.labels == committed.labels
+    np.testing.assert_allclose(
+        retrained.decision_scores(texts), committed.decision_scores(texts), rtol=1e-9, atol=1e-9
+    )
+    assert [p.label for p in retrained.predict(texts)] == [
+        p.label for p in committed.predict(texts)
+    ]
     assert committed.metadata["source"] == "data/support-intents.jsonl"

@@ -182,7 +182,8 @@ def exemplar_from_schema(schema: Mapping[str, Any], root: Mapping[str, Any] | No
     if kind == "array":
         items = schema.get("items")
         return [exemplar_from_schema(items, root)] if isinstance(items, dict) else DYN
-    if kind == "object" and "properties" in schema:
+    # an object that admits more properties than it lists has an open shape
+    if kind == "object" and "properties" in schema and not schema.get("additionalProperties"):
         return {k: exemplar_from_schema(v, root) for k, v in schema["properties"].items()}
     return DYN
 
