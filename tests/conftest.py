@@ -32,6 +32,26 @@ TENANT = TenantId("default")
 _skipped_postgres: list[str] = []
 
 
+# The longest modules run first, so that parallel workers do not end with one of them alone.
+_LONG_FIRST = (
+    "test_prompt_injection.py",
+    "test_runtime_properties.py",
+    "test_clinc150.py",
+    "test_chaos.py",
+    "test_crash_recovery.py",
+    "test_concurrency.py",
+    "test_gateway_properties.py",
+    "test_connector_properties.py",
+    "test_context_properties.py",
+    "test_agents_llm.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: index for index, name in enumerate(_LONG_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.skipped and "postgres" in report.keywords:
         _skipped_postgres.append(report.nodeid)
