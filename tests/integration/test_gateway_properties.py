@@ -503,6 +503,10 @@ class World:
         if not needed:
             return None
         if subject is None:
+            # about nobody in particular: only a configured basis covering everything will do
+            covered = purpose is not None and (basis := self.basis_at(purpose, t)) is not None
+            if covered and all(basis[1] is None or c in basis[1] for c in needed):
+                return None
             return "subject_missing"
         if purpose is None:
             return "purpose_missing"

@@ -103,6 +103,72 @@ def resolve_command(
         )
 
 
+@app.command("sync")
+def sync_command(
+    capability: Annotated[str, typer.Argument(help="the read capability, e.g. crm.get_customer")],
+    source: Annotated[str, typer.Option("--source", help="the system's name, e.g. crm")],
+    param: Annotated[str, typer.Option("--param", help="the input field each id fills")],
+    ids: Annotated[str | None, typer.Option("--ids", help="comma-separated ids to read")] = None,
+    ids_file: Annotated[
+        Path | None, typer.Option("--ids-file", help="a file with one id per line")
+    ] = None,
+    id_field: Annotated[
+        str | None, typer.Option("--id-field", help="the answer's id field (default: --param)")
+    ] = None,
+    region_field: Annotated[
+        str | None, typer.Option("--region-field", help="the answer's region field")
+    ] = None,
+    purpose: Annotated[
+        str, typer.Option("--purpose", help="why the records are read")
+    ] = "dpv:CustomerRelationshipManagement",
+    principal: Annotated[
+        str, typer.Option("--as", help="the agent name reading")
+    ] = "identity-sync",
+    json_output: Json = False,
+    database: Database = None,
+) -> None:
+    """Read records from a system through the gateway, one call per id, and resolve them.
+
+    The calls are about no subject yet, so the purpose needs a configured lawful basis (not
+    consent) covering what the capability returns: accord consent basis PURPOSE --basis ...
+    """
+    wanted = [i.strip() for i in (ids or "").split(",") if i.strip()]
+    if ids_file is not None:
+        if not ids_file.is_file():
+            fail(f"{ids_file} is not a file")
+        wanted += [line.strip() for line in ids_file.read_text().splitlines() if line.strip()]
+    if not wanted:
+        fail("no ids to read", hint="--ids cus_00001,cus_00002 or --ids-file FILE")
+    with opened(database) as accord, handled():
+        report = accord.sync_identities(
+            capability,
+            [{param: i} for i in wanted],
+            source=source,
+            id_field=id_field or param,
+            region_field=region_field,
+            purpose=purpose,
+            principal=principal,
+        )
+        drive_if_embedded(accord, lambda: None, wait=False)
+    if json_output:
+        console.print_json(
+            as_json({"counts": report.resolved.counts(), "problems": list(report.problems)})
+        )
+    else:
+        counts = report.resolved.counts()
+        console.print(
+            f"read {len(report.resolved.resolutions)} of {len(wanted)} record(s) from {source}: "
+            + (", ".join(f"{n} {o}" for o, n in sorted(counts.items())) or "none resolved")
+        )
+        for problem in report.problems:
+            console.print(
+                f"[red]{problem.request}[/red]: {problem.reason or problem.status}: "
+                f"{escape(problem.message)}"
+            )
+    if report.problems:
+        raise typer.Exit(1)
+
+
 @app.command("show")
 def show_command(
     subject: Annotated[str, typer.Argument(help="a subject id")],

@@ -128,6 +128,8 @@ class _Snapshot:
     bundle: PolicyBundle | None
     bundle_error: str | None = None
     region: str | None = None
+    # the tenant's configured bases with nobody's grants: what a call about no subject may use
+    bases_only: ConsentSnapshot | None = None
 
 
 def _read_snapshots(
@@ -154,7 +156,8 @@ def _read_snapshots(
             except (PolicyInvalid, PolicyBundleNotFound) as exc:
                 # a stored bundle this version of Accord cannot compile permits nothing
                 bundle_error = f"policy bundle v{state.policy_version} is unusable: {exc.message}"
-        read[(tenant, None)] = _Snapshot(None, bundle, bundle_error)
+        [bases_only] = snapshots_from(tenant, [""], {}, state.bases).values()
+        read[(tenant, None)] = _Snapshot(None, bundle, bundle_error, bases_only=bases_only)
         consent = snapshots_from(tenant, tenants[tenant], state.grants, state.bases)
         for subject, snapshot in consent.items():
             region = state.regions.get(subject)
@@ -458,11 +461,7 @@ class _Pass:
             self.record["lawful_basis"] = {"required": False}
             return None, None
         if self.call.subject_id is None or snapshot.consent is None:
-            message = (
-                f"{self.capability.name!r} touches personal data "
-                f"({', '.join(categories)}) but the run has no subject"
-            )
-            return None, self._refuse("subject_missing", message)
+            return self._without_subject(snapshot, categories)
         if not self.call.purpose:
             message = (
                 f"{self.capability.name!r} touches personal data "
@@ -485,6 +484,38 @@ class _Pass:
             assert check.reason is not None
             return check, self._refuse(check.reason, check.message)
         return check, None
+
+    def _without_subject(
+        self, snapshot: _Snapshot, categories: tuple[str, ...]
+    ) -> tuple[BasisCheck | None, Refused | None]:
+        """A call about nobody in particular (a system's export, say) may use personal data
+        only under a basis the tenant configured for the purpose, never under consent: there
+        is no one whose consent it could be."""
+        purpose = self.call.purpose
+        if purpose and categories and snapshot.bases_only is not None:
+            check = snapshot.bases_only.check(purpose, categories, at=self.now)
+            if check.allowed:
+                self.record["lawful_basis"] = {
+                    "required": True,
+                    "allowed": True,
+                    "basis": check.basis,
+                    "grants": [],
+                    "missing": [],
+                    "reason": None,
+                    "subject": None,
+                    "allowed_categories": (
+                        sorted(check.allowed_categories)
+                        if check.allowed_categories is not None
+                        else None
+                    ),
+                }
+                return check, None
+        message = (
+            f"{self.capability.name!r} touches personal data "
+            f"({', '.join(categories) or 'by category'}) but the call has no subject, and no "
+            f"lawful basis configured for {purpose or 'its purpose'} covers them"
+        )
+        return None, self._refuse("subject_missing", message)
 
     def _request(self, snapshot: _Snapshot) -> PolicyRequest:
         journey = self.invocation.journey

@@ -10,6 +10,8 @@ the person's answer merges the subjects (``identity.merge``) or keeps them apart
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from accord.connectors import CallContext, Capability, CapabilityRegistry
 from accord.core import TenantId
 from accord.errors import CapabilityFailed
-from accord.identity import ContextStore, Resolver
+from accord.identity import ContextStore, Resolver, ResolveReport, SourceRecord
+from accord.service._direct import DirectResult
 from accord.storage import identity as stored
 
 REVIEW_JOURNEY = "identity_review"
@@ -215,3 +218,69 @@ def _candidate(resolver: Resolver, tenant: str, candidate_id: str) -> stored.Can
             hint="accord identity candidates lists them",
         )
     return candidate
+
+
+@dataclass(frozen=True, slots=True)
+class SyncProblem:
+    """A request whose record could not be read: the call was refused, held or failed, or
+    its answer lacked the record's id."""
+
+    request: dict[str, Any]
+    status: str
+    reason: str | None
+    message: str
+    decision_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    """What reading records from a system and resolving them did."""
+
+    resolved: ResolveReport
+    problems: tuple[SyncProblem, ...]
+
+
+def read_source_records(
+    invoke: Callable[[Mapping[str, Any]], DirectResult],
+    requests: Sequence[Mapping[str, Any]],
+    *,
+    source: str,
+    id_field: str,
+    region_field: str | None,
+    region: str | None,
+) -> tuple[list[SourceRecord], list[SyncProblem]]:
+    """Each request's answer as a source record; every request that gave none, and why."""
+    records: list[SourceRecord] = []
+    problems: list[SyncProblem] = []
+    for request in requests:
+        result = invoke(request)
+        if result.status != "executed" or result.output is None:
+            problems.append(
+                SyncProblem(
+                    dict(request), result.status, result.reason, result.message, result.decision_id
+                )
+            )
+            continue
+        output = result.output
+        record_id = output.get(id_field)
+        if record_id is None or str(record_id) == "":
+            problems.append(
+                SyncProblem(
+                    dict(request),
+                    "no_id",
+                    None,
+                    f"the answer has no {id_field!r}; its fields: {', '.join(sorted(output))}",
+                    result.decision_id,
+                )
+            )
+            continue
+        found_region = output.get(region_field) if region_field else None
+        records.append(
+            SourceRecord(
+                source,
+                str(record_id),
+                {k: v for k, v in output.items() if k != id_field},
+                str(found_region) if found_region is not None else region,
+            )
+        )
+    return records, problems

@@ -71,7 +71,9 @@ from accord.service._identity import (
     CONTEXT_READ,
     REVIEW_JOURNEY,
     REVIEW_JOURNEY_TEXT,
+    SyncReport,
     identity_capabilities,
+    read_source_records,
     review_rationale,
 )
 from accord.service._settings import Settings
@@ -290,6 +292,41 @@ class Accord:
         report = self.identity.resolve(tenant, records, purpose=purpose)
         self.open_identity_reviews(tenant=tenant)
         return report
+
+    def sync_identities(
+        self,
+        capability: str,
+        requests: Sequence[Mapping[str, Any]],
+        *,
+        source: str,
+        id_field: str,
+        region_field: str | None = None,
+        purpose: str = "dpv:CustomerRelationshipManagement",
+        principal: str = "identity-sync",
+        tenant: str | None = None,
+    ) -> SyncReport:
+        """Read records from a system through the gateway and resolve them.
+
+        Each request is one call of ``capability`` (e.g. ``{"customer_id": "cus_00042"}`` for
+        ``crm.get_customer``), made about no subject: the purpose needs a lawful basis other
+        than consent that covers what the call returns, and the policy must permit the
+        ``principal``. The answer's ``id_field`` is the record's id in ``source``; its region is
+        ``region_field`` of the answer, else the capability's region. A request whose call is
+        refused or fails is reported, not dropped.
+        """
+        region = self.capabilities.get(capability).region
+        records, problems = read_source_records(
+            lambda request: self.invoke(
+                capability, request, principal=principal, purpose=purpose, tenant=tenant
+            ),
+            requests,
+            source=source,
+            id_field=id_field,
+            region_field=region_field,
+            region=region,
+        )
+        resolved = self.resolve_identities(records, purpose=purpose, tenant=tenant)
+        return SyncReport(resolved, tuple(problems))
 
     def open_identity_reviews(self, *, tenant: str | None = None) -> list[str]:
         """Start an ``identity_review`` run for every open possible link that has none.
