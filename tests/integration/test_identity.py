@@ -326,3 +326,13 @@ blocks:
     assert run.output == {"given_name": "ada"}
     [decision] = accord.runtime.decisions(TenantId(TENANT), started.run_id)
     assert decision.record["withheld"] == ["pd:BirthDate", "pd:EmailAddress", "pd:TelephoneNumber"]
+
+
+def test_a_name_alone_never_links_it_asks_a_person(accord: Accord) -> None:
+    ada = accord.resolve_identities([ADA_CRM]).resolutions[0].subject_id
+    namesake = SourceRecord(
+        "helpdesk", "req_1", {"name": "Ada Lovelace", "city": "London"}, "eu-west-1"
+    )
+    [resolution] = accord.resolve_identities([namesake]).resolutions
+    assert resolution.outcome == "possible" and resolution.other_subject_id == ada
+    assert resolution.probability is not None and resolution.probability >= 0.9

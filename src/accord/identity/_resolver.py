@@ -328,8 +328,8 @@ class Resolver:
             return Resolution(record.source, record.record_id, existing.subject_id, outcome)
 
         best = self._best_subjects(connection, tenant, norm, keys, model)
-        linked = [(s, score) for s, score in best if model.classify(score) == "link"]
-        possible = [(s, score) for s, score in best if model.classify(score) == "possible"]
+        linked = [(s, score) for s, score in best if _decision(model, score) == "link"]
+        possible = [(s, score) for s, score in best if _decision(model, score) == "possible"]
         candidate_id: str | None = None
         other: str | None = None
         probability: float | None = None
@@ -762,6 +762,20 @@ class Resolver:
         with self.db.read() as connection:
             row = stored.get_record(connection, TenantId(tenant), source, record_id)
         return None if row is None else row.subject_id
+
+
+NAME_FIELDS = frozenset({"given_name", "surname"})
+
+
+def _decision(model: MatchModel, score: MatchScore) -> str:
+    """The model's decision, except that a name alone never links: namesakes and relatives
+    share names, so a link the name carries by itself is asked about instead."""
+    decision = model.classify(score)
+    if decision == "link" and not any(
+        f.weight > 0 and f.field not in NAME_FIELDS for f in score.fields
+    ):
+        return "possible"
+    return decision
 
 
 def _combined(model: MatchModel, scores: Sequence[MatchScore]) -> MatchScore:
