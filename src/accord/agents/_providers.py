@@ -5,17 +5,19 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from accord.agents._catalog import AgentCatalog
-from accord.agents._llm import PydanticAIProvider
 from accord.agents._local import IntentModel, LocalProvider
 from accord.agents._provider import Provider
 from accord.agents._scripted import ObedientProvider, ScriptedProvider
 from accord.agents._spec import AgentDefinition, ModelRoute
 from accord.errors import ConfigurationError, ProviderFailed
+
+if TYPE_CHECKING:
+    from accord.agents._llm import PydanticAIProvider
 
 DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
 
@@ -100,6 +102,9 @@ class ProviderRegistry:
                 hint=f"set ACCORD_LLM_ENDPOINTS (configured: {known})",
                 retryable=False,
             )
+        # pydantic-ai and the model SDKs take seconds to import: only routes to a model need them
+        from accord.agents._llm import PydanticAIProvider  # noqa: PLC0415
+
         try:
             llm = PydanticAIProvider(
                 route.provider,
