@@ -49,14 +49,21 @@ def test_resolve_the_example_links_systems_and_leaves_one_possible_link(run: Run
     namesake = by_record["req_40009"]
     assert namesake["outcome"] == "possible" and namesake["other_subject_id"] == maria
 
-    shown = run("identity", "show", maria)
+    shown = run("identity", "show", maria, "--json")
     assert shown.exit_code == 0, shown.output
-    assert "acc_20001" in shown.output and "req_40001" in shown.output
+    records = {r["record_id"] for r in json.loads(shown.stdout)["records"]}
+    assert records == {"cus_10001", "acc_20001", "req_40001"}
+    assert run("identity", "show", maria).exit_code == 0
 
-    candidates = run("identity", "candidates")
-    assert namesake["candidate_id"] in candidates.output
-    reviews = run("review", "list", "--queue", "identity")
-    assert reviews.exit_code == 0 and "Same person" in _words(reviews)
+    candidates = run("identity", "candidates", "--json")
+    assert [c["candidate_id"] for c in json.loads(candidates.stdout)] == [namesake["candidate_id"]]
+    reviews = run("review", "list", "--queue", "identity", "--json")
+    assert reviews.exit_code == 0, reviews.output
+    [item] = json.loads(reviews.stdout)
+    assert item["queue"] == "identity" and item["kind"] == "approval"
+    shown_item = run("review", "show", item["item_id"], "--json")
+    assert shown_item.exit_code == 0, shown_item.output
+    assert "match probability" in shown_item.stdout
 
     again = run("identity", "resolve", str(CUSTOMERS))
     assert "8 unchanged" in _words(again)
@@ -100,11 +107,15 @@ def test_context_show_withholds_what_the_purpose_does_not_allow(run: Run) -> Non
     )
     assert basis.exit_code == 0, basis.output
 
-    shown = run("context", "show", maria, "--purpose", "dpv:CustomerCare")
+    shown = run("context", "show", maria, "--purpose", "dpv:CustomerCare", "--json")
     assert shown.exit_code == 0, shown.output
-    assert "maria.okafor@example.com" in shown.output
-    assert "+442079460101" not in shown.output
-    assert "withheld for dpv:CustomerCare: pd:BirthDate" in _words(shown)
+    read = json.loads(shown.stdout)
+    assert sorted(read["output"]) == ["pd:EmailAddress", "pd:Name"]
+    email = read["output"]["pd:EmailAddress"]["attributes"]["email"]["value"]
+    assert email == "maria.okafor@example.com"
+    assert "pd:BirthDate" in read["withheld"] and "pd:TelephoneNumber" in read["withheld"]
+    assert "+442079460101" not in shown.stdout
+    assert run("context", "show", maria, "--purpose", "dpv:CustomerCare").exit_code == 0
 
     refused = run(
         "context", "show", maria, "--purpose", "dpv:CustomerCare", "--category", "pd:BirthDate"
@@ -117,8 +128,13 @@ def test_retention_rules_and_run(run: Run) -> None:
     assert run("identity", "resolve", str(CUSTOMERS)).exit_code == 0
     set_rule = run("retention", "set", "pd:TelephoneNumber", "30d", "--action", "anonymise")
     assert set_rule.exit_code == 0, set_rule.output
-    listed = run("retention", "list")
-    assert "pd:TelephoneNumber" in listed.output and "anonymise" in listed.output
+    listed = run("retention", "list", "--json")
+    [rule] = json.loads(listed.stdout)
+    assert (rule["category"], rule["action"], rule["period_seconds"]) == (
+        "pd:TelephoneNumber",
+        "anonymise",
+        30 * 86400,
+    )
     ran = run("retention", "run", "--json")
     assert json.loads(ran.stdout)["anonymised"] == []  # nothing is 30 days old yet
     bad = run("retention", "set", "pd:TelephoneNumber", "30d", "--action", "shred")
