@@ -41,74 +41,85 @@ class SubjectDecisions:
                 kept the two apart; or the actor or reason is missing. Nothing changed.
         """
         _require_actor(by, reason)
+        with self.db.transaction() as connection:
+            stored.lock(connection, TenantId(tenant))
+            return self._merge(connection, tenant, keep, other, by, reason, candidate_id)
+
+    def _merge(
+        self,
+        connection: Connection,
+        tenant: str,
+        keep: str,
+        other: str,
+        by: str,
+        reason: str,
+        candidate_id: str | None,
+    ) -> stored.MergeRow:
         tenant_id = TenantId(tenant)
         now = self.clock.now()
-        with self.db.transaction() as connection:
-            if keep == other:
-                raise InputError(f"cannot merge subject {keep!r} with itself")
-            kept = _active(connection, tenant_id, keep)
-            _active(connection, tenant_id, other)
-            if candidate_id is None and stored.kept_apart(connection, tenant_id, keep, other):
-                raise InputError(
-                    f"a person decided that {keep} and {other} are different people",
-                    hint="see accord identity show " + keep,
+        if keep == other:
+            raise InputError(f"cannot merge subject {keep!r} with itself")
+        kept = _active(connection, tenant_id, keep)
+        _active(connection, tenant_id, other)
+        if candidate_id is None and stored.kept_apart(connection, tenant_id, keep, other):
+            raise InputError(
+                f"a person decided that {keep} and {other} are different people",
+                hint="see accord identity show " + keep,
+            )
+        records = stored.records_of(connection, tenant_id, [other])
+        items = stored.items_of(connection, tenant_id, [other])
+        moved = [(r.source, r.record_id) for r in records]
+        stored.move_records(connection, tenant_id, moved, to_subject=keep, link="merged", at=now)
+        stored.move_items(connection, tenant_id, [i.item_id for i in items], to_subject=keep)
+        stored.update_subject(
+            connection, tenant_id, other, at=now, status="merged", merged_into=keep
+        )
+        if kept.region is None:
+            other_row = stored.get_subject(connection, tenant_id, other)
+            if other_row is not None and other_row.region is not None:
+                stored.update_subject(
+                    connection,
+                    tenant_id,
+                    keep,
+                    at=now,
+                    region=other_row.region,
+                    set_region=True,
                 )
-            records = stored.records_of(connection, tenant_id, [other])
-            items = stored.items_of(connection, tenant_id, [other])
-            moved = [(r.source, r.record_id) for r in records]
-            stored.move_records(
-                connection, tenant_id, moved, to_subject=keep, link="merged", at=now
-            )
-            stored.move_items(connection, tenant_id, [i.item_id for i in items], to_subject=keep)
-            stored.update_subject(
-                connection, tenant_id, other, at=now, status="merged", merged_into=keep
-            )
-            if kept.region is None:
-                other_row = stored.get_subject(connection, tenant_id, other)
-                if other_row is not None and other_row.region is not None:
-                    stored.update_subject(
-                        connection,
-                        tenant_id,
-                        keep,
-                        at=now,
-                        region=other_row.region,
-                        set_region=True,
-                    )
-            merge = stored.MergeRow(
-                merge_id=self.new_id("mrg"),
-                into_subject=keep,
-                from_subject=other,
-                records=tuple(moved),
-                items=tuple(i.item_id for i in items),
-                candidate_id=candidate_id,
-                merged_by=by,
-                reason=reason,
-                merged_at=now,
-                undone_by=None,
-                undone_at=None,
-            )
-            stored.insert_merge(connection, tenant_id, merge)
-            self.ledger.append(
-                connection,
-                tenant,
-                [
-                    entries.identity_event(
-                        "identity.merged",
-                        at=now,
-                        subject_id=keep,
-                        body={
-                            "merge": merge.merge_id,
-                            "into": keep,
-                            "from": other,
-                            "records": [f"{s}/{r}" for s, r in moved],
-                            "items": len(items),
-                            "candidate": candidate_id,
-                            "by": by,
-                            "reason": reason,
-                        },
-                    )
-                ],
-            )
+        merge = stored.MergeRow(
+            merge_id=self.new_id("mrg"),
+            into_subject=keep,
+            from_subject=other,
+            records=tuple(moved),
+            items=tuple(i.item_id for i in items),
+            candidate_id=candidate_id,
+            merged_by=by,
+            reason=reason,
+            merged_at=now,
+            undone_by=None,
+            undone_at=None,
+        )
+        stored.insert_merge(connection, tenant_id, merge)
+        self.ledger.append(
+            connection,
+            tenant,
+            [
+                entries.identity_event(
+                    "identity.merged",
+                    at=now,
+                    subject_id=keep,
+                    body={
+                        "merge": merge.merge_id,
+                        "into": keep,
+                        "from": other,
+                        "records": [f"{s}/{r}" for s, r in moved],
+                        "items": len(items),
+                        "candidate": candidate_id,
+                        "by": by,
+                        "reason": reason,
+                    },
+                )
+            ],
+        )
         return merge
 
     def split(
@@ -138,6 +149,7 @@ class SubjectDecisions:
         tenant_id = TenantId(tenant)
         now = self.clock.now()
         with self.db.transaction() as connection:
+            stored.lock(connection, tenant_id)
             _active(connection, tenant_id, subject_id)
             if merge_id is not None:
                 merge = stored.get_merge(connection, tenant_id, merge_id)
@@ -232,9 +244,11 @@ class SubjectDecisions:
     def keep_apart(self, tenant: str, candidate_id: str, *, by: str, reason: str) -> bool:
         """Close a possible link as two different people. False: it was already decided."""
         _require_actor(by, reason)
+        tenant_id = TenantId(tenant)
         now = self.clock.now()
         with self.db.transaction() as connection:
-            candidate = _candidate_of(connection, TenantId(tenant), candidate_id)
+            stored.lock(connection, tenant_id)
+            candidate = _candidate_of(connection, tenant_id, candidate_id)
             done = stored.decide_candidate(
                 connection,
                 TenantId(tenant),
@@ -256,17 +270,16 @@ class SubjectDecisions:
         self, tenant: str, candidate_id: str, *, by: str, reason: str
     ) -> stored.MergeRow | None:
         """Merge a possible link's two subjects (the candidate's record joins the subject it
-        resembled). None: the candidate was already decided, and nothing changed."""
+        resembled). None: the candidate was already decided, and nothing changed. The
+        decision and the merge commit together."""
         _require_actor(by, reason)
         tenant_id = TenantId(tenant)
-        with self.db.read() as connection:
+        now = self.clock.now()
+        with self.db.transaction() as connection:
+            stored.lock(connection, tenant_id)
             candidate = _candidate_of(connection, tenant_id, candidate_id)
             keep = current_of(connection, tenant_id, candidate.other_subject_id)
             other = current_of(connection, tenant_id, candidate.subject_id)
-        if candidate.status != "open":
-            return None
-        now = self.clock.now()
-        with self.db.transaction() as connection:
             if not stored.decide_candidate(
                 connection, tenant_id, candidate_id, status="merged", by=by, reason=reason, at=now
             ):
@@ -274,9 +287,9 @@ class SubjectDecisions:
             self.ledger.append(
                 connection, tenant, [_decided(candidate, "merged", by=by, reason=reason, at=now)]
             )
-        if keep == other:
-            return None
-        return self.merge(tenant, keep, other, by=by, reason=reason, candidate_id=candidate_id)
+            if keep == other:
+                return None
+            return self._merge(connection, tenant, keep, other, by, reason, candidate_id)
 
     def current_subject(self, tenant: str, subject_id: str) -> str:
         """The active subject ``subject_id`` is, following merges."""

@@ -217,6 +217,7 @@ class Resolver(SubjectDecisions):
         resolutions: list[Resolution] = []
         for start in range(0, len(records), CHUNK):
             with self.db.transaction() as connection:
+                stored.lock(connection, tenant_id)
                 recorded: list[entries.Entry] = []
                 for record, norm in zip(
                     records[start : start + CHUNK], normalised[start : start + CHUNK], strict=True

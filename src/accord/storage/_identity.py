@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
 from accord.core import TenantId
+from accord.storage import _postgres
 from accord.storage._schema import (
     context_items,
     identity_candidates,
@@ -118,6 +119,17 @@ class RetentionRuleRow:
     action: RetentionAction
     updated_by: str
     updated_at: float
+
+
+# -- serialising changes to who is who
+
+
+def lock(connection: Connection, tenant: TenantId) -> None:
+    """Hold the tenant's identity lock until the transaction ends, so that two processes never
+    resolve records or merge subjects at once (a record could otherwise join a subject being
+    merged away). SQLite writers are serialised already."""
+    if connection.dialect.name == "postgresql":
+        _postgres.advisory_xact_lock(connection, f"accord.identity\x1f{tenant}")
 
 
 # -- subjects
