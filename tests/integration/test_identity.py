@@ -336,3 +336,16 @@ def test_a_name_alone_never_links_it_asks_a_person(accord: Accord) -> None:
     [resolution] = accord.resolve_identities([namesake]).resolutions
     assert resolution.outcome == "possible" and resolution.other_subject_id == ada
     assert resolution.probability is not None and resolution.probability >= 0.9
+
+
+def test_settling_a_possible_link_again_returns_the_first_merge(accord: Accord) -> None:
+    ada = accord.resolve_identities([ADA_CRM]).resolutions[0].subject_id
+    maybe = accord.resolve_identities([ADA_MAYBE]).resolutions[0]
+    payload = {"candidate_id": maybe.candidate_id, "by": "ines", "reason": "same person"}
+    first = accord.invoke("identity.merge", payload, principal="ops")
+    again = accord.invoke("identity.merge", payload, principal="ops")
+    assert first.status == again.status == "executed", (first, again)
+    assert first.output is not None and again.output is not None
+    assert first.output["subject_id"] == again.output["subject_id"] == ada
+    assert again.output["merge_id"] == first.output["merge_id"] is not None
+    assert len(accord.identity.show(TENANT, ada).merges) == 1

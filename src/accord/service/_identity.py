@@ -131,10 +131,14 @@ def identity_capabilities(
         if merged is None:
             # decided before (a retried call, or a person's direct decision): report it as is
             candidate = _candidate(resolver, ctx.tenant_id, request.candidate_id)
+            subject = resolver.current_subject(ctx.tenant_id, candidate.subject_id)
+            merges = resolver.show(ctx.tenant_id, subject).merges
+            earlier = [m.merge_id for m in merges if m.candidate_id == candidate.candidate_id]
             return CandidateOutcome(
                 candidate_id=candidate.candidate_id,
                 status=candidate.status,
-                subject_id=resolver.current_subject(ctx.tenant_id, candidate.subject_id),
+                subject_id=subject,
+                merge_id=earlier[0] if earlier else None,
             )
         return CandidateOutcome(
             candidate_id=candidate.candidate_id,
