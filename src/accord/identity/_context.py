@@ -16,6 +16,8 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.engine import Connection
+
 from accord.audit import Ledger, entries
 from accord.core import Clock, TenantId
 from accord.errors import InputError
@@ -182,18 +184,11 @@ def group(rows: Sequence[stored.ContextItemRow], *, signals: int) -> dict[str, d
 
 
 def replace_attributes(
-    connection: Any, tenant: TenantId, subject_id: str, rows: Sequence[stored.ContextItemRow]
+    connection: Connection, tenant: TenantId, subject_id: str, rows: Sequence[stored.ContextItemRow]
 ) -> int:
-    names = {(r.name, r.source, r.record_id) for r in rows if r.kind == "attribute"}
-    if not names:
-        return 0
-    existing = stored.items_of(connection, tenant, [subject_id])
-    stale = [
-        item.item_id
-        for item in existing
-        if item.kind == "attribute" and (item.name, item.source, item.record_id) in names
-    ]
-    return stored.delete_items(connection, tenant, stale)
+    """Delete the subject's attributes that ``rows`` hold new values of; returns how many."""
+    keys = [(r.name, r.source, r.record_id) for r in rows if r.kind == "attribute"]
+    return stored.delete_attributes(connection, tenant, subject_id, keys) if keys else 0
 
 
 def _check(index: int, item: ContextItem) -> None:

@@ -144,11 +144,7 @@ class Resolver(SubjectDecisions):
             InputError: fewer than two records are stored.
         """
         with self.db.read() as connection:
-            rows = stored.records_of(
-                connection,
-                TenantId(tenant),
-                [s.subject_id for s in stored.list_subjects(connection, TenantId(tenant))],
-            )
+            rows = stored.all_records(connection, TenantId(tenant))
         records = [IdentityRecord(r.source, r.record_id, r.fields) for r in rows]
         if len(records) < 2:
             raise InputError(
@@ -388,10 +384,9 @@ class Resolver(SubjectDecisions):
         values counts. So a record that matches one of a subject's records on the name but
         contradicts another of its records on the date of birth carries that contradiction.
         """
-        found = stored.records_sharing_keys(
+        subjects = stored.subjects_sharing_keys(
             connection, tenant, frozenset(keys), max_per_key=self.max_block
         )
-        subjects = {row.subject_id for row in found}
         rows = stored.records_of(connection, tenant, subjects) if subjects else []
         by_subject: dict[str, list[MatchScore]] = {}
         for row in rows:

@@ -165,34 +165,6 @@ def get_subject(connection: Connection, tenant: TenantId, subject_id: str) -> Su
     return None if row is None else _subject(row)
 
 
-def list_subjects(
-    connection: Connection, tenant: TenantId, *, status: SubjectStatus | None = "active"
-) -> list[SubjectRow]:
-    query = sa.select(identity_subjects).where(identity_subjects.c.tenant_id == tenant)
-    if status is not None:
-        query = query.where(identity_subjects.c.status == status)
-    query = query.order_by(identity_subjects.c.subject_id)
-    return [_subject(r) for r in connection.execute(query).mappings()]
-
-
-def subject_regions(
-    connection: Connection, tenant: TenantId, subject_ids: Collection[str]
-) -> dict[str, str]:
-    """The home region of each of ``subject_ids`` that has one."""
-    found: dict[str, str] = {}
-    ids = sorted(subject_ids)
-    for start in range(0, len(ids), _CHUNK):
-        rows = connection.execute(
-            sa.select(identity_subjects.c.subject_id, identity_subjects.c.region).where(
-                identity_subjects.c.tenant_id == tenant,
-                identity_subjects.c.subject_id.in_(ids[start : start + _CHUNK]),
-                identity_subjects.c.region.is_not(None),
-            )
-        )
-        found.update({r.subject_id: r.region for r in rows})
-    return found
-
-
 def update_subject(
     connection: Connection,
     tenant: TenantId,
@@ -258,13 +230,23 @@ def records_of(
     return found
 
 
-def records_sharing_keys(
+def all_records(connection: Connection, tenant: TenantId) -> list[SourceRecordRow]:
+    """Every source record of the tenant (what the match model is estimated from)."""
+    query = (
+        sa.select(identity_records)
+        .where(identity_records.c.tenant_id == tenant)
+        .order_by(identity_records.c.source, identity_records.c.record_id)
+    )
+    return [_record(r) for r in connection.execute(query).mappings()]
+
+
+def subjects_sharing_keys(
     connection: Connection, tenant: TenantId, keys: Collection[str], *, max_per_key: int
-) -> list[SourceRecordRow]:
-    """Records that share a blocking key with ``keys``; a key shared by more than
-    ``max_per_key`` records is too common to block on and is skipped."""
+) -> set[str]:
+    """The subjects with a record that shares a blocking key with ``keys``; a key shared by
+    more than ``max_per_key`` records is too common to block on and is skipped."""
     if not keys:
-        return []
+        return set()
     sizes = connection.execute(
         sa.select(identity_keys.c.key, sa.func.count())
         .where(identity_keys.c.tenant_id == tenant, identity_keys.c.key.in_(sorted(keys)))
@@ -272,26 +254,18 @@ def records_sharing_keys(
     )
     usable = sorted(str(row[0]) for row in sizes if int(row[1]) <= max_per_key)
     if not usable:
-        return []
-    matched = (
-        sa.select(identity_keys.c.source, identity_keys.c.record_id)
-        .where(identity_keys.c.tenant_id == tenant, identity_keys.c.key.in_(usable))
-        .distinct()
-        .subquery()
-    )
+        return set()
+    k, r = identity_keys.c, identity_records.c
     query = (
-        sa.select(identity_records)
+        sa.select(r.subject_id)
         .join(
-            matched,
-            sa.and_(
-                identity_records.c.source == matched.c.source,
-                identity_records.c.record_id == matched.c.record_id,
-            ),
+            identity_keys,
+            sa.and_(k.tenant_id == r.tenant_id, k.source == r.source, k.record_id == r.record_id),
         )
-        .where(identity_records.c.tenant_id == tenant)
-        .order_by(identity_records.c.source, identity_records.c.record_id)
+        .where(r.tenant_id == tenant, k.key.in_(usable))
+        .distinct()
     )
-    return [_record(r) for r in connection.execute(query).mappings()]
+    return {str(row[0]) for row in connection.execute(query)}
 
 
 def put_record(
@@ -572,20 +546,24 @@ def delete_attributes(
     connection: Connection,
     tenant: TenantId,
     subject_id: str,
-    names: Iterable[tuple[str, str]],
-) -> None:
-    """Forget the subject's attributes with these (name, source) pairs, before new values."""
+    keys: Iterable[tuple[str, str, str | None]],
+) -> int:
+    """Forget the subject's attributes with these (name, source, record) keys, before their
+    new values are written. Returns how many went."""
     x = context_items.c
-    for name, source in names:
-        connection.execute(
+    deleted = 0
+    for name, source, record_id in sorted(set(keys), key=repr):
+        deleted += connection.execute(
             context_items.delete().where(
                 x.tenant_id == tenant,
                 x.subject_id == subject_id,
                 x.kind == "attribute",
                 x.name == name,
                 x.source == source,
+                x.record_id.is_(None) if record_id is None else x.record_id == record_id,
             )
-        )
+        ).rowcount
+    return deleted
 
 
 def items_of(
