@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from accord.agents import LlmEndpoint
+from accord.events._config import WebhookEndpoint
 
 
 class Settings(BaseSettings):
@@ -96,6 +98,64 @@ class Settings(BaseSettings):
         min_length=2,
         max_length=2,
         description="ISO country code for reading phone numbers written without one (e.g. GB)",
+    )
+
+    nats_url: str | None = Field(
+        None, description="NATS server with JetStream (nats://host:4222); events go there when set"
+    )
+    nats_stream: str = Field(
+        "ACCORD_EVENTS", pattern=r"^[A-Za-z0-9_-]+$", description="JetStream stream of events"
+    )
+    nats_subject_prefix: str = Field(
+        "accord",
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="events are published on PREFIX.TENANT.TYPE (e.g. accord.acme.run.completed)",
+    )
+    nats_trigger_stream: str | None = Field(
+        None, description="JetStream stream whose CloudEvents trigger journeys (a durable consumer)"
+    )
+    nats_trigger_subjects: list[str] = Field(
+        default_factory=list, description="subjects of the trigger stream to consume (all if empty)"
+    )
+    nats_trigger_consumer: str = Field(
+        "accord-triggers", pattern=r"^[A-Za-z0-9_-]+$", description="durable consumer name"
+    )
+    webhooks: dict[str, WebhookEndpoint] = Field(
+        default_factory=dict,
+        description='webhook subscriptions by name (JSON), e.g. {"crm": {"url": '
+        '"https://crm.example/hooks", "secret": "whsec_...", "types": ["run.*"]}}',
+    )
+    event_delivery_attempts: int = Field(
+        8, ge=1, le=100, description="deliveries tried before an event is dead-lettered"
+    )
+    event_backoff_seconds: float = Field(
+        1.0, gt=0, description="first retry delay; it doubles up to event_backoff_max_seconds"
+    )
+    event_backoff_max_seconds: float = Field(300.0, gt=0, description="longest retry delay")
+    ingest_secrets: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Standard Webhooks secrets (whsec_...) by sender, for signed inbound events",
+    )
+    ingest_tokens: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="bearer tokens by sender, for inbound events (JSON object)",
+    )
+    otlp_endpoint: str | None = Field(
+        None, description="OTLP/HTTP collector (http://host:4318); traces are exported when set"
+    )
+    otlp_headers: dict[str, SecretStr] = Field(
+        default_factory=dict, description="headers sent to the OTLP collector (JSON object)"
+    )
+    service_name: str = Field("accord", min_length=1, description="service.name of exported spans")
+    log_format: Literal["json", "console"] = Field(
+        "json", description="json (one object per line) or console (for people)"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
+    metrics_token: SecretStr | None = Field(
+        None, description="bearer token Prometheus sends to scrape /metrics"
+    )
+    metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="workers serve /metrics on this port when set"
     )
 
     def resolved_keys_dir(self) -> Path:

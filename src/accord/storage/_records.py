@@ -51,6 +51,7 @@ class RunRecord:
     created_at: float
     updated_at: float
     ended_at: float | None
+    traceparent: str | None = None
 
     @classmethod
     def from_row(cls, row: RowMapping) -> RunRecord:
@@ -78,6 +79,7 @@ class RunRecord:
             created_at=row["created_at"],
             updated_at=row["updated_at"],
             ended_at=row["ended_at"],
+            traceparent=row.get("traceparent"),
         )
 
 
@@ -122,6 +124,7 @@ class NewRun:
     parent_token: str | None
     at: float
     started: HistoryEvent
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,9 +211,12 @@ class NewSignal:
 
 @dataclass(frozen=True, slots=True)
 class NewEvent:
+    """A domain event for the outbox; it commits with the change it announces."""
+
     event_id: str
     type: str
     payload: dict[str, Any]
+    subject_id: str | None = None
 
 
 ReviewStatus = Literal["open", "claimed", "info_requested", "decided", "cancelled"]
@@ -392,6 +398,7 @@ class TransitionWrite:
     new_signals: list[NewSignal] = field(default_factory=list)
     decisions: list[NewDecision] = field(default_factory=list)
     subject_id: str | None = None
+    traceparent: str | None = None
     reviews_add: list[NewReviewItem] = field(default_factory=list)
     reviews_close: list[str] = field(default_factory=list)
     confirmations_add: list[NewConfirmation] = field(default_factory=list)

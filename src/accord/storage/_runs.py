@@ -55,13 +55,23 @@ def insert_run(connection: Connection, run: NewRun, outbox_events: Sequence[NewE
             "created_at": run.at,
             "updated_at": run.at,
             "ended_at": None,
+            "traceparent": run.traceparent,
         },
     )
     connection.execute(
         INSERT_HISTORY,
         history_rows(run.tenant_id, run.run_id, 1, [run.started], run.at, None, 0),
     )
-    insert_outbox(connection, run.tenant_id, run.run_id, 1, outbox_events, run.at)
+    insert_outbox(
+        connection,
+        run.tenant_id,
+        run.run_id,
+        1,
+        outbox_events,
+        run.at,
+        subject_id=run.subject_id,
+        traceparent=run.traceparent,
+    )
 
 
 def history_rows(
@@ -99,7 +109,14 @@ def insert_outbox(
     run_seq: int | None,
     events: Sequence[NewEvent],
     at: float,
+    *,
+    subject_id: str | None = None,
+    traceparent: str | None = None,
 ) -> None:
+    """Write ``events`` to the outbox in the caller's transaction, numbered in order.
+
+    ``subject_id`` and ``traceparent`` apply to events that name no subject of their own.
+    """
     if not events:
         return
     connection.execute(
@@ -113,8 +130,11 @@ def insert_outbox(
                 "type": e.type,
                 "payload": json_text(e.payload),
                 "created_at": at,
+                "position": i,
+                "subject_id": e.subject_id or subject_id,
+                "traceparent": traceparent,
             }
-            for e in events
+            for i, e in enumerate(events)
         ],
     )
 

@@ -57,6 +57,7 @@ runs = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("ended_at", sa.Float),
+    sa.Column("traceparent", sa.String(64)),
     sa.UniqueConstraint("tenant_id", "idempotency_key"),
     sa.Index(None, "status", "wake_at"),
     sa.Index(None, "tenant_id", "journey_name", "status"),
@@ -130,7 +131,48 @@ outbox = sa.Table(
     sa.Column("payload", sa.Text, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("dispatched_at", sa.Float),
+    sa.Column("position", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("subject_id", sa.String(128)),
+    sa.Column("traceparent", sa.String(64)),
     sa.Index(None, "dispatched_at", "created_at"),
+    sa.Index(None, "tenant_id", "created_at"),
+)
+
+event_deliveries = sa.Table(
+    "event_deliveries",
+    metadata,
+    sa.Column("sink", sa.String(64), primary_key=True),
+    sa.Column("event_id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.Float),
+    sa.Column("last_error", sa.Text),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index(None, "sink", "status"),
+)
+
+event_sinks = sa.Table(
+    "event_sinks",
+    metadata,
+    sa.Column("sink", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(128)),
+    sa.Column("lease_expires_at", sa.Float),
+    sa.Column("fence", sa.BigInteger, nullable=False, server_default="0"),
+)
+
+inbound_events = sa.Table(
+    "inbound_events",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("source", sa.String(256), primary_key=True),
+    sa.Column("event_id", sa.String(256), primary_key=True),
+    sa.Column("type", sa.String(256), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Index(None, "tenant_id", "received_at"),
 )
 
 consent_grants = sa.Table(

@@ -315,7 +315,16 @@ def _apply_side_tables(
                     waits.c.token.in_(w.waits_delete),
                 )
             )
-        insert_outbox(connection, w.tenant_id, w.run_id, result.seq, w.outbox, w.at)
+        insert_outbox(
+            connection,
+            w.tenant_id,
+            w.run_id,
+            result.seq,
+            w.outbox,
+            w.at,
+            subject_id=w.subject_id,
+            traceparent=w.traceparent,
+        )
         close_items(connection, w.tenant_id, w.reviews_close, w.at)
         insert_items(connection, w.tenant_id, w.run_id, w.subject_id, w.reviews_add, w.at)
         close_confirmations(connection, w.tenant_id, w.confirmations_close, w.at)

@@ -1,0 +1,114 @@
+"""Tracing: one tracer per Accord instance, W3C trace context that outlives a process.
+
+A run keeps its trace context (a ``traceparent``) in its row, so every visit of every worker,
+days apart, adds its spans to the same trace. Export is OTLP/HTTP, configured by settings and
+off by default; with export off, trace ids are still made and propagated (to connectors, into
+events and logs), they are just not recorded.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+_PROPAGATOR = TraceContextTextMapPropagator()
+TRACER_NAME = "accord"
+
+
+@dataclass
+class Tracing:
+    """The instance's tracer, and the provider to flush and shut down (None when off)."""
+
+    tracer: Tracer
+    provider: object | None = field(default=None, repr=False)
+
+    @classmethod
+    def off(cls) -> Tracing:
+        """Spans cost nothing and are not exported; trace context is still propagated."""
+        return cls(trace.NoOpTracer())
+
+    @classmethod
+    def otlp(
+        cls,
+        endpoint: str,
+        *,
+        service_name: str = "accord",
+        headers: Mapping[str, str] | None = None,
+        batch: bool = True,
+    ) -> Tracing:
+        """Export spans over OTLP/HTTP to ``endpoint`` (e.g. ``http://collector:4318``)."""
+        # the SDK and protobuf load only when export is configured
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: PLC0415
+        from opentelemetry.sdk.resources import Resource  # noqa: PLC0415
+        from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor  # noqa: PLC0415
+
+        url = endpoint.rstrip("/")
+        if not url.endswith("/v1/traces"):
+            url += "/v1/traces"
+        provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+        exporter = OTLPSpanExporter(endpoint=url, headers=dict(headers or {}))
+        processor = BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
+        provider.add_span_processor(processor)
+        return cls(provider.get_tracer(TRACER_NAME), provider)
+
+    def flush(self) -> None:
+        """Send every finished span now."""
+        flush = getattr(self.provider, "force_flush", None)
+        if flush is not None:
+            flush()
+
+    def shutdown(self) -> None:
+        """Flush and stop the exporter."""
+        stop = getattr(self.provider, "shutdown", None)
+        if stop is not None:
+            stop()
+
+
+def context_of(traceparent: str | None) -> Context | None:
+    """The trace context a stored ``traceparent`` names, or None for none or a malformed one."""
+    if not traceparent:
+        return None
+    context = _PROPAGATOR.extract({"traceparent": traceparent})
+    if not trace.get_current_span(context).get_span_context().is_valid:
+        return None
+    return context
+
+
+def traceparent_of(context: Context | None = None) -> str | None:
+    """The ``traceparent`` of the current span (or of ``context``), None when there is none."""
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier, context=context)
+    return carrier.get("traceparent")
+
+
+def new_traceparent() -> str:
+    """A fresh, unsampled trace context, for work that starts while export is off."""
+    span = SpanContext(
+        trace_id=secrets.randbits(128) or 1,
+        span_id=secrets.randbits(64) or 1,
+        is_remote=False,
+        trace_flags=TraceFlags(TraceFlags.DEFAULT),
+    )
+    found = traceparent_of(trace.set_span_in_context(NonRecordingSpan(span)))
+    assert found is not None
+    return found
+
+
+def inject_headers(headers: dict[str, str], context: Context | None = None) -> None:
+    """Add ``traceparent`` (and ``tracestate``) of the current span to outgoing headers."""
+    _PROPAGATOR.inject(headers, context=context)
+
+
+def trace_ids(context: Context | None = None) -> tuple[str, str] | None:
+    """(trace id, span id) in hex of the current span, for logs; None outside any trace."""
+    span = trace.get_current_span(context).get_span_context()
+    if not span.is_valid:
+        return None
+    return format(span.trace_id, "032x"), format(span.span_id, "016x")
