@@ -85,6 +85,7 @@ from accord.storage import (
     RolloutRecord,
 )
 from accord.storage import identity as stored_identity
+from accord.telemetry import Telemetry, Tracing
 from accord.storage import ledger as stored_ledger
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ class Accord:
     context: ContextStore
     retention: Retention
     endpoints: Endpoints = field(default_factory=Endpoints)
+    telemetry: Telemetry = field(default_factory=Telemetry)
 
     def deploy_agent(
         self, spec: str | Path | LoadedAgent, *, by: str = "cli", tenant: str | None = None
@@ -583,6 +585,7 @@ class Accord:
         return self.ledger.keyring.signing
 
     def close(self) -> None:
+        self.telemetry.tracing.shutdown()
         self.providers.close()
         self.gateway.close()
         self.capabilities.close()
@@ -623,13 +626,16 @@ def build(
     fencing: bool = True,
     migrate: bool = True,
     governed: bool = True,
+    telemetry: Telemetry | None = None,
 ) -> Accord:
     """Wire Accord from settings. Pass ``capabilities`` to skip loading capability modules.
 
     ``governed=False`` builds a gateway without kill switches, consent, policy or decision
     records: for tests that show what governance prevents and for benchmarks that price it.
+    ``telemetry`` replaces the tracer and metrics the settings describe.
     """
     settings = settings or Settings()
+    telemetry = telemetry or build_telemetry(settings)
     endpoints = Endpoints()
     if capabilities is None:
         capabilities = CapabilityRegistry()
@@ -732,7 +738,20 @@ def build(
         context,
         retention,
         endpoints,
+        telemetry,
     )
+
+
+def build_telemetry(settings: Settings) -> Telemetry:
+    """Tracing exported over OTLP when ``ACCORD_OTLP_ENDPOINT`` is set (else off), and a
+    fresh metrics registry."""
+    if settings.otlp_endpoint is None:
+        return Telemetry()
+    headers = {k: v.get_secret_value() for k, v in settings.otlp_headers.items()}
+    tracing = Tracing.otlp(
+        settings.otlp_endpoint, service_name=settings.service_name, headers=headers
+    )
+    return Telemetry(tracing=tracing)
 
 
 def load_keyring(settings: Settings) -> Keyring:
