@@ -85,8 +85,8 @@ from accord.storage import (
     RolloutRecord,
 )
 from accord.storage import identity as stored_identity
-from accord.telemetry import Telemetry, Tracing
 from accord.storage import ledger as stored_ledger
+from accord.telemetry import Telemetry, Tracing
 
 log = logging.getLogger(__name__)
 
