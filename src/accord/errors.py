@@ -24,6 +24,7 @@ split by who must react::
     │   ├── AgentInvalid            an agent spec, prompt or model file failed to load
     │   ├── AgentNotFound
     │   ├── RolloutConflict         a rollout for the agent is already active, or none is
+    │   ├── EventInvalid            an inbound CloudEvent is malformed or cannot act as it asks
     │   └── ResidencyRefused        the policy keeps the subject's data in another region
     ├── ExecutionError              a block failed while running; the type says if retryable
     │   ├── CapabilityFailed        the capability raised; retryable unless marked otherwise
@@ -59,6 +60,7 @@ __all__ = [
     "DecisionError",
     "Diagnostic",
     "ErrorCode",
+    "EventInvalid",
     "ExecutionError",
     "ExpressionError",
     "IdempotencyConflict",
@@ -110,6 +112,7 @@ class ErrorCode(StrEnum):
     PROVIDER_FAILED = "provider_failed"
     BUDGET_EXCEEDED = "budget_exceeded"
     RESIDENCY_REFUSED = "residency_refused"
+    EVENT_INVALID = "event_invalid"
 
 
 class AccordError(Exception):
@@ -270,6 +273,19 @@ class RolloutConflict(InputError):
     """A rollout is already active for the agent, or there is none to change."""
 
     code = ErrorCode.ROLLOUT_CONFLICT
+
+
+class EventInvalid(InputError):
+    """An inbound CloudEvent is malformed (a required attribute missing, not JSON, data of the
+    wrong shape) or its trigger cannot act on it. ``attribute`` names the culprit if one does."""
+
+    code = ErrorCode.EVENT_INVALID
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, attribute: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.attribute = attribute
 
 
 class ResidencyRefused(InputError):

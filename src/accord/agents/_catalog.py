@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from accord.agents._engine import CachedAnswer
@@ -18,8 +19,9 @@ from accord.audit import Ledger, entries
 from accord.core import Clock, TenantId
 from accord.errors import AgentInvalid, AgentNotFound, Diagnostic, RolloutConflict
 from accord.journeys import AgentContract
-from accord.storage import AgentVersionRecord, Database, OutcomeStats, RolloutRecord
+from accord.storage import AgentVersionRecord, Database, NewEvent, OutcomeStats, RolloutRecord
 from accord.storage import agents as stored
+from accord.storage import runs as stored_runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +261,7 @@ class AgentCatalog:
             self._ledger.append(
                 connection, tenant, [_rollout_entry(record, "started", None, by, now)]
             )
+            self._publish(connection, record, "started", None, by, now)
         return record
 
     def active_rollout(self, tenant: str, agent: str) -> RolloutRecord | None:
@@ -419,7 +422,43 @@ class AgentCatalog:
             self._ledger.append(
                 connection, tenant, [_rollout_entry(updated, change, reason, by, now)]
             )
+            self._publish(connection, updated, change, reason, by, now)
         return updated
+
+    def _publish(
+        self,
+        connection: Connection,
+        record: RolloutRecord,
+        change: str,
+        reason: str | None,
+        by: str,
+        at: float,
+    ) -> None:
+        stored_runs.insert_outbox(
+            connection,
+            record.tenant_id,
+            None,
+            None,
+            [
+                NewEvent(
+                    self._new_id("evt"),
+                    "rollout.changed",
+                    {
+                        "rollout_id": record.rollout_id,
+                        "agent": record.agent,
+                        "change": change,
+                        "mode": record.mode,
+                        "status": record.status,
+                        "primary_version": record.primary_version,
+                        "candidate_version": record.candidate_version,
+                        "percent": record.percent,
+                        "reason": reason,
+                        "by": by,
+                    },
+                )
+            ],
+            at,
+        )
 
 
 def _check_percent(percent: float) -> None:

@@ -16,6 +16,7 @@ from accord.cli import (
     _capabilities,
     _consent,
     _dlq,
+    _events,
     _flags,
     _identity,
     _journeys,
@@ -44,6 +45,7 @@ app.add_typer(_audit.subjects, name="subject")
 app.add_typer(_sandbox.app, name="sandbox")
 app.add_typer(_mcp.app, name="mcp")
 app.add_typer(_dlq.app, name="dlq")
+app.add_typer(_events.app, name="events")
 app.add_typer(_agents.app, name="agent")
 app.add_typer(_identity.app, name="identity")
 app.add_typer(_identity.context_app, name="context")

@@ -21,7 +21,8 @@ from accord.consent._receipts import DEMO_CONTROLLER, Controller, build_receipt,
 from accord.consent._vocabulary import validate_categories, validate_purpose
 from accord.core import Clock, IdGenerator, TenantId
 from accord.errors import ConcurrencyError, InputError
-from accord.storage import Database
+from accord.storage import Database, NewEvent
+from accord.storage import runs as stored_runs
 from accord.storage._consent import (
     BasisRecord,
     ConsentEventRecord,
@@ -50,6 +51,13 @@ _REASON_MAX = 2000
 _DESCRIPTION_MAX = 4000
 
 _SHOW_HINT = "list the subject's grants with `accord consent show SUBJECT`"
+
+
+_PUBLISHED: dict[str, tuple[str, ...]] = {
+    "granted": ("purpose", "categories", "channel", "granted_at", "expires_at"),
+    "withdrawn": ("purpose", "withdrawn_at", "reason"),
+}
+"""Consent events that leave as domain events, with the detail fields they carry."""
 
 
 class ConsentLedger:
@@ -391,6 +399,28 @@ class ConsentLedger:
     def _record(self, connection: Connection, events: Sequence[ConsentEventRecord]) -> None:
         """Store consent events and their ledger entries in the caller's transaction."""
         insert_events(connection, events)
+        for e in events:
+            if e.kind in _PUBLISHED:
+                stored_runs.insert_outbox(
+                    connection,
+                    e.tenant_id,
+                    None,
+                    None,
+                    [
+                        NewEvent(
+                            self.ids.new_id("evt"),
+                            f"consent.{e.kind}",
+                            {
+                                "grant_id": e.grant_id,
+                                "subject_id": e.subject_id,
+                                "actor": e.actor,
+                                **{k: e.detail.get(k) for k in _PUBLISHED[e.kind]},
+                            },
+                            subject_id=e.subject_id,
+                        )
+                    ],
+                    e.at,
+                )
         for tenant in sorted({e.tenant_id for e in events}):
             self.ledger.append(
                 connection,

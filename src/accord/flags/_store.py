@@ -10,8 +10,9 @@ from accord.audit import Ledger, entries
 from accord.core import Clock, IdGenerator, TenantId
 from accord.errors import InputError
 from accord.flags._keys import KILL_SWITCH_KINDS, check_flag_value, parse_flag_key
-from accord.storage import Database
+from accord.storage import Database, NewEvent
 from accord.storage import _flags as stored
+from accord.storage import runs as stored_runs
 from accord.storage._flags import FlagChange, FlagRecord, FlagValue
 from accord.storage._records import json_text
 
@@ -113,6 +114,28 @@ class FlagStore:
                 at=self.clock.now(),
                 actor=actor,
                 reason=reason,
+            )
+            stored_runs.insert_outbox(
+                connection,
+                tenant,
+                None,
+                None,
+                [
+                    NewEvent(
+                        stored_runs.derived_event_id("flag.changed", tenant, change.change_id),
+                        "flag.changed",
+                        {
+                            "change_id": change.change_id,
+                            "key": change.key,
+                            "value": change.value,
+                            "previous": change.previous,
+                            "kill_switch": parsed.is_kill_switch,
+                            "actor": change.actor,
+                            "reason": change.reason,
+                        },
+                    )
+                ],
+                change.at,
             )
             self.ledger.append(
                 connection,

@@ -9,7 +9,13 @@ from accord.journeys._compiled import (
     edit_json_schema,
     journey_digest,
 )
-from accord.journeys._expressions import Expression, ExpressionSyntaxError, compile_expression
+from accord.journeys._expressions import (
+    CompiledMapping,
+    Expression,
+    ExpressionSyntaxError,
+    compile_expression,
+    compile_mapping,
+)
 from accord.journeys._lint import (
     AgentContract,
     AgentSchemas,
@@ -45,6 +51,9 @@ from accord.journeys._spec import (
     ParallelBlock,
     RetryPolicy,
     TaskBlock,
+    Trigger,
+    TriggerSignal,
+    TriggerStart,
     WaitBlock,
     journey_json_schema,
 )
@@ -62,6 +71,7 @@ __all__ = [
     "CallBlock",
     "ChoiceBlock",
     "CompiledJourney",
+    "CompiledMapping",
     "ConfirmBlock",
     "DecideBlock",
     "EndBlock",
@@ -79,11 +89,15 @@ __all__ = [
     "RetryPolicy",
     "SourceMap",
     "TaskBlock",
+    "Trigger",
+    "TriggerSignal",
+    "TriggerStart",
     "WaitBlock",
     "branch_flow_id",
     "branch_name",
     "compile_expression",
     "compile_journey",
+    "compile_mapping",
     "edit_json_schema",
     "journey_digest",
     "journey_json_schema",

@@ -137,7 +137,11 @@ def compile_journey(spec: JourneySpec, *, version: int = 0) -> CompiledJourney:
 
 
 def journey_digest(spec: JourneySpec) -> str:
-    return digest(spec.model_dump(mode="json"))
+    dumped = spec.model_dump(mode="json")
+    # journeys written before triggers existed keep the digest they were deployed with
+    if not dumped["triggers"]:
+        del dumped["triggers"]
+    return digest(dumped)
 
 
 def _compile_node(block: AnyBlock, flow: str) -> Node:

@@ -200,6 +200,7 @@ def lint(
         for block, path in flow.blocks:
             _check_block_shape(ctx, block, path, flow)
     _check_expressions(ctx, flows, by_id)
+    _check_triggers(ctx, flows)
     return ctx.found
 
 
@@ -630,6 +631,83 @@ def _check_expressions(
                         "index": 1,
                     }
                     _check(ctx, block.result, (*path, "result"), result_scope)
+
+
+TRIGGER_EVENT = {
+    "id": "x",
+    "source": "x",
+    "type": "x",
+    "subject": "x",
+    "time": "x",
+    "datacontenttype": "x",
+    "extensions": DYN,
+}
+"""What a trigger's expressions see as ``event``: the CloudEvent's attributes."""
+
+
+def _check_triggers(ctx: _Context, flows: list[FlowView]) -> None:
+    waited = {
+        b.event.name
+        for flow in flows
+        for b, _ in flow.blocks
+        if isinstance(b, WaitBlock) and b.event is not None
+    }
+    scope = {"event": TRIGGER_EVENT, "data": DYN}
+    for i, trigger in enumerate(ctx.spec.triggers):
+        path: PathKey = ("triggers", i)
+        actions = [n for n in ("start", "signal") if getattr(trigger, n) is not None]
+        if len(actions) != 1:
+            ctx.error(
+                path,
+                f"trigger for {trigger.event!r} needs exactly one of start or signal "
+                f"(has {', '.join(actions) or 'none'})",
+                hint="e.g. 'start: {input: {order_id: data.order_id}}' or "
+                "'signal: {name: payment_received, correlation: data.order_id}'",
+            )
+        if trigger.when is not None:
+            value = _check(ctx, trigger.when, (*path, "when"), scope)
+            if value is not DYN and not isinstance(value, bool):
+                ctx.error(
+                    (*path, "when"),
+                    f"`{trigger.when}` is {type_name(value)}, but when needs boolean",
+                    hint="compare, e.g. data.amount > 100",
+                )
+        if trigger.start is not None:
+            start = trigger.start
+            for name in ("subject", "idempotency"):
+                source = getattr(start, name)
+                if source is not None:
+                    _check(ctx, source, (*path, "start", name), scope)
+            _check_contract(
+                ctx,
+                f"journey {ctx.spec.journey!r}",
+                _own_input_schema(ctx.spec),
+                start.input,
+                (*path, "start", "input"),
+                scope,
+                "input",
+            )
+        if trigger.signal is not None:
+            signal = trigger.signal
+            _check(ctx, signal.correlation, (*path, "signal", "correlation"), scope)
+            if signal.name not in waited:
+                ctx.error(
+                    (*path, "signal", "name"),
+                    f"trigger signals {signal.name!r}, but no wait block of this journey "
+                    "waits for that event",
+                    hint=_suggest(signal.name, waited, listing="events waited for")
+                    if waited
+                    else "add a wait block with 'event: {name: ..., correlation: ...}'",
+                )
+
+
+def _own_input_schema(spec: JourneySpec) -> dict[str, Any]:
+    """The journey's input contract as the JSON Schema a trigger's input mapping must fill."""
+    properties = {
+        name: {} if f.type == "any" else {"type": f.type} for name, f in spec.input.items()
+    }
+    required = [n for n, f in spec.input.items() if f.required and f.default is None]
+    return {"type": "object", "properties": properties, "required": required}
 
 
 def render(path: PathKey) -> str:

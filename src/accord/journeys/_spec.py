@@ -420,8 +420,46 @@ Block = Annotated[
 ]
 
 
+class TriggerStart(_Model):
+    """Start a run of the journey from the event.
+
+    ``subject`` (CEL) names the run's subject, ``input`` maps the journey's input fields to CEL
+    over ``event`` and ``data``. ``idempotency`` (CEL) gives the run's idempotency key; without
+    it the key is the event's ``source`` and ``id``, so a redelivered event never starts a
+    second run.
+    """
+
+    subject: str | None = None
+    input: dict[str, Any] = Field(default_factory=dict)
+    idempotency: str | None = None
+
+
+class TriggerSignal(_Model):
+    """Deliver the event's ``data`` to the runs waiting for ``name`` with the correlation key
+    ``correlation`` (CEL); with no run waiting yet, the event is parked for the first one."""
+
+    name: str = Field(pattern=NAME, max_length=128)
+    correlation: str
+
+
+class Trigger(_Model):
+    """An inbound CloudEvent that starts a run or signals waiting ones.
+
+    ``event`` is the CloudEvents ``type`` (exact), ``source`` the exact ``source`` when given,
+    ``when`` a CEL filter over ``event`` (``id``, ``source``, ``type``, ``subject``, ``time``,
+    ``extensions``) and ``data``. Exactly one of ``start`` or ``signal`` says what happens.
+    """
+
+    event: str = Field(min_length=1, max_length=256)
+    source: str | None = Field(None, min_length=1, max_length=256)
+    when: str | None = None
+    start: TriggerStart | None = None
+    signal: TriggerSignal | None = None
+    description: str = ""
+
+
 class JourneySpec(_Model):
-    """A whole journey definition: its name, input contract and top-level flow."""
+    """A whole journey definition: its name, input contract, triggers and top-level flow."""
 
     journey: str = Field(pattern=NAME, max_length=128)
     description: str = ""
@@ -432,6 +470,7 @@ class JourneySpec(_Model):
     input: dict[str, InputField] = Field(default_factory=dict)
     start: str | None = None
     blocks: tuple[Block, ...] = Field(min_length=1)
+    triggers: tuple[Trigger, ...] = ()
 
     _link = model_validator(mode="before")(link_sequence)
 

@@ -13,8 +13,9 @@ from accord.core import Clock
 from accord.errors import ConcurrencyError, InputError
 from accord.policy._bundle import PolicyBundle
 from accord.policy._errors import PolicyBundleNotFound
-from accord.storage import Database
+from accord.storage import Database, NewEvent
 from accord.storage import _policies as stored
+from accord.storage import runs as stored_runs
 from accord.storage._policies import PolicyBundleRecord, PolicyBundleVersion
 
 # Column widths of ``policy_bundles``; checked before anything is written.
@@ -68,6 +69,28 @@ class PolicyStore:
                         deployed_by=actor,
                     )
                     stored.insert_version(connection, _record(tenant, bundle))
+                    stored_runs.insert_outbox(
+                        connection,
+                        tenant,
+                        None,
+                        None,
+                        [
+                            NewEvent(
+                                stored_runs.derived_event_id(
+                                    "policy.deployed", tenant, str(bundle.version)
+                                ),
+                                "policy.deployed",
+                                {
+                                    "version": bundle.version,
+                                    "digest": bundle.digest,
+                                    "source_name": bundle.source_name,
+                                    "deployed_by": actor,
+                                    "policies": [p.id for p in bundle.compiled_policies],
+                                },
+                            )
+                        ],
+                        bundle.deployed_at,
+                    )
                     self._ledger.append(
                         connection,
                         tenant,

@@ -491,6 +491,30 @@ class ReviewInbox:
                 )
             ],
         )
+        stored_runs.insert_outbox(
+            connection,
+            tenant,
+            item.run_id,
+            None,
+            [
+                NewEvent(
+                    self.ids.new_id("evt"),
+                    "review.decided",
+                    {
+                        "item": item.item_id,
+                        "run_id": item.run_id,
+                        "queue": item.queue,
+                        "block": item.block,
+                        "decision": decision,
+                        "outcome": outcome,
+                        "decided_by": who.person_id,
+                        "reason": request.get("reason"),
+                    },
+                    subject_id=item.subject_id,
+                )
+            ],
+            now,
+        )
         self.db.notify_ready(connection)
         return DecisionResult(
             item.item_id, item.run_id, decision, outcome, "decided", who.person_id, now, signal_id

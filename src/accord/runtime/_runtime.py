@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -294,11 +295,16 @@ class Runtime:
         subject: str | None = None,
         version: int | None = None,
         idempotency_key: str | None = None,
+        within: Callable[[Connection, StartResult], None] | None = None,
     ) -> StartResult:
         """Start a run of a deployed journey (its latest version unless ``version`` is given).
 
         With an ``idempotency_key``, repeating the same request returns the first run
         (``created=False``); the same key with a different request is refused.
+
+        ``within`` is called with the result inside the start's transaction, before it commits,
+        so what it writes commits or rolls back with the run; when it fails, nothing is stored
+        and its error (an ``IntegrityError`` too) reaches the caller.
 
         Raises:
             JourneyNotFound, ContractViolation, IdempotencyConflict: nothing was started.
@@ -326,7 +332,10 @@ class Runtime:
                 if idempotency_key is not None:
                     found = runs.find_run_by_key(connection, tenant, idempotency_key)
                     if found is not None:
-                        return _replay(found, idempotency_key, request)
+                        replayed = _replay(found, idempotency_key, request)
+                        if within is not None:
+                            within(connection, replayed)
+                        return replayed
                 run_id = self.ids.new_id("run")
                 new_run = self._new_run(
                     tenant, compiled, run_id, data, subject, idempotency_key, request
@@ -362,9 +371,11 @@ class Runtime:
                     stored_decisions.insert_decisions(connection, tenant, [allowed])
                     recorded.extend(entries.gateway_decision(allowed))
                 self.ledger.append(connection, tenant, recorded)
+                if within is not None:
+                    within(connection, StartResult(run_id, True, compiled.name, compiled.version))
                 self.db.notify_ready(connection)
         except IntegrityError:
-            if idempotency_key is None or request is None:
+            if idempotency_key is None or request is None or within is not None:
                 raise
             with self.db.read() as connection:
                 found = runs.find_run_by_key(connection, tenant, idempotency_key)
@@ -444,12 +455,14 @@ class Runtime:
         correlation_key: str | None = None,
         payload: dict[str, Any] | None = None,
         kind: Literal["event", "decision"] = "event",
+        within: Callable[[Connection, SignalResult], None] | None = None,
     ) -> SignalResult:
         """Deliver an external event or a human decision.
 
         Address it to one run by ``run_id``, or to whichever runs wait for ``name`` with
         ``correlation_key``; an event for a key nobody waits for yet is parked and consumed by
-        the first run that starts waiting for it.
+        the first run that starts waiting for it. ``within`` is called with the result inside
+        the signal's transaction, before it commits (as for :meth:`start`).
 
         Raises:
             RunNotFound: ``run_id`` names no run of this tenant.
@@ -542,8 +555,11 @@ class Runtime:
                         )
                     )
             self.ledger.append(connection, tenant, recorded)
+            result = SignalResult(tuple(ids), tuple(targets), parked=not targets)
+            if within is not None:
+                within(connection, result)
             self.db.notify_ready(connection)
-        return SignalResult(tuple(ids), tuple(t for t in targets), parked=not targets)
+        return result
 
     @staticmethod
     def _require_active(

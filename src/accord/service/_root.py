@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import importlib
 import logging
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import SecretStr
 
@@ -42,7 +44,19 @@ from accord.audit import (
 from accord.connectors import CapabilityRegistry, Endpoints, load_catalogue
 from accord.consent import ConsentLedger, validate_categories, validate_purpose
 from accord.core import Clock, IdGenerator, RandomIds, SystemClock, TenantId
-from accord.errors import ConfigurationError
+from accord.errors import ConfigurationError, InputError
+from accord.events import (
+    EVENT_TYPES,
+    ConsumerOptions,
+    Dispatcher,
+    InboundEvent,
+    IngestOutcome,
+    Sink,
+    TriggerIngest,
+    event_type,
+)
+from accord.events import read_event as read_inbound_event
+from accord.events import run_consumer as run_trigger_consumer
 from accord.flags import FlagRecord, Flags, FlagStore, FlagValue
 from accord.gateway import Gateway, Governance
 from accord.identity import (
@@ -67,6 +81,10 @@ from accord.reviews import (
 )
 from accord.runtime import AgentServices, RunState, Runtime, SignalResult
 from accord.service._direct import DirectCall, DirectResult, invoke_direct
+from accord.service._events import EventView, build_dispatcher
+from accord.service._events import get_view as get_event_view
+from accord.service._events import list_views as list_event_views
+from accord.service._events import redeliver as redeliver_events
 from accord.service._identity import (
     CONTEXT_READ,
     REVIEW_JOURNEY,
@@ -86,6 +104,7 @@ from accord.storage import (
 )
 from accord.storage import identity as stored_identity
 from accord.storage import ledger as stored_ledger
+from accord.storage._inbound import InboundRecord, InboundStatus
 from accord.telemetry import Telemetry, Tracing
 
 log = logging.getLogger(__name__)
@@ -493,6 +512,125 @@ class Accord:
     def confirm(self, token: str, answer: str, *, channel: str) -> ConfirmationResult:
         """The subject's answer (``confirm`` or ``refuse``) to a proposal, by its token."""
         return self.confirmations.answer(token, answer, channel=channel)
+
+    # -- inbound events: triggers start and signal runs ---------------------------------------
+
+    @cached_property
+    def triggers(self) -> TriggerIngest:
+        """Where inbound events go: the triggers of deployed journeys."""
+        return TriggerIngest(self.runtime)
+
+    def ingest_event(
+        self,
+        event: InboundEvent | Mapping[str, Any] | str | bytes,
+        *,
+        channel: Literal["http", "nats", "cli"] = "cli",
+        tenant: str | None = None,
+    ) -> IngestOutcome:
+        """Start or signal runs from one CloudEvent (an event, or structured JSON), once.
+
+        Raises:
+            EventInvalid: the event breaks CloudEvents 1.0; nothing was recorded.
+        """
+        return self.triggers.ingest(
+            self._tenant(tenant), read_inbound_event(event), channel=channel
+        )
+
+    def inbound_events(
+        self, tenant: str | None = None, *, status: InboundStatus | None = None, limit: int = 50
+    ) -> list[InboundRecord]:
+        """Inbound events with what each did, newest first."""
+        return self.triggers.received(self._tenant(tenant), status=status, limit=limit)
+
+    def consume_triggers(
+        self, stop: threading.Event, *, ready: threading.Event | None = None
+    ) -> None:
+        """Run the NATS JetStream trigger consumer until ``stop`` is set (blocking).
+
+        Raises:
+            ConfigurationError: ``nats_url`` or ``nats_trigger_stream`` is not set.
+        """
+        settings = self.settings
+        if settings.nats_url is None or settings.nats_trigger_stream is None:
+            raise ConfigurationError(
+                "the trigger consumer needs ACCORD_NATS_URL and ACCORD_NATS_TRIGGER_STREAM",
+                hint="e.g. ACCORD_NATS_URL=nats://127.0.0.1:4222 "
+                "ACCORD_NATS_TRIGGER_STREAM=INBOUND",
+            )
+        options = ConsumerOptions(
+            url=settings.nats_url,
+            stream=settings.nats_trigger_stream,
+            durable=settings.nats_trigger_consumer,
+            tenant=settings.tenant,
+            subjects=tuple(settings.nats_trigger_subjects),
+        )
+        run_trigger_consumer(self.triggers, options, stop, ready=ready)
+
+    # -- outbound events: the outbox, its sinks and their delivery state --------------------
+
+    def dispatcher(self, *, sinks: list[Sink] | None = None) -> Dispatcher:
+        """A dispatcher for the configured sinks (NATS, webhooks), or for ``sinks``."""
+        return build_dispatcher(
+            self.settings, self.db, self.runtime.clock, self.telemetry.metrics, sinks=sinks
+        )
+
+    def events(
+        self,
+        tenant: str | None = None,
+        *,
+        types: Sequence[str] = (),
+        run_id: str | None = None,
+        after: tuple[float, str] | None = None,
+        limit: int = 50,
+        newest: bool = False,
+    ) -> list[EventView]:
+        """The tenant's domain events as CloudEvents, oldest first, with each sink's state.
+
+        Raises:
+            InputError: a type is not in the catalogue, or the limit is out of range.
+        """
+        for name in types:
+            if event_type(name) is None:
+                raise InputError(
+                    f"{name!r} is not an event type",
+                    hint="known types: " + ", ".join(t.name for t in EVENT_TYPES),
+                )
+        return list_event_views(
+            self.db,
+            self._tenant(tenant),
+            self.settings.ledger_origin,
+            types=list(types),
+            run_id=run_id,
+            after=after,
+            limit=limit,
+            newest=newest,
+        )
+
+    def event(self, event_id: str, *, tenant: str | None = None) -> EventView:
+        """One event as a CloudEvent, with each sink's delivery state.
+
+        Raises:
+            InputError: no such event in the tenant.
+        """
+        return get_event_view(self.db, self._tenant(tenant), self.settings.ledger_origin, event_id)
+
+    def redeliver_events(
+        self,
+        event_ids: Sequence[str] = (),
+        *,
+        dead: bool = False,
+        sink: str | None = None,
+        tenant: str | None = None,
+    ) -> int:
+        """Send events again (to ``sink`` or every sink); how many were reopened.
+
+        Raises:
+            InputError: an event is unknown in the tenant (nothing changed), or neither or
+                both of ``event_ids`` and ``dead`` were given.
+        """
+        return redeliver_events(
+            self.db, self._tenant(tenant), event_ids=list(event_ids), dead=dead, sink=sink
+        )
 
     # -- evidence: the facade the CLI (and the API) call -----------------------------------
 

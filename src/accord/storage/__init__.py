@@ -8,9 +8,11 @@ from accord.storage import _agents as agents
 from accord.storage import _consent as consent
 from accord.storage import _dead_letters as dead_letters
 from accord.storage import _decisions as decisions
+from accord.storage import _events as events
 from accord.storage import _flags as flags
 from accord.storage import _governance as governance
 from accord.storage import _identity as identity
+from accord.storage import _inbound as inbound
 from accord.storage import _journeys as journeys
 from accord.storage import _ledger as ledger
 from accord.storage import _policies as policies
@@ -88,9 +90,11 @@ __all__ = [
     "consent",
     "dead_letters",
     "decisions",
+    "events",
     "flags",
     "governance",
     "identity",
+    "inbound",
     "journeys",
     "ledger",
     "policies",

@@ -49,6 +49,16 @@ def latest_version_number(connection: Connection, tenant: TenantId, name: str) -
     return connection.execute(query).scalar()
 
 
+def latest_versions(connection: Connection, tenant: TenantId) -> dict[str, int]:
+    """The newest version number of every journey the tenant has deployed."""
+    query = (
+        sa.select(journeys.c.name, sa.func.max(journeys.c.version))
+        .where(journeys.c.tenant_id == tenant)
+        .group_by(journeys.c.name)
+    )
+    return {row[0]: row[1] for row in connection.execute(query)}
+
+
 def get_version(
     connection: Connection, tenant: TenantId, name: str, version: int
 ) -> JourneyRecord | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -100,6 +101,11 @@ def history_rows(
         }
         for i, e in enumerate(events)
     ]
+
+
+def derived_event_id(*parts: str) -> str:
+    """An event id fixed by what it announces (for changes that have an id of their own)."""
+    return "evt_" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
 
 
 def insert_outbox(
