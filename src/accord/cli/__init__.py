@@ -91,7 +91,11 @@ def worker_command(
             poll_interval=accord.settings.poll_interval,
         )
         console.print(f"worker {worker.name} on {accord.db.backend}; Ctrl-C stops it")
+        services = accord.start_event_services(stop)
         stats = worker.run(stop=stop)
+        stop.set()
+        for thread in services:
+            thread.join(timeout=10)
         console.print(
             f"stopped: {stats.transitions} transitions in {stats.commits} commits, "
             f"{stats.lease_lost} lost leases"

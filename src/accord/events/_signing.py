@@ -32,6 +32,26 @@ def sign(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
+def signature_matches(
+    key: bytes, message_id: str, timestamp: str, body: bytes, header: str
+) -> bool:
+    """Whether any ``v1`` signature in a ``webhook-signature`` header was made with ``key``
+    (compared in constant time; malformed entries never match)."""
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    expected = hmac.new(key, signed, hashlib.sha256).digest()
+    matched = False
+    for signature in header.split():
+        version, _, encoded = signature.partition(",")
+        if version != "v1":
+            continue
+        try:
+            candidate = base64.b64decode(encoded, validate=True)
+        except ValueError:
+            continue
+        matched |= hmac.compare_digest(candidate, expected)
+    return matched
+
+
 def webhook_headers(key: bytes, message_id: str, timestamp: int, body: bytes) -> dict[str, str]:
     """The three Standard Webhooks headers of a message."""
     return {

@@ -574,6 +574,29 @@ class Accord:
             self.settings, self.db, self.runtime.clock, self.telemetry.metrics, sinks=sinks
         )
 
+    def start_event_services(self, stop: threading.Event) -> list[threading.Thread]:
+        """Start, in daemon threads, what the settings ask for: the outbox dispatcher (NATS,
+        webhooks) and the NATS trigger consumer. They run until ``stop`` is set."""
+        threads: list[threading.Thread] = []
+        dispatcher = self.dispatcher()
+        if dispatcher.sinks:
+
+            def dispatch() -> None:
+                try:
+                    dispatcher.run(stop, poll_interval=self.settings.poll_interval)
+                finally:
+                    dispatcher.close()
+
+            threads.append(threading.Thread(target=dispatch, name="accord-dispatcher"))
+        if self.settings.nats_url is not None and self.settings.nats_trigger_stream is not None:
+            threads.append(
+                threading.Thread(target=self.consume_triggers, args=(stop,), name="accord-triggers")
+            )
+        for thread in threads:
+            thread.daemon = True
+            thread.start()
+        return threads
+
     def events(
         self,
         tenant: str | None = None,
