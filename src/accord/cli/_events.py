@@ -78,7 +78,7 @@ def tail(
 def _print(views: list[EventView], *, json_output: bool, header: bool = True) -> None:
     if json_output:
         for view in views:
-            console.print(json.dumps(as_json(view.to_json())), markup=False, soft_wrap=True)
+            console.print(json.dumps(view.to_json()), markup=False, soft_wrap=True)
         return
     if not views:
         if header:
