@@ -43,6 +43,7 @@ from accord.connectors._openapi import OpenApiOperation, load_document, operatio
 from accord.connectors._resilience import Endpoints, Resilience, resilient
 from accord.connectors._schema_model import JsonSchemaModel, schema_model
 from accord.errors import CapabilityFailed, ConfigurationError
+from accord.telemetry import inject_headers
 
 __all__ = ["Credential", "HttpConnector", "OperationBinding", "openapi_capabilities"]
 
@@ -183,6 +184,7 @@ class _HttpCall:
                 headers[parameter.name] = str(value)
         if op.accepts_idempotency_key:
             headers["Idempotency-Key"] = context.idempotency_key
+        inject_headers(headers)
         body: Any = None
         if op.body == "flat":
             body = {k: payload[k] for k in op.body_fields if k in payload}

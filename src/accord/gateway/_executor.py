@@ -6,6 +6,7 @@ basis, policy, approval, projection, record) wraps this call.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Mapping
@@ -82,7 +83,10 @@ class Executor:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self._max_threads, thread_name_prefix="accord-call")
             pool = self._pool
-        future = pool.submit(self._guarded, capability, request, context)
+        # the call runs in the caller's context (its trace span, for traceparent headers)
+        future = pool.submit(
+            contextvars.copy_context().run, self._guarded, capability, request, context
+        )
         try:
             return future.result(timeout=remaining)
         except FutureTimeout as exc:

@@ -22,9 +22,14 @@ two commit windows (10 ms by default) after it commits.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Collection, Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Tracer
 
 from accord.connectors import Capability, CapabilityRegistry
 from accord.consent import BasisCheck, ConsentLedger, ConsentSnapshot, snapshots_from
@@ -54,6 +59,7 @@ from accord.policy import (
 )
 from accord.storage import Database, NewDecision
 from accord.storage import governance as stored_governance
+from accord.telemetry import Telemetry, span
 
 
 @dataclass
@@ -83,9 +89,11 @@ class Gateway:
         *,
         governance: Governance | None,
         max_timeout_threads: int = 32,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.capabilities = capabilities
         self.governance = governance
+        self.telemetry = telemetry or Telemetry()
         self._executor = Executor(capabilities, max_timeout_threads=max_timeout_threads)
 
     def session(
@@ -225,6 +233,34 @@ class GatewaySession:
             ExecutionError: the capability was called and failed (the failure is recorded);
                 ``retryable`` says whether to try again.
         """
+        telemetry = self.gateway.telemetry
+        started = time.perf_counter()
+        outcome = "failed"
+        with span(
+            telemetry.tracer,
+            f"gateway {invocation.capability}",
+            attributes={
+                "accord.capability": invocation.capability,
+                "accord.run_id": invocation.call.run_id or "",
+                "accord.purpose": invocation.call.purpose or "",
+            },
+        ) as current:
+            try:
+                result = self._invoke(invocation, now=now)
+                outcome = type(result).__name__.lower()
+                current.set_attribute("accord.outcome", outcome)
+                if isinstance(result, Refused):
+                    current.set_attribute("accord.refusal_reason", result.reason)
+                    telemetry.metrics.gateway_refusals.labels(
+                        capability=invocation.capability, reason=result.reason
+                    ).inc()
+                return result
+            finally:
+                telemetry.metrics.gateway_decision_seconds.labels(
+                    capability=invocation.capability, outcome=outcome
+                ).observe(time.perf_counter() - started)
+
+    def _invoke(self, invocation: Invocation, *, now: float) -> Outcome:
         executor = self.gateway._executor
         governance = self.gateway.governance
         if (
@@ -238,9 +274,14 @@ class GatewaySession:
         if governance is None:
             if invocation.before_call is not None:
                 invocation.before_call()
-            output = executor.execute(capability, invocation.payload, invocation.call)
+            with _connector_span(self.gateway.telemetry.tracer, capability.name):
+                output = executor.execute(capability, invocation.payload, invocation.call)
             return Executed(output, None)
-        return _Pass(self, governance, capability, invocation, now).run()
+        governed = _Pass(self, governance, capability, invocation, now)
+        try:
+            return governed.run()
+        finally:
+            governed.stage(None)
 
     def snapshot(self, governance: Governance) -> _Snapshot:
         if self._snapshot is None:
@@ -350,6 +391,8 @@ class _Pass:
         self.call = invocation.call
         self.now = now
         self.decision_id = session.new_decision_id(governance)
+        self._tracer = session.gateway.telemetry.tracer
+        self._stage: Span | None = None
         # purpose, journey, channel, side effect and region are in the policy context below
         self.record: dict[str, Any] = {
             "capability": capability.name,
@@ -358,8 +401,17 @@ class _Pass:
             "idempotency_key": self.call.idempotency_key,
         }
 
+    def stage(self, name: str | None) -> None:
+        """End the current stage's span and, with a name, begin the next one's."""
+        if self._stage is not None:
+            self._stage.end()
+            self._stage = None
+        if name is not None and not isinstance(self._tracer, trace.NoOpTracer):
+            self._stage = self._tracer.start_span(f"gateway.{name}")
+
     def run(self) -> Outcome:
         tenant = self.session.tenant
+        self.stage("kill_switch")
         snapshot = self.session.snapshot(self.governance)
 
         flag = self.governance.flags.kill_switch(
@@ -374,11 +426,13 @@ class _Pass:
             self._record("held", "kill_switch")
             return Held(flag, self.decision_id)
 
+        self.stage("consent")
         categories = required_categories(self.capability, self.invocation.reads)
         check, refusal = self._lawful_basis(snapshot, categories)
         if refusal is not None:
             return refusal
 
+        self.stage("policy")
         request = self._request(snapshot)
         if snapshot.bundle_error is not None:
             self.record["policy"] = {"allowed": False, "errors": [snapshot.bundle_error]}
@@ -400,6 +454,7 @@ class _Pass:
             )
             return self._refuse(reason, _policy_message(decision))
 
+        self.stage("approval")
         current = call_digest(
             self.capability.name, self.invocation.payload, self.invocation.context
         )
@@ -418,12 +473,14 @@ class _Pass:
             policies = tuple(sorted({o.policy for o in wanted if o.value in missing}))
             return ApprovalRequired(missing, policies, self.decision_id)
 
+        self.stage(None)
         self.record["input_digest"] = digest(dict(self.invocation.payload))
         executor = self.session.gateway._executor
         if self.invocation.before_call is not None:
             self.invocation.before_call()
         try:
-            output = executor.execute(self.capability, self.invocation.payload, self.call)
+            with _connector_span(self._tracer, self.capability.name):
+                output = executor.execute(self.capability, self.invocation.payload, self.call)
         except ExecutionError as exc:
             self.record["error"] = {"type": exc.error_type, "message": exc.message}
             if isinstance(exc, CapabilityFailed):
@@ -575,6 +632,16 @@ class _Pass:
                 purpose=self.call.purpose,
             )
         )
+
+
+def _connector_span(tracer: Tracer, capability: str) -> AbstractContextManager[Span]:
+    """The span of the connector call itself; HTTP connectors send its ``traceparent``."""
+    return span(
+        tracer,
+        f"connector {capability}",
+        kind=SpanKind.CLIENT,
+        attributes={"accord.capability": capability},
+    )
 
 
 def required_categories(capability: Capability, reads: Iterable[str]) -> tuple[str, ...]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from accord.connectors import CallContext
@@ -87,6 +87,7 @@ from accord.storage import (
     SignalRecord,
     TransitionWrite,
 )
+from accord.telemetry import Telemetry, span, traceparent_of
 
 DEFAULT_RETRY = RetryPolicy()
 MAX_PURE_STEPS = 1000
@@ -113,6 +114,7 @@ class AdvanceDeps:
     agents: AgentServices | None = None
     commit_window: float = 0.005
     max_tasks: int = 16
+    telemetry: Telemetry = field(default_factory=Telemetry)
 
 
 def initial_state(journey: CompiledJourney) -> RunState:
@@ -175,6 +177,7 @@ class Advance:
         self._pending: list[SignalRecord] | None = None
         self._session: GatewaySession | None = None
         self._batchable = True
+        self._traceparent: str | None = None
         self._run_vars = {
             "id": run.run_id,
             "journey": run.journey_name,
@@ -253,6 +256,7 @@ class Advance:
             new_signals=self.new_signals,
             decisions=decisions,
             subject_id=self.run.subject_id,
+            traceparent=self._traceparent or self.run.traceparent,
             reviews_add=self.reviews_add,
             reviews_close=self.reviews_close,
             confirmations_add=self.confirmations_add,
@@ -510,10 +514,35 @@ class Advance:
                 key = self._path(token)
                 token.visit = self.state.visits.get(key, 0) + 1
                 self.state.visits[key] = token.visit
+            self._traced(token, block)
+
+    def _traced(self, token: Token, block: Any) -> None:
+        """Visit one block inside its span (child of the run's trace context)."""
+        telemetry = self.deps.telemetry
+        attributes = {
+            "accord.run_id": self.run.run_id,
+            "accord.journey": self.run.journey_name,
+            "accord.block": token.block,
+            "accord.block_kind": block.kind,
+            "accord.visit": token.visit,
+            "accord.attempt": token.attempt,
+        }
+        started = time.perf_counter()
+        with span(
+            telemetry.tracer,
+            f"block {token.block}",
+            parent=self.run.traceparent,
+            attributes=attributes,
+        ) as current:
+            self._traceparent = traceparent_of() or self._traceparent
             try:
                 self._execute(token, block)
             except ExecutionError as exc:
+                current.set_attribute("accord.error", exc.error_type)
                 self._fail_block(token, exc)
+        telemetry.metrics.block_seconds.labels(
+            journey=self.run.journey_name, kind=block.kind
+        ).observe(time.perf_counter() - started)
 
     def variables(self, token: Token) -> dict[str, Any]:
         steps = self.state.steps
@@ -935,6 +964,7 @@ class Advance:
                 parent_token=token.id,
                 at=self.now,
                 started=started,
+                traceparent=self._traceparent or self.run.traceparent,
             )
         )
         self._event(

@@ -50,6 +50,7 @@ from accord.storage import (
 from accord.storage import dead_letters as stored_letters
 from accord.storage import decisions as stored_decisions
 from accord.storage import reviews as stored_reviews
+from accord.telemetry import Telemetry, new_traceparent, span, traceparent_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,8 +227,10 @@ class Runtime:
         reviews: ReviewInbox | None = None,
         confirmations: ConfirmationSigner | None = None,
         agents: AgentServices | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.db = db
+        self.telemetry = telemetry or Telemetry()
         self.agents = agents
         self.reviews = reviews
         self.gateway = gateway
@@ -257,6 +260,7 @@ class Runtime:
             record_intent=self._record_intent,
             agents=agents,
             commit_window=commit_window,
+            telemetry=self.telemetry,
         )
 
     def _intent_exists(self, tenant: str, key: str) -> bool:
@@ -309,6 +313,39 @@ class Runtime:
         Raises:
             JourneyNotFound, ContractViolation, IdempotencyConflict: nothing was started.
         """
+        with span(
+            self.telemetry.tracer,
+            f"run {journey}",
+            attributes={"accord.journey": journey, "accord.tenant": tenant},
+        ) as current:
+            result = self._start(
+                tenant,
+                journey,
+                input=input,
+                subject=subject,
+                version=version,
+                idempotency_key=idempotency_key,
+                within=within,
+                traceparent=traceparent_of() or new_traceparent(),
+            )
+            current.set_attribute("accord.run_id", result.run_id)
+            current.set_attribute("accord.journey_version", result.version)
+        if result.created:
+            self.telemetry.metrics.runs_started.labels(journey=result.journey).inc()
+        return result
+
+    def _start(
+        self,
+        tenant: TenantId,
+        journey: str,
+        *,
+        input: dict[str, Any] | None,
+        subject: str | None,
+        version: int | None,
+        idempotency_key: str | None,
+        within: Callable[[Connection, StartResult], None] | None,
+        traceparent: str | None,
+    ) -> StartResult:
         if subject is not None and not 0 < len(subject) <= MAX_SUBJECT:
             raise InputError(
                 f"a subject id has 1 to {MAX_SUBJECT} characters, got {len(subject)}",
@@ -338,7 +375,7 @@ class Runtime:
                         return replayed
                 run_id = self.ids.new_id("run")
                 new_run = self._new_run(
-                    tenant, compiled, run_id, data, subject, idempotency_key, request
+                    tenant, compiled, run_id, data, subject, idempotency_key, request, traceparent
                 )
                 runs.insert_run(
                     connection,
@@ -426,6 +463,7 @@ class Runtime:
         subject: str | None,
         idempotency_key: str | None,
         request: str,
+        traceparent: str | None = None,
     ) -> NewRun:
         return NewRun(
             run_id=run_id,
@@ -444,6 +482,7 @@ class Runtime:
                 "run.started",
                 detail={"journey": compiled.name, "version": compiled.version, "subject": subject},
             ),
+            traceparent=traceparent,
         )
 
     def signal(
@@ -804,9 +843,17 @@ class Runtime:
             subject_id=record.subject_id,
             outbox=[
                 NewEvent(
-                    self.ids.new_id("evt"), "run.failed", {"run_id": record.run_id, "error": error}
+                    self.ids.new_id("evt"),
+                    "run.failed",
+                    {
+                        "run_id": record.run_id,
+                        "journey": record.journey_name,
+                        "outcome": None,
+                        "error": error,
+                    },
                 )
             ],
+            traceparent=record.traceparent,
         )
 
 

@@ -864,7 +864,9 @@ def build(
     )
     capabilities = identity_capabilities(identity, context, capabilities)
     governance = Governance(db, consent, policies, pdp, flags, ids.new_id, region=settings.region)
-    gateway = Gateway(capabilities, governance=governance if governed else None)
+    gateway = Gateway(
+        capabilities, governance=governance if governed else None, telemetry=telemetry
+    )
     agents = AgentCatalog(db, ledger, clock, ids.new_id)
     providers = ProviderRegistry(agents, settings.llm_endpoints)
     runtime = Runtime(
@@ -879,6 +881,7 @@ def build(
         reviews=reviews,
         confirmations=signer,
         agents=AgentServices(agents, AgentEngine(providers)),
+        telemetry=telemetry,
     )
     return Accord(
         settings,

@@ -17,6 +17,7 @@ from accord.telemetry._tracing import (
     context_of,
     inject_headers,
     new_traceparent,
+    span,
     trace_ids,
     traceparent_of,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "context_of",
     "inject_headers",
     "new_traceparent",
+    "span",
     "trace_ids",
     "traceparent_of",
 ]

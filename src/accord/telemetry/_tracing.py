@@ -9,12 +9,20 @@ events and logs), they are just not recorded.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from opentelemetry import trace
-from opentelemetry.context import Context
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, Tracer
+from opentelemetry.context import Context, attach, detach
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    SpanKind,
+    TraceFlags,
+    Tracer,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 _PROPAGATOR = TraceContextTextMapPropagator()
@@ -112,3 +120,42 @@ def trace_ids(context: Context | None = None) -> tuple[str, str] | None:
     if not span.is_valid:
         return None
     return format(span.trace_id, "032x"), format(span.span_id, "016x")
+
+
+@contextmanager
+def span(
+    tracer: Tracer,
+    name: str,
+    *,
+    parent: str | None = None,
+    kind: SpanKind = SpanKind.INTERNAL,
+    attributes: Mapping[str, str | int | float | bool] | None = None,
+    start_time: int | None = None,
+) -> Iterator[Span]:
+    """A span named ``name``, current for the block, child of ``parent`` (a stored
+    ``traceparent``) or else of the current span.
+
+    With a no-op tracer nothing is recorded, but the parent's context is made current, so
+    propagation (to connectors, events and logs) still carries the run's trace id.
+    """
+    context = context_of(parent) if parent else None
+    if isinstance(tracer, trace.NoOpTracer):
+        if context is None:
+            yield trace.get_current_span()
+            return
+        token = attach(context)
+        try:
+            yield trace.get_current_span(context)
+        finally:
+            detach(token)
+        return
+    with tracer.start_as_current_span(
+        name,
+        context=context,
+        kind=kind,
+        attributes=dict(attributes or {}),
+        start_time=start_time,
+        record_exception=True,
+        set_status_on_exception=True,
+    ) as current:
+        yield current
