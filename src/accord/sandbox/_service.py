@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from accord.core import Clock, digest
 from accord.sandbox._faults import FaultInjector, FaultLayer, FaultRule, describe
@@ -93,6 +95,8 @@ class SandboxService:
         self.app.state.sandbox = self
         install_problem_handlers(self.app)
         self.app.add_middleware(FaultLayer, injector=self.faults, router=self.app.router)
+        self.traceparents: deque[dict[str, str]] = deque(maxlen=TRACEPARENTS_KEPT)
+        self.app.add_middleware(TraceparentLog, seen=self.traceparents)
         _add_admin_routes(self)
 
     def now(self) -> dt.datetime:
@@ -288,6 +292,28 @@ def _document_operation(operation: dict[str, Any]) -> None:
             }
 
 
+TRACEPARENTS_KEPT = 1000
+"""How many received ``traceparent`` headers a service remembers (newest kept)."""
+
+
+class TraceparentLog:
+    """ASGI middleware remembering the W3C ``traceparent`` of each request, with its path,
+    so a test (or a person) can see which trace a call belonged to."""
+
+    def __init__(self, app: ASGIApp, *, seen: deque[dict[str, str]]) -> None:
+        self.app = app
+        self.seen = seen
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for name, value in scope.get("headers", ()):
+                if name == b"traceparent":
+                    self.seen.append(
+                        {"path": scope.get("path", ""), "traceparent": value.decode("latin-1")}
+                    )
+        await self.app(scope, receive, send)
+
+
 def _add_admin_routes(service: SandboxService) -> None:
     app = service.app
 
@@ -314,6 +340,10 @@ def _add_admin_routes(service: SandboxService) -> None:
         with service.store.transaction() as tx:
             rows = tx.execute(query + " ORDER BY seq", arguments).fetchall()
         return [EffectEntry.model_validate(dict(row)) for row in rows]
+
+    @app.get("/_sandbox/traceparents", include_in_schema=False)
+    async def traceparents() -> list[dict[str, str]]:
+        return list(service.traceparents)
 
     @app.get("/_sandbox/faults", include_in_schema=False)
     async def get_faults() -> list[dict[str, Any]]:
