@@ -500,4 +500,3 @@ def test_the_published_schemas_are_the_generated_ones() -> None:
     assert sorted(published) == sorted(expected)
     for name, schema in expected.items():
         assert published[name] == schema, name
-

@@ -25,6 +25,7 @@ from accord.cli import (
     _reviews,
     _runs,
     _sandbox,
+    _serve,
 )
 from accord.cli._common import console, handled, opened
 
@@ -50,6 +51,7 @@ app.add_typer(_agents.app, name="agent")
 app.add_typer(_identity.app, name="identity")
 app.add_typer(_identity.context_app, name="context")
 app.add_typer(_identity.retention_app, name="retention")
+app.command("serve")(_serve.serve_command)
 app.command("explain")(_audit.explain_command)
 app.command("confirm")(_reviews.confirm_command)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -77,6 +79,10 @@ def demo_command(
 def worker_command(
     batch_size: Annotated[int | None, typer.Option(help="runs held at once")] = None,
     name: Annotated[str | None, typer.Option(help="worker name in leases and history")] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="serve /metrics on this port (default: ACCORD_METRICS_PORT)"),
+    ] = None,
     database: Database = None,
 ) -> None:
     """Run a worker until SIGTERM or Ctrl-C. Start as many as you like against PostgreSQL."""
@@ -92,8 +98,12 @@ def worker_command(
         )
         console.print(f"worker {worker.name} on {accord.db.backend}; Ctrl-C stops it")
         services = accord.start_event_services(stop)
+        port = metrics_port or accord.settings.metrics_port
+        metrics = None if port is None else _serve.serve_metrics(accord, port)
         stats = worker.run(stop=stop)
         stop.set()
+        if metrics is not None:
+            metrics.should_exit = True
         for thread in services:
             thread.join(timeout=10)
         console.print(

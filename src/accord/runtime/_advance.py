@@ -282,6 +282,10 @@ class Advance:
         payload.setdefault("run_id", self.run.run_id)
         payload.setdefault("journey", self.run.journey_name)
         self.outbox.append(NewEvent(self.deps.new_id("evt"), event_type, payload))
+        if event_type == "run.escalated":
+            self.deps.telemetry.metrics.escalations.labels(
+                journey=self.run.journey_name, queue=str(payload.get("queue") or "")
+            ).inc()
 
     @staticmethod
     def _path(token: Token) -> str:
@@ -1078,6 +1082,9 @@ class Advance:
         self.error = error
         self._event(f"run.{status}", None, outcome=outcome, error=error)
         self._publish(f"run.{status}", outcome=outcome, error=error)
+        self.deps.telemetry.metrics.runs_finished.labels(
+            journey=self.run.journey_name, status=status, outcome=outcome or ""
+        ).inc()
         if self.run.parent_run_id and self.run.parent_token:
             self.new_signals.append(
                 NewSignal(

@@ -87,6 +87,13 @@ def run_agent(adv: Advance, token: Token, block: AgentBlock, node: Any) -> None:
             percent=choice.rollout.percent,
         )
     result = _ask(adv, token, services, definition, data, block, purpose, allowed, shadow=False)
+    metrics = adv.deps.telemetry.metrics
+    version = str(definition.version)
+    if result.confidence is not None:
+        metrics.agent_confidence.labels(agent=definition.name, version=version).observe(
+            result.confidence
+        )
+    metrics.agent_bands.labels(agent=definition.name, version=version, band=result.band).inc()
     outcome_id = _record(adv, token, definition, result, choice.arm, choice.rollout, None)
     if choice.rollout is not None and choice.rollout.mode == "shadow":
         _shadow(adv, token, services, block, data, purpose, allowed, choice.rollout, result)

@@ -94,6 +94,7 @@ from accord.service._identity import (
     read_source_records,
     review_rationale,
 )
+from accord.service._metrics import DatabaseCollector
 from accord.service._settings import Settings
 from accord.storage import (
     Database,
@@ -882,6 +883,11 @@ def build(
         confirmations=signer,
         agents=AgentServices(agents, AgentEngine(providers)),
         telemetry=telemetry,
+    )
+    telemetry.metrics.register(
+        DatabaseCollector(
+            db, lambda: [endpoint.status() for endpoint in endpoints], clock=clock.now
+        )
     )
     return Accord(
         settings,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
@@ -50,15 +50,16 @@ class Metrics:
         )
         self.runs_finished = Counter(
             "accord_runs_finished",
-            "Runs that ended, by journey and outcome (completed, failed, cancelled, ...)",
+            "Runs that ended, by journey, status (completed, failed, cancelled, compensated) "
+            "and outcome; counted by the worker that computed the end",
             ["journey", "status", "outcome"],
             registry=r,
         )
         self.escalations = Counter(
             "accord_escalations",
-            "Cases handed to a person, by journey and cause; divide by accord_runs_started "
+            "Cases handed to a person, by journey and queue; divide by accord_runs_started "
             "for the escalation rate",
-            ["journey", "cause"],
+            ["journey", "queue"],
             registry=r,
         )
         self.block_seconds = Histogram(
@@ -79,24 +80,6 @@ class Metrics:
             "accord_agent_bands",
             "Agent outputs by band (auto, confirm, escalate), by agent and version",
             ["agent", "version", "band"],
-            registry=r,
-        )
-        self.review_sla_breaches = Counter(
-            "accord_review_sla_breaches",
-            "Review items that passed their SLA, by queue",
-            ["queue"],
-            registry=r,
-        )
-        self.breaker_state = Gauge(
-            "accord_breaker_state",
-            "Circuit breaker of each connector: 0 closed, 1 half-open, 2 open",
-            ["connector"],
-            registry=r,
-        )
-        self.worker_leases = Gauge(
-            "accord_worker_leases",
-            "Runs this process's workers hold a lease on",
-            ["worker"],
             registry=r,
         )
         self.events_delivered = Counter(

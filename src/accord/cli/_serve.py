@@ -1,0 +1,67 @@
+"""``accord serve``: the HTTP application, with in-process workers unless told otherwise."""
+
+from __future__ import annotations
+
+import threading
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from accord.api import create_app
+from accord.cli._common import console, handled, opened
+from accord.service import Accord
+
+Database = Annotated[
+    str | None, typer.Option("--database", help="database URL (default: ACCORD_DATABASE_URL)")
+]
+
+
+def serve_command(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on", min=1, max=65535)] = 8080,
+    no_workers: Annotated[
+        bool, typer.Option("--no-workers", help="serve only; run `accord worker` elsewhere")
+    ] = False,
+    database: Database = None,
+) -> None:
+    """Serve /health, /ready, /metrics and /v1/events; drive runs in-process too."""
+    stop = threading.Event()
+    with opened(database) as accord, handled():
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(accord), host=host, port=port, log_config=None)
+        )
+        threads = [] if no_workers else _background(accord, stop)
+        console.print(
+            f"serving on http://{host}:{port} ({accord.db.backend}"
+            + (", no workers)" if no_workers else ", with workers)")
+            + "; Ctrl-C stops",
+            markup=False,
+        )
+        try:
+            server.run()
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=10)
+
+
+def _background(accord: Accord, stop: threading.Event) -> list[threading.Thread]:
+    worker = accord.runtime.worker(
+        batch_size=accord.settings.worker_batch_size,
+        poll_interval=accord.settings.poll_interval,
+    )
+    thread = threading.Thread(
+        target=worker.run, kwargs={"stop": stop}, name="accord-worker", daemon=True
+    )
+    thread.start()
+    return [thread, *accord.start_event_services(stop)]
+
+
+def serve_metrics(accord: Accord, port: int) -> uvicorn.Server:
+    """Serve the HTTP application (for ``/metrics``) from a worker process, in a thread."""
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(accord), host="0.0.0.0", port=port, log_config=None)
+    )
+    threading.Thread(target=server.run, name="accord-metrics", daemon=True).start()
+    return server
