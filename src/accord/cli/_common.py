@@ -32,6 +32,7 @@ def opened(database: str | None = None) -> Iterator[Accord]:
             overrides["database_url"] = database
         settings = Settings(**overrides)
         instance = build(settings)
+        instance.configure_logging()
     try:
         yield instance
     finally:

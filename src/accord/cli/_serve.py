@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 from typing import Annotated
 
@@ -27,6 +28,9 @@ def serve_command(
 ) -> None:
     """Serve /health, /ready, /metrics and /v1/events; drive runs in-process too."""
     stop = threading.Event()
+    # uvicorn hands a signal it caught back to these after its shutdown: stop, not die
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     with opened(database) as accord, handled():
         server = uvicorn.Server(
             uvicorn.Config(create_app(accord), host=host, port=port, log_config=None)

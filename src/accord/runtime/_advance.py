@@ -87,7 +87,7 @@ from accord.storage import (
     SignalRecord,
     TransitionWrite,
 )
-from accord.telemetry import Telemetry, span, traceparent_of
+from accord.telemetry import Telemetry, bound_run, span, traceparent_of
 
 DEFAULT_RETRY = RetryPolicy()
 MAX_PURE_STEPS = 1000
@@ -532,12 +532,15 @@ class Advance:
             "accord.attempt": token.attempt,
         }
         started = time.perf_counter()
-        with span(
-            telemetry.tracer,
-            f"block {token.block}",
-            parent=self.run.traceparent,
-            attributes=attributes,
-        ) as current:
+        with (
+            bound_run(self.run.run_id, self.run.subject_id),
+            span(
+                telemetry.tracer,
+                f"block {token.block}",
+                parent=self.run.traceparent,
+                attributes=attributes,
+            ) as current,
+        ):
             self._traceparent = traceparent_of() or self._traceparent
             try:
                 self._execute(token, block)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import importlib
 import logging
 import threading
@@ -106,7 +107,7 @@ from accord.storage import (
 from accord.storage import identity as stored_identity
 from accord.storage import ledger as stored_ledger
 from accord.storage._inbound import InboundRecord, InboundStatus
-from accord.telemetry import Telemetry, Tracing
+from accord.telemetry import Telemetry, Tracing, configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -573,6 +574,31 @@ class Accord:
         """A dispatcher for the configured sinks (NATS, webhooks), or for ``sinks``."""
         return build_dispatcher(
             self.settings, self.db, self.runtime.clock, self.telemetry.metrics, sinks=sinks
+        )
+
+    def configure_logging(self) -> None:
+        """Send this process's logs through the redacting pipeline the settings describe:
+        JSON lines (or console), subjects pseudonymised with a key derived from the ledger's
+        master key, and every configured secret hidden."""
+        settings = self.settings
+        secrets = [s.get_secret_value() for s in settings.connector_secrets.values()]
+        secrets += [s.get_secret_value() for s in settings.ingest_secrets.values()]
+        secrets += [s.get_secret_value() for s in settings.ingest_tokens.values()]
+        secrets += [s.get_secret_value() for s in settings.otlp_headers.values()]
+        secrets += [w.secret.get_secret_value() for w in settings.webhooks.values()]
+        for optional in (
+            settings.metrics_token,
+            settings.ledger_signing_key,
+            settings.ledger_master_key,
+        ):
+            if optional is not None:
+                secrets.append(optional.get_secret_value())
+        key = hmac.new(self.ledger.keyring.master, b"accord log pseudonyms", "sha256").digest()
+        configure_logging(
+            format=settings.log_format,
+            level=settings.log_level,
+            pseudonym_key=key,
+            secrets=secrets,
         )
 
     def start_event_services(self, stop: threading.Event) -> list[threading.Thread]:

@@ -11,6 +11,13 @@ from dataclasses import dataclass, field
 
 from opentelemetry.trace import Tracer
 
+from accord.telemetry._logging import (
+    Redactor,
+    bound_run,
+    configure_logging,
+    get_logger,
+    redact_text,
+)
 from accord.telemetry._metrics import Metrics
 from accord.telemetry._tracing import (
     Tracing,
@@ -38,11 +45,16 @@ class Telemetry:
 
 __all__ = [
     "Metrics",
+    "Redactor",
     "Telemetry",
     "Tracing",
+    "bound_run",
+    "configure_logging",
     "context_of",
+    "get_logger",
     "inject_headers",
     "new_traceparent",
+    "redact_text",
     "span",
     "trace_ids",
     "traceparent_of",

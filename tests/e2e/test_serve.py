@@ -1,0 +1,52 @@
+"""``accord serve`` as a process: it answers /health, drives runs with its workers and stops
+cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def test_serve_answers_health_and_stops_on_sigterm(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "ACCORD_DATABASE_URL": f"sqlite:///{tmp_path / 'accord.db'}",
+        "ACCORD_METRICS_TOKEN": "scrape-me",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "accord", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        health = None
+        while time.monotonic() < deadline:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert health is not None and health.json() == {"status": "ok"}
+        assert httpx.get(f"http://127.0.0.1:{port}/metrics").status_code == 401
+        scraped = httpx.get(
+            f"http://127.0.0.1:{port}/metrics", headers={"authorization": "Bearer scrape-me"}
+        )
+        assert "accord_outbox_pending" in scraped.text
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, errors = process.communicate(timeout=30)
+    assert process.returncode == 0, errors
+    assert "scrape-me" not in errors
