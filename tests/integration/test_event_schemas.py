@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 import json
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from accord.core import TenantId
 from accord.events import EVENT_TYPES, EventType, binary, event_type, structured
 from accord.journeys import load_journey_text
 from accord.reviews import Queue
-from accord.service import Accord
+from accord.service import Accord, EventView
 from accord.storage import TERMINAL
 from accord.storage._events import OutboxEvent
 from accord.storage._schema import runs
@@ -192,14 +192,14 @@ def agent_spec(version: int) -> str:
 # -- reading the outbox -----------------------------------------------------------------------
 
 
-def all_events(accord: Accord) -> list[OutboxEvent]:
-    """Every event of the tenant, oldest first, page by page."""
+def all_events(accord: Accord) -> list[EventView]:
+    """Every event of the tenant as the facade lists it, oldest first, page by page."""
     after = None
-    found: list[OutboxEvent] = []
+    found: list[EventView] = []
     while True:
-        batch = accord.events(after=after, limit=1000)
-        found += [v.event for v in batch]
-        if len(batch) < 1000:
+        batch = accord.events(after=after, limit=100)
+        found += batch
+        if len(batch) < 100:
             return found
         after = (batch[-1].event.created_at, batch[-1].event.event_id)
 
@@ -255,6 +255,8 @@ def drive_every_event(accord: Accord, clock: FrozenClock, tmp_path: Path) -> Non
     # run.started, gateway.notify, run.completed
     plain = run(accord, "plain")
     assert status(accord, plain) == ("completed", "doubled")
+    # gateway.notify of a direct call, outside any run
+    assert accord.invoke("test.double", {"amount": 1}, principal="ops").output == {"amount": 2}
 
     # review.requested (a policy asks for approval), review.decided
     gated = run(accord, "gated")
@@ -334,10 +336,10 @@ def drive_every_event(accord: Accord, clock: FrozenClock, tmp_path: Path) -> Non
 @pytest.fixture
 def emitted(
     make_accord: Callable[..., Accord], clock: FrozenClock, tmp_path: Path
-) -> Iterator[tuple[Accord, list[OutboxEvent]]]:
+) -> list[EventView]:
     accord = make_accord(policies=POLICIES)
     drive_every_event(accord, clock, tmp_path)
-    yield accord, all_events(accord)
+    return all_events(accord)
 
 
 # -- the contract -----------------------------------------------------------------------------
@@ -363,24 +365,24 @@ def test_every_schema_is_a_valid_draft_2020_12_schema() -> None:
 
 
 def test_every_emitted_event_is_a_cloudevent_whose_data_matches_its_schema(
-    emitted: tuple[Accord, list[OutboxEvent]],
+    emitted: list[EventView],
 ) -> None:
-    accord, events = emitted
-    assert {e.type for e in events} == {t.name for t in EVENT_TYPES}
+    assert len({v.event.event_id for v in emitted}) == len(emitted)
+    assert {v.event.type for v in emitted} == {t.name for t in EVENT_TYPES}
 
-    views = {v.event.event_id: v.cloudevent for v in accord.events(limit=1000)}
-    for event in events:
+    for view in emitted:
+        event = view.event
         known = event_type(event.type)
         assert known is not None, event.type
         encodings = {
             "structured": structured(event, origin=ORIGIN),
             "binary": binary(event, origin=ORIGIN),
-        }
-        if event.event_id in views:
-            encodings["listed"] = (
+            # the structured JSON the facade (and the API and CLI) show
+            "listed": (
                 {"content-type": "application/cloudevents+json"},
-                json.dumps(views[event.event_id]).encode(),
-            )
+                json.dumps(view.cloudevent).encode(),
+            ),
+        }
         for mode, (headers, body) in encodings.items():
             where = f"{event.type} {event.event_id} ({mode})"
             ce = parse(headers, body)
@@ -421,6 +423,13 @@ def _fields(event: OutboxEvent) -> dict[str, Any]:
     return {name: getattr(event, name) for name in OutboxEvent.__slots__}
 
 
+def assert_matches_schema(event: OutboxEvent) -> None:
+    known = event_type(event.type)
+    assert known is not None, event.type
+    errors = [e.message for e in validator(known).iter_errors(event.payload)]
+    assert errors == [], f"{event.type}: {errors} in {event.payload}"
+
+
 @pytest.mark.no_replay_check
 def test_a_run_the_runtime_fails_by_itself_announces_it_by_the_schema(accord: Accord) -> None:
     accord.runtime.catalog.deploy(T, load_journey_text(JOURNEYS[0]))
@@ -432,10 +441,26 @@ def test_a_run_the_runtime_fails_by_itself_announces_it_by_the_schema(accord: Ac
         ended = connection.execute(sa.select(runs.c.status).where(runs.c.run_id == broken))
         assert ended.scalar_one() == "failed"
     [failed] = [e for e in of_type(accord, "run.failed") if e.run_id == broken]
-    known = event_type("run.failed")
-    assert known is not None
-    errors = [e.message for e in validator(known).iter_errors(failed.payload)]
-    assert errors == [], f"{errors} in {failed.payload}"
+    assert_matches_schema(failed)
+
+
+def test_an_escalation_to_the_default_queue_announces_it_by_the_schema(accord: Accord) -> None:
+    accord.runtime.catalog.deploy(
+        T,
+        load_journey_text(
+            """
+journey: unqueued
+blocks:
+  - {id: handoff, kind: escalate, queue: null, reason: '"a second look"'}
+  - {id: done, kind: end, outcome: approved}
+"""
+        ),
+    )
+    run_id = run(accord, "unqueued")
+    [item] = accord.review_items(run_id=run_id)
+    [escalated] = [e for e in of_type(accord, "run.escalated") if e.run_id == run_id]
+    assert escalated.payload["queue"] == item.queue == "supervisors"
+    assert_matches_schema(escalated)
 
 
 # -- the source and the published schemas -----------------------------------------------------
@@ -460,11 +485,11 @@ def _type_names(node: ast.expr) -> list[str]:
     return []
 
 
-def emitted_in_source() -> dict[str, list[str]]:
-    """Each event type named in ``_publish("...")`` and ``NewEvent(id, "...", ...)``, with
-    where."""
+def emitted_in_source(root: Path) -> dict[str, list[str]]:
+    """Each event type named in ``_publish("...")`` and ``NewEvent(id, "...", ...)`` in the
+    modules under ``root``, with where."""
     found: dict[str, list[str]] = {}
-    for path in sorted(SRC.rglob("*.py")):
+    for path in sorted(root.rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         for node in ast.walk(tree):
             if not isinstance(node, ast.Call):
@@ -480,16 +505,40 @@ def emitted_in_source() -> dict[str, list[str]]:
             if argument is None:
                 continue
             for type_name in _type_names(argument):
-                where = f"{path.relative_to(SRC.parent)}:{node.lineno}"
+                where = f"{path.relative_to(root)}:{node.lineno}"
                 found.setdefault(type_name, []).append(where)
     return found
 
 
+def uncatalogued(found: dict[str, list[str]]) -> dict[str, list[str]]:
+    return {name: where for name, where in found.items() if event_type(name) is None}
+
+
 def test_every_event_type_the_source_emits_is_catalogued() -> None:
-    found = emitted_in_source()
-    unknown = {name: where for name, where in found.items() if event_type(name) is None}
-    assert unknown == {}
+    found = emitted_in_source(SRC)
+    assert uncatalogued(found) == {}
     assert set(found) == {t.name for t in EVENT_TYPES}
+
+
+def test_the_source_check_finds_an_uncatalogued_type(tmp_path: Path) -> None:
+    (tmp_path / "emitter.py").write_text(
+        textwrap.dedent(
+            """
+            def advance(adv, ids, ok):
+                adv._publish("run.completed", outcome="done")
+                adv._publish("run.renamed" if ok else "run.failed", name="x")
+                NewEvent(ids.new_id("evt"), "flag.toggled", {})
+                NewEvent(ids.new_id("evt"), type="consent.granted", payload={})
+                adv._publish(f"run.{status}", outcome=None)
+            """
+        )
+    )
+    found = emitted_in_source(tmp_path)
+    assert uncatalogued(found) == {
+        "run.renamed": ["emitter.py:4"],
+        "flag.toggled": ["emitter.py:5"],
+    }
+    assert {"run.completed", "run.failed", "consent.granted", "run.cancelled"} <= set(found)
 
 
 def test_the_published_schemas_are_the_generated_ones() -> None:

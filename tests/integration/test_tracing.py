@@ -21,6 +21,7 @@ from accord.journeys import load_journey_text
 from accord.service import Accord
 from accord.storage._schema import outbox, runs
 from accord.telemetry import Telemetry, Tracing
+from accord.testing import FrozenClock
 from tests.governance import PERMIT_ALL, deploy_policies
 from tests.sandbox_process import ORDER, sandbox_process
 
@@ -197,3 +198,48 @@ def test_metrics_move_with_runs_and_refusals(
     ]
     assert [(s.labels["capability"], s.value) for s in refusals] == [("crm.get_customer", 1.0)]
     assert sample("accord_block_seconds_count", {"journey": "lookup", "kind": "task"}) == 2
+
+
+SIGN_OFF = """
+journey: sign_off
+purpose: dpv:CustomerRelationshipManagement
+blocks:
+  - id: ask
+    kind: escalate
+    queue: supervisors
+    reason: '"a second look"'
+  - {id: done, kind: end, outcome: approved}
+"""
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_time_a_person_takes_is_a_review_wait_span_in_the_runs_trace(
+    make_accord: Callable[..., Accord],
+    clock: FrozenClock,
+    collector: tuple[str, list[Any]],
+) -> None:
+    endpoint, spans = collector
+    tracing = Tracing.otlp(endpoint, service_name="accord-test", batch=False)
+    accord = make_accord(policies=None, telemetry=Telemetry(tracing=tracing))
+    deploy_policies(accord, PERMIT_ALL)
+    accord.runtime.catalog.deploy(T, load_journey_text(SIGN_OFF))
+    accord.put_person("ann", roles=["supervisor"], actor="test")
+    asked_at = clock.now()
+    run_id = accord.runtime.start(T, "sign_off", input={}, subject="cus_00001").run_id
+    accord.runtime.drive()
+    (item,) = accord.review_items(run_id=run_id)
+
+    clock.advance(5400)
+    accord.reviews.decide(T, item.item_id, "ann", "approve", reason="fine")
+    accord.runtime.drive()
+    tracing.flush()
+
+    assert accord.runtime.get(T, run_id).status == "completed"
+    by_name = {s.name: s for s in spans}
+    run, waited = by_name["run sign_off"], by_name["review.wait ask"]
+    assert waited.trace_id == run.trace_id and waited.parent_span_id == run.span_id
+    assert waited.start_time_unix_nano == int(asked_at * 1e9)
+    assert waited.end_time_unix_nano - waited.start_time_unix_nano == 5400 * 10**9
+    attributes = {a.key: a.value for a in waited.attributes}
+    assert attributes["accord.item"].string_value == item.item_id
+    assert attributes["accord.decision"].string_value == "approve"

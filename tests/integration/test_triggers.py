@@ -148,6 +148,18 @@ def test_a_redelivered_event_starts_no_second_run(shop: Accord) -> None:
     assert again.run_id == first.run_id
     assert run_count(shop) == 1
     assert len(shop.inbound_events()) == 1
+    registry = shop.telemetry.metrics.registry
+    counted = {
+        (channel, result): registry.get_sample_value(
+            "accord_events_received_total", {"channel": channel, "result": result}
+        )
+        for channel, result in [("nats", "started"), ("http", "duplicate"), ("http", "started")]
+    }
+    assert counted == {
+        ("nats", "started"): 1.0,
+        ("http", "duplicate"): 1.0,
+        ("http", "started"): None,
+    }
 
 
 def test_twenty_concurrent_deliveries_of_one_event_start_exactly_one_run(shop: Accord) -> None:
@@ -569,7 +581,7 @@ def test_the_cli_ingests_a_file_and_lists_what_arrived(
 
     assert ingested.exit_code == 0, ingested.output
     assert "started run" in ingested.output and "ignored: no trigger matched" in ingested.output
-    assert [o["status"] for o in json.loads(again.output)] == ["duplicate", "duplicate"]
-    assert sorted(r["status"] for r in json.loads(listed.output)) == ["ignored", "started"]
+    assert [o["status"] for o in json.loads(again.stdout)] == ["duplicate", "duplicate"]
+    assert sorted(r["status"] for r in json.loads(listed.stdout)) == ["ignored", "started"]
     assert broken.exit_code == 2 and "no id" in broken.output
     assert run_count(shop) == 1

@@ -214,6 +214,15 @@ class TriggerIngest:
         An event a trigger cannot act on (data of the wrong shape, an expression that fails,
         an input the journey refuses) is recorded and answered as ``refused``.
         """
+        outcome = self._ingest_once(tenant, event, channel)
+        self._count(channel, outcome)
+        return outcome
+
+    def _count(self, channel: Channel, outcome: IngestOutcome) -> None:
+        received = self._runtime.telemetry.metrics.events_received
+        received.labels(channel=channel, result=outcome.status).inc()
+
+    def _ingest_once(self, tenant: str, event: InboundEvent, channel: Channel) -> IngestOutcome:
         for _ in range(4):
             try:
                 return self._ingest(TenantId(tenant), event, channel)
@@ -247,11 +256,12 @@ class TriggerIngest:
                 self._record(connection, tenant, outcome, channel, {"error": error})
         except IntegrityError:
             found = self._recorded(tenant, InboundEvent(event_id, source, type))
-            if found is not None:
-                return IngestOutcome(
-                    "duplicate", source, event_id, type, error=error, first=found.status
-                )
-            raise
+            if found is None:
+                raise
+            outcome = IngestOutcome(
+                "duplicate", source, event_id, type, error=error, first=found.status
+            )
+        self._count(channel, outcome)
         return outcome
 
     def received(

@@ -87,7 +87,7 @@ from accord.storage import (
     SignalRecord,
     TransitionWrite,
 )
-from accord.telemetry import Telemetry, bound_run, span, traceparent_of
+from accord.telemetry import Telemetry, bound_run, record_span, span, traceparent_of
 
 DEFAULT_RETRY = RetryPolicy()
 MAX_PURE_STEPS = 1000
@@ -368,6 +368,8 @@ class Advance:
             return
         block = self.journey.nodes[token.block].block
         self._clear_wait(token)
+        if signal.kind == "decision" and wait.kind in ("human", "confirm"):
+            self._trace_wait(token, wait, signal)
         if signal.kind == "event":
             self._event("signal.consumed", token, name=signal.name, signal_id=signal.signal_id)
             self._set_output(token, signal.payload)
@@ -383,6 +385,31 @@ class Advance:
             self._child_ended(token, block, signal.payload)
         elif signal.kind == "dead_letter":
             letters.letter_resolved(self, token, signal)
+
+    def _trace_wait(self, token: Token, wait: Wait, signal: SignalRecord) -> None:
+        """A span for the time a person took, from the ask to the answer, in the run's trace.
+
+        It is recorded when the answer arrives (the wait may outlive every process that saw
+        it begin), with the ask's time as its start.
+        """
+        if wait.since is None:
+            return
+        kind = "confirm" if wait.kind == "confirm" else "review"
+        answer = signal.payload.get("answer" if kind == "confirm" else "decision")
+        record_span(
+            self.deps.telemetry.tracer,
+            f"{kind}.wait {token.block}",
+            parent=self.run.traceparent,
+            start=wait.since,
+            end=self.now,
+            attributes={
+                "accord.run_id": self.run.run_id,
+                "accord.block": token.block,
+                "accord.item": wait.item or "",
+                "accord.decision": str(answer),
+                "accord.waited_seconds": max(0.0, self.now - wait.since),
+            },
+        )
 
     def _child_ended(self, token: Token, block: Any, payload: dict[str, Any]) -> None:
         status = payload.get("status")
@@ -806,6 +833,8 @@ class Advance:
 
     def _wait(self, token: Token, wait: Wait) -> None:
         token.status = "waiting"
+        if wait.kind in ("human", "confirm") and wait.since is None:
+            wait.since = self.now
         if wait.at is not None:
             wait.timer_id = f"{self.run.run_id}/tm{self.state.new_serial()}"
             self.timers_add.append(NewTimer(wait.timer_id, token.id, wait.kind, wait.at))

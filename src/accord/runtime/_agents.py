@@ -32,6 +32,7 @@ from accord.reviews import Recommendation, Source
 from accord.runtime._humans import open_review
 from accord.runtime._state import Token, Wait, derived_id
 from accord.storage import NewAgentOutcome, RolloutRecord, SignalRecord
+from accord.telemetry import span
 
 if TYPE_CHECKING:
     from accord.runtime._advance import Advance
@@ -86,7 +87,15 @@ def run_agent(adv: Advance, token: Token, block: AgentBlock, node: Any) -> None:
             bucket=choice.bucket,
             percent=choice.rollout.percent,
         )
-    result = _ask(adv, token, services, definition, data, block, purpose, allowed, shadow=False)
+    with span(
+        adv.deps.telemetry.tracer,
+        f"agent {definition.name}@{definition.version}",
+        attributes={"accord.agent": definition.name, "accord.agent_version": definition.version},
+    ) as current:
+        result = _ask(adv, token, services, definition, data, block, purpose, allowed, shadow=False)
+        current.set_attribute("accord.band", result.band)
+        if result.confidence is not None:
+            current.set_attribute("accord.confidence", result.confidence)
     metrics = adv.deps.telemetry.metrics
     version = str(definition.version)
     if result.confidence is not None:

@@ -301,11 +301,12 @@ def start_human_wait(
         assert node.expression is not None
         reason = node.expression.evaluate(variables)
         recommendation = recommendation_from(recommended, adv.journey, block.id, "escalate")
+        queue = block.queue or "supervisors"
         item_id = open_review(
             adv,
             token,
             kind="escalation",
-            queue=block.queue or "supervisors",
+            queue=queue,
             roles=[],
             makers=[],
             priority=block.priority,
@@ -320,10 +321,8 @@ def start_human_wait(
             routes=routes,
             edit_schema=None,
         )
-        adv._event("escalated", token, queue=block.queue, reason=reason, item=item_id)
-        adv._publish(
-            "run.escalated", block=block.id, queue=block.queue, reason=reason, item=item_id
-        )
+        adv._event("escalated", token, queue=queue, reason=reason, item=item_id)
+        adv._publish("run.escalated", block=block.id, queue=queue, reason=reason, item=item_id)
     else:
         maker = node.maker.evaluate(variables) if node.maker is not None else None
         edit_schema = edit_json_schema(block)

@@ -37,6 +37,7 @@ class Wait:
     roles: list[str] | None = None
     item: str | None = None
     digest: str | None = None
+    since: float | None = None  # when a person was first asked (human and confirm waits)
 
     def to_json(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) is not None}

@@ -126,6 +126,11 @@ class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
 
+# libraries whose INFO lines narrate their own work (migrations applied, requests sent);
+# they speak at WARNING and above unless the level asked for is DEBUG
+_CHATTY = ("alembic", "httpx", "httpcore", "nats")
+
+
 def configure_logging(
     *,
     format: Literal["json", "console"] = "json",
@@ -168,6 +173,11 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    quiet = (
+        logging.DEBUG if logging.getLevelName(level.upper()) == logging.DEBUG else logging.WARNING
+    )
+    for name in _CHATTY:
+        logging.getLogger(name).setLevel(quiet)
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,

@@ -159,3 +159,25 @@ def span(
         set_status_on_exception=True,
     ) as current:
         yield current
+
+
+def record_span(
+    tracer: Tracer,
+    name: str,
+    *,
+    parent: str | None,
+    start: float,
+    end: float,
+    attributes: Mapping[str, str | int | float | bool] | None = None,
+) -> None:
+    """Record a span that already happened, from ``start`` to ``end`` (epoch seconds), as a
+    child of ``parent`` (a stored ``traceparent``): for waits longer than any one process."""
+    if isinstance(tracer, trace.NoOpTracer):
+        return
+    done = tracer.start_span(
+        name,
+        context=context_of(parent) if parent else None,
+        start_time=int(start * 1e9),
+        attributes=dict(attributes or {}),
+    )
+    done.end(end_time=int(max(start, end) * 1e9))
