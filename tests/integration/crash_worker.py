@@ -5,7 +5,8 @@ every effect of its capability, by idempotency key, in a separate SQLite file: t
 whose state must show exactly one effect per block visit. On SIGTERM it writes its statistics
 to ``ACCORD_STATS_DIR`` and exits.
 
-Run as ``python -m tests.integration.crash_worker``.
+Run as ``python -m tests.integration.crash_worker``, or fork it (``main_with``) from a
+multiprocessing fork server that preloads this module, so a restart costs no imports.
 """
 
 from __future__ import annotations
@@ -117,6 +118,12 @@ def main() -> None:
             )
         )
     accord.close()
+
+
+def main_with(env: dict[str, str]) -> None:
+    """``main`` in a process forked from a server that has imported Accord already."""
+    os.environ.update(env)
+    main()
 
 
 if __name__ == "__main__":

@@ -12,12 +12,13 @@ execute and record the same blocks twice.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import multiprocessing
 import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -34,10 +35,10 @@ from accord.service import Settings, build
 from accord.storage import Database
 from accord.storage._schema import runs, transitions
 from tests.governance import PERMIT_ALL, deploy_policies
+from tests.integration import crash_worker
 from tests.integration.crash_worker import open_effects, register
 
 T = TenantId("default")
-ROOT = Path(__file__).resolve().parents[2]
 
 JOURNEY = """
 journey: crashy
@@ -65,6 +66,42 @@ EXPECTED_HISTORY = [
 ]
 
 
+# workers fork from a server that imported Accord once: a restart after SIGKILL then costs
+# milliseconds, not an interpreter start, so the kills, not imports, fill the test's time
+_FORKS = multiprocessing.get_context("forkserver")
+_FORKS.set_forkserver_preload(["tests.integration.crash_worker"])
+
+
+class WorkerProcess:
+    """One worker process, with the few ``subprocess.Popen`` methods the fleet uses."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self._process = _FORKS.Process(target=crash_worker.main_with, args=(env,))
+        self._process.start()
+        assert self._process.pid is not None
+        self.pid = self._process.pid
+
+    def poll(self) -> int | None:
+        return self._process.exitcode
+
+    def send_signal(self, sig: int) -> None:
+        if self._process.exitcode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def wait(self, timeout: float | None = None) -> int:
+        self._process.join(timeout)
+        if self._process.exitcode is None:
+            raise subprocess.TimeoutExpired("crash_worker", timeout or 0.0)
+        return self._process.exitcode
+
+
 @dataclass
 class Fleet:
     """Worker processes under a supervisor that restarts the ones that die."""
@@ -81,13 +118,11 @@ class Fleet:
     kills: int = 0
     exits: Counter[int] = field(default_factory=Counter)
     spawned: int = 0
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    processes: list[WorkerProcess] = field(default_factory=list)
 
-    def spawn(self) -> subprocess.Popen[bytes]:
+    def spawn(self) -> WorkerProcess:
         self.spawned += 1
         env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
             "ACCORD_DATABASE_URL": self.db_url,
             "ACCORD_EFFECTS_DB": str(self.effects),
             "ACCORD_STATS_DIR": str(self.stats_dir),
@@ -99,9 +134,7 @@ class Fleet:
             "ACCORD_BATCH": str(self.batch),
             "ACCORD_STEP_SLEEP": str(self.step_sleep),
         }
-        return subprocess.Popen(
-            [sys.executable, "-m", "tests.integration.crash_worker"], env=env, cwd=ROOT
-        )
+        return WorkerProcess(env)
 
     def start(self, count: int) -> None:
         self.processes = [self.spawn() for _ in range(count)]
