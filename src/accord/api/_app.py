@@ -1,7 +1,9 @@
-"""The HTTP application: health and readiness, Prometheus metrics, and inbound CloudEvents.
+"""The HTTP application: health and readiness, Prometheus metrics, inbound CloudEvents and the
+``/v1`` API.
 
 Every route but ``/health`` and ``/ready`` needs credentials: ``/metrics`` the configured
-scrape token, ``/v1/events`` a sender's token or Standard Webhooks signature.
+scrape token, ``POST /v1/events`` a sender's token or Standard Webhooks signature, and every
+other ``/v1`` route a bearer token whose caller the access policies allow.
 """
 
 from __future__ import annotations
@@ -15,8 +17,34 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 
+from accord.api import _problems, _v1, _v1_governance
+from accord.api._access import AccessControl, compile_access
+from accord.api._auth import TokenVerifier
 from accord.api._events import events_router, problem
+from accord.api._http import ApiContext
 from accord.service import Accord
+
+
+def api_context(accord: Accord) -> ApiContext:
+    """The token verifier and access control ``accord``'s settings describe.
+
+    Raises:
+        ConfigurationError: no token signer is trusted, a key is not PEM, or the access
+            policies do not validate.
+    """
+    settings = accord.settings
+    verifier = TokenVerifier(
+        issuer=settings.api_issuer,
+        audience=settings.api_audience,
+        jwks_url=settings.api_jwks_url,
+        public_keys=settings.api_keys,
+        keys_dir=settings.resolved_keys_dir() if settings.api_local_tokens else None,
+        roles_claim=settings.api_roles_claim,
+        tenant_claim=settings.api_tenant_claim,
+    )
+    return ApiContext(
+        accord, verifier, AccessControl(accord, compile_access(settings.api_policies))
+    )
 
 
 def create_app(accord: Accord) -> FastAPI:
@@ -27,6 +55,8 @@ def create_app(accord: Accord) -> FastAPI:
         description="Governed orchestration of customer and employee journeys.",
     )
     app.state.accord = accord
+    app.state.api = api_context(accord)
+    _problems.install(app)
     token = accord.settings.metrics_token
 
     @app.get("/health", tags=["health"], summary="Liveness: the process answers")
@@ -64,4 +94,18 @@ def create_app(accord: Accord) -> FastAPI:
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(events_router(accord))
+    for router in (
+        _v1.journeys_router(),
+        _v1.runs_router(),
+        _v1.reviews_router(),
+        _v1.audit_router(),
+        _v1_governance.evidence_router(),
+        _v1.operations_router(),
+        _v1_governance.consents_router(),
+        _v1_governance.subjects_router(),
+        _v1_governance.policies_router(),
+        _v1_governance.agents_router(),
+        _v1_governance.delivery_router(),
+    ):
+        app.include_router(router)
     return app

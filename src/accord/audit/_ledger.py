@@ -412,6 +412,7 @@ class Ledger:
         kinds: Sequence[str] | None = None,
         limit: int | None = None,
         newest: bool = False,
+        after: int | None = None,
         connection: Connection | None = None,
     ) -> list[LedgerEntry]:
         """Entries matching every filter given, in ledger order, personal parts opened
@@ -427,6 +428,7 @@ class Ledger:
                 kinds=kinds,
                 limit=limit,
                 newest=newest,
+                after=after,
             )
             return self.decode(reading, tenant, rows)
 

@@ -25,6 +25,7 @@ from accord.cli import (
     _runs,
     _sandbox,
     _serve,
+    _tokens,
 )
 from accord.cli._common import console, handled, opened
 
@@ -50,6 +51,7 @@ app.add_typer(_agents.app, name="agent")
 app.add_typer(_identity.app, name="identity")
 app.add_typer(_identity.context_app, name="context")
 app.add_typer(_identity.retention_app, name="retention")
+app.add_typer(_tokens.app, name="token")
 app.command("serve")(_serve.serve_command)
 app.command("explain")(_audit.explain_command)
 app.command("confirm")(_reviews.confirm_command)

@@ -158,6 +158,32 @@ class Settings(BaseSettings):
         None, ge=1, le=65535, description="workers serve /metrics on this port when set"
     )
 
+    api_issuer: str = Field(
+        "accord", min_length=1, description="the 'iss' every API bearer token must carry"
+    )
+    api_audience: str = Field(
+        "accord", min_length=1, description="the 'aud' every API bearer token must carry"
+    )
+    api_jwks_url: str | None = Field(
+        None, description="the identity provider's JWKS URL (OIDC), for API bearer tokens"
+    )
+    api_keys: list[str] = Field(
+        default_factory=list,
+        description="public keys (PEM) that sign API bearer tokens, besides the JWKS URL's",
+    )
+    api_local_tokens: bool = Field(
+        True,
+        description=(
+            "trust tokens from 'accord token create' (signed by the key in keys_dir); "
+            "turn off where an identity provider issues every token"
+        ),
+    )
+    api_roles_claim: str = Field("roles", description="the claim holding the caller's roles")
+    api_tenant_claim: str = Field("tenant", description="the claim holding the caller's tenant")
+    api_policies: Path | None = Field(
+        None, description="a Cedar file replacing the built-in API access policies"
+    )
+
     def resolved_keys_dir(self) -> Path:
         """Where development keys live when settings do not give them."""
         if self.keys_dir is not None:

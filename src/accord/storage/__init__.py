@@ -5,6 +5,7 @@
 """
 
 from accord.storage import _agents as agents
+from accord.storage import _api as api
 from accord.storage import _consent as consent
 from accord.storage import _dead_letters as dead_letters
 from accord.storage import _decisions as decisions
@@ -87,6 +88,7 @@ __all__ = [
     "TransitionWrite",
     "Waker",
     "agents",
+    "api",
     "consent",
     "dead_letters",
     "decisions",

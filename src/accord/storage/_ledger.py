@@ -177,10 +177,13 @@ def entries_where(
     kinds: Sequence[str] | None = None,
     limit: int | None = None,
     newest: bool = False,
+    after: int | None = None,
 ) -> list[EntryRow]:
     """Entries of one tenant matching every filter given, in ledger order (with ``limit`` and
-    ``newest``, the last ``limit`` of them)."""
+    ``newest``, the last ``limit`` of them; with ``after``, those past that index)."""
     query = sa.select(*_ENTRY_COLUMNS).where(ledger_entries.c.tenant_id == tenant)
+    if after is not None:
+        query = query.where(ledger_entries.c.idx > after)
     if run_id is not None:
         query = query.where(ledger_entries.c.run_id == run_id)
     if subject_id is not None:

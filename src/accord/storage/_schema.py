@@ -665,3 +665,36 @@ retention_rules = sa.Table(
     sa.Column("updated_by", sa.String(128), nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
 )
+
+api_requests = sa.Table(
+    "api_requests",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("principal", sa.String(256), primary_key=True),
+    sa.Column("idempotency_key", sa.String(256), primary_key=True),
+    sa.Column("operation", sa.String(128), nullable=False),
+    sa.Column("request_digest", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("response_status", sa.Integer),
+    sa.Column("response_body", sa.Text),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("completed_at", sa.Float),
+)
+
+access_decisions = sa.Table(
+    "access_decisions",
+    metadata,
+    sa.Column("decision_id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("principal", sa.String(256), nullable=False),
+    sa.Column("roles", sa.Text, nullable=False),
+    sa.Column("action", sa.String(128), nullable=False),
+    sa.Column("method", sa.String(8), nullable=False),
+    sa.Column("path", sa.String(1024), nullable=False),
+    sa.Column("allowed", sa.Boolean, nullable=False),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("policies", sa.Text, nullable=False),
+    sa.Column("bundle_digest", sa.String(80), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Index(None, "tenant_id", "at"),
+)
