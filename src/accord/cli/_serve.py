@@ -1,4 +1,5 @@
-"""``accord serve``: the HTTP application, with in-process workers unless told otherwise."""
+"""``accord serve``: the API and the staff console, with in-process workers unless told
+otherwise."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import uvicorn
 
 from accord.api import create_app
 from accord.cli._common import console, handled, opened
+from accord.console import web_app
 from accord.service import Accord
 
 Database = Annotated[
@@ -26,20 +28,23 @@ def serve_command(
     ] = False,
     database: Database = None,
 ) -> None:
-    """Serve /health, /ready, /metrics and /v1/events; drive runs in-process too."""
+    """Serve the API (/v1, /openapi.json), the console (/console), /health, /ready and
+    /metrics; drive runs in-process too unless --no-workers."""
     stop = threading.Event()
     # uvicorn hands a signal it caught back to these after its shutdown: stop, not die
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     with opened(database) as accord, handled():
         server = uvicorn.Server(
-            uvicorn.Config(create_app(accord), host=host, port=port, log_config=None)
+            uvicorn.Config(
+                web_app(accord), host=host, port=port, log_config=None, timeout_keep_alive=30
+            )
         )
         threads = [] if no_workers else _background(accord, stop)
         console.print(
             f"serving on http://{host}:{port} ({accord.db.backend}"
             + (", no workers)" if no_workers else ", with workers)")
-            + "; Ctrl-C stops",
+            + f"; console at http://{host}:{port}/console; Ctrl-C stops",
             markup=False,
         )
         try:

@@ -7,6 +7,7 @@
 from accord.storage import _agents as agents
 from accord.storage import _api as api
 from accord.storage import _consent as consent
+from accord.storage import _dashboard as dashboards
 from accord.storage import _dead_letters as dead_letters
 from accord.storage import _decisions as decisions
 from accord.storage import _events as events
@@ -90,6 +91,7 @@ __all__ = [
     "agents",
     "api",
     "consent",
+    "dashboards",
     "dead_letters",
     "decisions",
     "events",

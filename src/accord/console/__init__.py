@@ -1,0 +1,19 @@
+"""The staff console (server-rendered pages for reviewers, operators and auditors), served
+beside the API by :func:`web_app`."""
+
+from fastapi import FastAPI
+
+from accord.api import create_app
+from accord.console._app import COOKIE, console_router, csrf_token, static_files
+from accord.service import Accord
+
+
+def web_app(accord: Accord) -> FastAPI:
+    """The API and the console in one application (what ``accord serve`` runs)."""
+    app = create_app(accord)
+    app.mount("/console/static", static_files(), name="console-static")
+    app.include_router(console_router(app.state.api))
+    return app
+
+
+__all__ = ["COOKIE", "console_router", "csrf_token", "web_app"]
