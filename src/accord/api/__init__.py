@@ -1,7 +1,14 @@
 """The HTTP surface: health, readiness, metrics, inbound events and the ``/v1`` API, with its
 bearer-token authentication and Cedar-decided access."""
 
-from accord.api._access import OPERATIONS, Operation, compile_access, role_matrix, schema_text
+from accord.api._access import (
+    OPERATIONS,
+    Operation,
+    compile_access,
+    role_matrix,
+    role_table,
+    schema_text,
+)
 from accord.api._app import api_context, create_app
 from accord.api._auth import ROLES, Principal, TokenVerifier, Unauthenticated, issue_token
 
@@ -17,5 +24,6 @@ __all__ = [
     "create_app",
     "issue_token",
     "role_matrix",
+    "role_table",
     "schema_text",
 ]

@@ -216,3 +216,16 @@ class AccessControl:
             for op in OPERATIONS.values()
             if self.pdp.decide(self.bundle, access_request(principal, op)).allowed
         }
+
+
+def role_table(bundle: PolicyBundle) -> str:
+    """The role matrix as a Markdown table (``docs/api.md`` carries it; a test keeps it true)."""
+    matrix = role_matrix(bundle)
+    lines = [
+        "| operation | kind | " + " | ".join(ROLES) + " |",
+        "|---|---|" + "---|" * len(ROLES),
+    ]
+    for name, op in OPERATIONS.items():
+        marks = " | ".join("✔" if name in matrix[role] else "" for role in ROLES)
+        lines.append(f"| `{name}` | {op.kind} | {marks} |")
+    return "\n".join(lines) + "\n"
