@@ -6,7 +6,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -89,3 +91,20 @@ def test_numbers_that_are_not_personal_data_stay() -> None:
     assert redact_text("run took 1234 ms, 3 of 4") == "run took 1234 ms, 3 of 4"
     assert redact_text("order 4111111111111112") == "order 4111111111111112"  # fails Luhn
     assert redact_text("card 4111111111111111") == "card [card]"
+
+
+def test_a_bearer_token_in_an_access_log_line_is_replaced(lines: io.StringIO) -> None:
+    import time
+
+    from accord.api import issue_token
+
+    with tempfile.TemporaryDirectory() as keys:
+        token = issue_token(
+            Path(keys), subject="ann", tenant="t", roles=["reviewer"], now=time.time()
+        )
+    logging.getLogger("uvicorn.access").info(
+        '127.0.0.1:5000 - "GET /console/sign-in?token=%s HTTP/1.1" 303', token
+    )
+    line = lines.getvalue()
+    assert token not in line and token.split(".")[1] not in line
+    assert "token=[token] HTTP/1.1" in line

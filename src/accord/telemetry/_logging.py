@@ -30,6 +30,9 @@ _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
 _CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
 _PHONE = re.compile(r"(?<![\w.])\+?\d[\d ().-]{7,}\d(?![\w.])")
+# a JWT (header.payload.signature, the header starting '{"' in base64url) wherever it appears,
+# e.g. in a console sign-in link an access log records
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 _SECRET_KEYS = re.compile(r"pass(word)?|secret|token|api_?key|authorization|credential", re.I)
 _SUBJECT_KEYS = frozenset({"subject", "subject_id"})
 
@@ -58,7 +61,9 @@ def _phone(match: re.Match[str]) -> str:
 
 
 def redact_text(text: str) -> str:
-    """``text`` with e-mail addresses, IBANs, card numbers and phone numbers replaced."""
+    """``text`` with bearer tokens (JWTs), e-mail addresses, IBANs, card numbers and phone
+    numbers replaced."""
+    text = _JWT.sub("[token]", text)
     text = _EMAIL.sub("[email]", text)
     text = _IBAN.sub("[iban]", text)
     text = _CARD.sub(_card, text)
