@@ -47,8 +47,13 @@ def sender_tenant(name: str, default: str) -> str:
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
     """An RFC 9457 problem details response."""
-    slug = title.lower().replace(" ", "-")
-    body = {"type": f"https://accord.dev/problems/{slug}", "title": title, "status": status}
+    code = title.lower().replace(" ", "_")
+    body = {
+        "type": f"https://accord.dev/problems/{code}",
+        "title": title,
+        "status": status,
+        "code": code,
+    }
     body["detail"] = detail
     body.update(extra)
     headers = {"WWW-Authenticate": 'Bearer realm="accord"'} if status == 401 else None
