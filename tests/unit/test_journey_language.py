@@ -1590,3 +1590,11 @@ def test_the_json_schema_names_every_block_kind() -> None:
     text = json.dumps(journey_json_schema())
     for kind in BLOCK_KINDS:
         assert f'"const": "{kind}"' in text
+
+
+def test_a_character_yaml_forbids_is_located_not_a_crash() -> None:
+    with pytest.raises(JourneyInvalid) as caught:
+        load_journey_text('journey: a\nblocks:\n  - {id: x, kind: end, outcome: "\x90"}\n')
+    (found,) = caught.value.diagnostics
+    assert (found.line, found.column) == (3, 34)
+    assert "U+0090" in found.message

@@ -12,7 +12,7 @@ import hmac
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
@@ -63,7 +63,12 @@ def create_app(accord: Accord) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/ready", tags=["health"], summary="Readiness: the database answers")
+    @app.get(
+        "/ready",
+        tags=["health"],
+        summary="Readiness: the database answers",
+        responses={503: {"description": "the database does not answer"}},
+    )
     def ready() -> JSONResponse:
         try:
             with accord.db.read() as connection:
@@ -72,7 +77,19 @@ def create_app(accord: Accord) -> FastAPI:
             return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
         return JSONResponse({"status": "ready", "database": accord.db.backend})
 
-    @app.get("/metrics", tags=["metrics"], summary="Prometheus metrics (bearer token)")
+    @app.get(
+        "/metrics",
+        tags=["metrics"],
+        summary="Prometheus metrics (bearer token)",
+        response_class=PlainTextResponse,
+        responses={
+            200: {
+                "description": "the Prometheus text exposition",
+                "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
+            },
+            **_problems.problem_responses(401, 404),
+        },
+    )
     async def metrics(request: Request) -> Response:
         if token is None:
             return problem(

@@ -128,11 +128,17 @@ def events_router(accord: Accord) -> APIRouter:
         status_code=202,
         summary="Deliver CloudEvents (structured, batched or binary mode)",
         responses={
-            400: {"description": "the body is not JSON"},
-            401: {"description": "no valid bearer token or Standard Webhooks signature"},
-            413: {"description": "the body is larger than 1 MiB"},
-            415: {"description": "the request carries no CloudEvent"},
-            422: {"description": "an event breaks CloudEvents 1.0, or its trigger refused it"},
+            status: {
+                "description": meaning,
+                "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+            }
+            for status, meaning in {
+                400: "the body is not JSON",
+                401: "no valid bearer token or Standard Webhooks signature",
+                413: "the body is larger than 1 MiB",
+                415: "the request carries no CloudEvent",
+                422: "an event breaks CloudEvents 1.0, or its trigger refused it",
+            }.items()
         },
     )
     async def post_events(request: Request) -> JSONResponse:

@@ -1,5 +1,5 @@
-"""What every ``/v1`` route shares: the caller (authenticated, then authorised by Cedar),
-cursor pagination, and ``Idempotency-Key`` on POSTs."""
+"""What every ``/v1`` route shares: the caller (authenticated, then authorised by Cedar, before
+the request is read), cursor pagination, and ``Idempotency-Key`` on POSTs."""
 
 from __future__ import annotations
 
@@ -7,18 +7,21 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Query, Request
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
 
-from accord.api._access import OPERATIONS, AccessControl
+from accord.api._access import OPERATIONS, AccessControl, Operation
 from accord.api._auth import Principal, TokenVerifier, Unauthenticated
 from accord.api._problems import Problem, from_error
 from accord.errors import AccordError
@@ -29,6 +32,8 @@ T = TypeVar("T")
 
 IN_FLIGHT_STALE_SECONDS = 300.0
 """A request in flight longer than this is taken to have died with its process."""
+
+CURSOR_INT_MAX = 2**53
 
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
@@ -53,11 +58,73 @@ def context_of(request: Request) -> ApiContext:
     return found
 
 
+def authorise(
+    request: Request, credentials: HTTPAuthorizationCredentials | None, op: Operation
+) -> Principal:
+    """The verified caller of ``request``, allowed by Cedar to perform ``op``.
+
+    Raises:
+        Problem: 401 without valid credentials, 403 when the access policies deny (naming
+            the policies and the reason); both are recorded with the other access decisions.
+    """
+    api = context_of(request)
+    if credentials is None:
+        raise Problem(
+            401,
+            "unauthenticated",
+            "this operation needs 'Authorization: Bearer <token>'",
+            hint="'accord token create --role ROLE --tenant TENANT' makes a development token",
+        )
+    try:
+        principal = api.verifier.verify(credentials.credentials)
+    except Unauthenticated as exc:
+        raise Problem(401, "unauthenticated", exc.detail) from exc
+    decision = api.access.decide(principal, op, method=request.method, path=request.url.path)
+    if not decision.allowed:
+        roles = ", ".join(sorted(principal.roles)) or "no roles"
+        raise Problem(
+            403,
+            "forbidden",
+            f"{principal.subject} ({roles}) may not perform {op.name}",
+            hint="ask an admin for a role that allows it",
+            operation=op.name,
+            reason=decision.reason,
+            policies=list(decision.determining),
+        )
+    return principal
+
+
+class GuardedRoute(APIRoute):
+    """A ``/v1`` route that decides who is calling before it reads the request.
+
+    FastAPI parses the body before it solves dependencies, so without this a malformed body
+    would answer 400 or 422 to a caller without credentials, or to one the policies deny.
+    The route's ``operation_id`` names its operation; :func:`caller` then finds the decided
+    principal instead of deciding (and recording) again.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        op = OPERATIONS[str(self.operation_id)]
+
+        async def guarded(request: Request) -> Response:
+            credentials = await bearer(request)
+            try:
+                principal = await run_in_threadpool(authorise, request, credentials, op)
+            except Problem as exc:
+                return exc.response()
+            request.state.principal = principal
+            request.state.operation = op.name
+            return await handler(request)
+
+        return guarded
+
+
 def caller(operation: str) -> Callable[..., Principal]:
     """A dependency: the verified caller, allowed by Cedar to perform ``operation``.
 
-    401 without valid credentials, 403 when the access policies deny (naming the policies
-    and the reason); both are recorded with the rest of the access decisions.
+    Under a :class:`GuardedRoute` the route has decided already; elsewhere the dependency
+    decides (see :func:`authorise`).
     """
     op = OPERATIONS[operation]
 
@@ -65,30 +132,10 @@ def caller(operation: str) -> Callable[..., Principal]:
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> Principal:
-        api = context_of(request)
-        if credentials is None:
-            raise Problem(
-                401,
-                "unauthenticated",
-                "this operation needs 'Authorization: Bearer <token>'",
-                hint="'accord token create --role ROLE --tenant TENANT' makes a development token",
-            )
-        try:
-            principal = api.verifier.verify(credentials.credentials)
-        except Unauthenticated as exc:
-            raise Problem(401, "unauthenticated", exc.detail) from exc
-        decision = api.access.decide(principal, op, method=request.method, path=request.url.path)
-        if not decision.allowed:
-            roles = ", ".join(sorted(principal.roles)) or "no roles"
-            raise Problem(
-                403,
-                "forbidden",
-                f"{principal.subject} ({roles}) may not perform {op.name}",
-                hint="ask an admin for a role that allows it",
-                operation=op.name,
-                reason=decision.reason,
-                policies=list(decision.determining),
-            )
+        if getattr(request.state, "operation", None) == op.name:
+            decided: Principal = request.state.principal
+            return decided
+        principal = authorise(request, credentials, op)
         request.state.principal = principal
         return principal
 
@@ -113,16 +160,22 @@ def decode_cursor(cursor: str, shape: Sequence[type]) -> tuple[Any, ...]:
     if (
         not isinstance(values, list)
         or len(values) != len(shape)
-        or not all(
-            isinstance(v, t) and not isinstance(v, bool) for v, t in zip(values, shape, strict=True)
-        )
+        or not all(_fits(v, t) for v, t in zip(values, shape, strict=True))
     ):
         raise Problem(400, "invalid_cursor", "the cursor is not one this API gave")
     return tuple(values)
 
 
 def _fits(value: Any, kind: type) -> bool:
-    return isinstance(value, kind) and not isinstance(value, bool)
+    """Whether a cursor value is a ``kind`` that a page could have ended on: positions are
+    integers from 0 to 2**53, times finite numbers."""
+    if not isinstance(value, kind) or isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return 0 <= value <= CURSOR_INT_MAX
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return True
 
 
 Limit = Annotated[int, Query(ge=1, le=200, description="items per page")]

@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from accord import errors
@@ -61,6 +62,89 @@ _TITLES = {
     502: "Bad Gateway",
     503: "Service Unavailable",
 }
+
+
+_MEANINGS = {
+    400: "a malformed body, cursor or Idempotency-Key",
+    401: "no valid bearer token",
+    403: "the access policies do not let the caller perform this operation",
+    404: "nothing with this id or name exists in the caller's tenant",
+    409: "the resource's state, or an Idempotency-Key request still in flight, forbids this",
+    410: "the subject was erased",
+    422: "the input breaks the operation's schema or a rule of the resource",
+    500: "the server failed; the incident id is in its log",
+    502: "a system Accord called failed",
+}
+
+REF = "#/components/schemas/"
+
+_HTTP_CODES = {400: "malformed_body", 404: "not_found", 405: "method_not_allowed"}
+"""Codes of the errors Starlette and FastAPI answer themselves (FastAPI's only 400 is a body
+it cannot decode)."""
+
+
+class ProblemError(BaseModel):
+    """One of a problem's ``errors``: an input field that failed validation, or a diagnostic
+    of a journey, agent or policy text."""
+
+    model_config = ConfigDict(extra="allow")
+
+    message: str
+    location: str | None = Field(None, description="the input field, e.g. body.journey")
+    type: str | None = None
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+    path: str | None = None
+    hint: str | None = None
+    severity: str | None = None
+
+
+class ProblemDetails(BaseModel):
+    """An RFC 9457 problem: the body of every error the API answers."""
+
+    model_config = ConfigDict(extra="allow", title="Problem")
+
+    type: str = Field(description="https://accord.dev/problems/<code>")
+    title: str
+    status: int = Field(ge=400, le=599)
+    code: str = Field(description="stable: the same failure always has the same code")
+    detail: str = Field(description="what went wrong")
+    hint: str | None = Field(None, description="how to fix it")
+    errors: list[ProblemError] | None = None
+    operation: str | None = Field(None, description="the denied operation (403)")
+    reason: str | None = Field(None, description="why the access policies denied it (403)")
+    policies: list[str] | None = Field(None, description="the policies that decided (403)")
+    incident: str | None = Field(None, description="the incident in the server's log (500)")
+
+
+def _problem_schemas() -> dict[str, Any]:
+    schema = ProblemDetails.model_json_schema(ref_template=REF + "{model}")
+    found: dict[str, Any] = schema.pop("$defs", {})
+    found["Problem"] = schema
+    return found
+
+
+_PROBLEM_SCHEMAS = _problem_schemas()
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the problem details an operation answers with ``statuses``."""
+    found: dict[int | str, dict[str, Any]] = {}
+    for status in sorted(set(statuses)):
+        response: dict[str, Any] = {
+            "description": _MEANINGS[status],
+            "content": {PROBLEM: {"schema": {"$ref": REF + "Problem"}}},
+        }
+        if status == 401:
+            response["headers"] = {
+                "WWW-Authenticate": {
+                    "description": "the scheme to authenticate with",
+                    "schema": {"type": "string"},
+                }
+            }
+        found[status] = response
+    return found
 
 
 class Problem(Exception):
@@ -119,18 +203,7 @@ def from_error(error: errors.AccordError) -> Problem:
     extra: dict[str, Any] = {}
     diagnostics = getattr(error, "diagnostics", None)
     if diagnostics:
-        extra["errors"] = [
-            {
-                "message": d.message,
-                "file": d.file,
-                "line": d.line,
-                "column": d.column,
-                "path": d.path,
-                "hint": d.hint,
-                "severity": d.severity,
-            }
-            for d in diagnostics
-        ]
+        extra["errors"] = [_diagnostic(d) for d in diagnostics]
     if status >= 500 and not isinstance(error, errors.ExecutionError):
         # configuration problems are for operators: the log has them, the caller does not
         log.error("api.configuration_error", exc_info=error)
@@ -138,8 +211,35 @@ def from_error(error: errors.AccordError) -> Problem:
     return Problem(status, error.code.value, error.message, hint=error.hint, **extra)
 
 
+def _diagnostic(found: Any) -> dict[str, Any]:
+    """One of an error's diagnostics: a located :class:`~accord.errors.Diagnostic`, or the
+    plain message a policy bundle's validation gives."""
+    if isinstance(found, str):
+        return {"message": found}
+    return {
+        "message": found.message,
+        "file": found.file,
+        "line": found.line,
+        "column": found.column,
+        "path": found.path,
+        "hint": found.hint,
+        "severity": found.severity,
+    }
+
+
 def install(app: FastAPI) -> None:
-    """Answer every error of ``app`` as problem details."""
+    """Answer every error of ``app`` as problem details, and document them in its OpenAPI
+    document as the ``Problem`` schema (which :func:`problem_responses` refers to)."""
+    document = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            found = document()
+            schemas = found.setdefault("components", {}).setdefault("schemas", {})
+            schemas.update(_PROBLEM_SCHEMAS)
+        return app.openapi_schema or document()
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.exception_handler(Problem)
     async def on_problem(_: Request, exc: Problem) -> JSONResponse:
@@ -170,7 +270,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
         detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "")
         headers = dict(exc.headers) if exc.headers else None
         return Problem(exc.status_code, code, detail, headers=headers).response()

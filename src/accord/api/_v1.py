@@ -4,16 +4,18 @@ service facade with the caller's tenant; it decides nothing itself."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from accord.api._access import OPERATIONS
 from accord.api._auth import Principal
 from accord.api._http import (
     Cursor,
+    GuardedRoute,
     IdempotencyKey,
     Limit,
     caller,
@@ -23,26 +25,54 @@ from accord.api._http import (
     idempotent,
     page,
 )
-from accord.api._problems import Problem
+from accord.api._problems import Problem, problem_responses
 from accord.core import TenantId
 from accord.journeys import load_journey_text
 from accord.reviews import item_packet
 from accord.service import Accord
 from accord.storage import api as stored_api
 
-Name = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:/@-]+$")]
-Id = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:/@-]+$")]
+SEGMENT = r"^[A-Za-z0-9_.:@-]*[A-Za-z0-9_:@-][A-Za-z0-9_.:@-]*$"
+"""One path segment: no '/', which would reach another route, and not '.' or '..', which
+clients collapse before sending."""
+
+Name = Annotated[str, Path(min_length=1, max_length=128, pattern=SEGMENT)]
+Id = Annotated[str, Path(min_length=1, max_length=128, pattern=SEGMENT)]
+
+VERSION_MAX = 2**31 - 1
+"""Versions are 32-bit integers in the database; a larger one is invalid, not a crash."""
+
+IDEMPOTENT = (400, 409, 422)
+"""What ``Idempotency-Key`` adds: a malformed key, a request still in flight, a changed body."""
 
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _op(name: str) -> dict[str, Any]:
-    """OpenAPI extras naming the Cedar action a route is decided as."""
+class Out(BaseModel):
+    """An answer's documented shape; fields added later do not break it."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Signalled(Out):
+    """The signals a request sent, and the runs they reached."""
+
+    signal_ids: list[str]
+    run_ids: list[str]
+
+
+def _op(
+    name: str, *problems: int, answers: dict[int | str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Route options naming the Cedar action a route is decided as, and documenting the
+    problem details it answers: ``problems``, and 401, 403 and 500 that every route may;
+    ``answers`` documents successes other than the route's own status."""
     op = OPERATIONS[name]
     return {
         "operation_id": name,
+        "responses": {**(answers or {}), **problem_responses(401, 403, 500, *problems)},
         "openapi_extra": {"x-accord-operation": name, "x-accord-kind": op.kind},
     }
 
@@ -54,15 +84,75 @@ def accord_of(request: Request) -> Accord:
 # -- journeys --------------------------------------------------------------------------------
 
 
+_UNREADABLE = re.compile(
+    "[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+)
+"""A character YAML does not read (control characters, surrogates, U+FFFE and U+FFFF)."""
+
+
 class JourneySource(Body):
     source: str = Field(min_length=1, max_length=1_000_000, description="journey YAML")
     source_name: str = Field("<api>", max_length=256)
 
+    @field_validator("source")
+    @classmethod
+    def _readable(cls, source: str) -> str:
+        found = _UNREADABLE.search(source)
+        if found is not None:
+            line = source.count("\n", 0, found.start()) + 1
+            raise ValueError(
+                f"line {line} has the character U+{ord(found.group()):04X}, which YAML does "
+                "not allow; remove it or write it as an escape in a quoted string"
+            )
+        return source
+
+
+class JourneyVersion(Out):
+    name: str
+    version: int
+    digest: str
+    deployed_at: float
+    deployed_by: str
+    source: str | None = Field(None, description="the journey YAML (versions only)")
+
+
+class JourneyPage(Out):
+    items: list[JourneyVersion]
+    next_cursor: str | None
+
+
+class LintDiagnostic(Out):
+    message: str
+    line: int | None
+    column: int | None
+    path: str | None
+    hint: str | None
+    severity: str
+
+
+class Linted(Out):
+    journey: str
+    valid: bool
+    diagnostics: list[LintDiagnostic]
+
+
+class Deployed(Out):
+    journey: str
+    version: int
+    digest: str
+    created: bool
+    warnings: list[str]
+
 
 def journeys_router() -> APIRouter:
-    router = APIRouter(prefix="/v1/journeys", tags=["journeys"])
+    router = APIRouter(prefix="/v1/journeys", tags=["journeys"], route_class=GuardedRoute)
 
-    @router.get("", summary="Deployed journeys, their latest versions", **_op("journeys.list"))
+    @router.get(
+        "",
+        summary="Deployed journeys, their latest versions",
+        response_model=JourneyPage,
+        **_op("journeys.list"),
+    )
     def list_journeys(
         request: Request, who: Annotated[Principal, Depends(caller("journeys.list"))]
     ) -> dict[str, Any]:
@@ -73,7 +163,12 @@ def journeys_router() -> APIRouter:
                 latest[record.name] = _journey(record)
         return page(sorted(latest.values(), key=lambda j: j["name"]), None)
 
-    @router.get("/{name}/versions", summary="Every version of a journey", **_op("journeys.get"))
+    @router.get(
+        "/{name}/versions",
+        summary="Every version of a journey",
+        response_model=JourneyPage,
+        **_op("journeys.get", 404, 422),
+    )
     def journey_versions(
         request: Request, name: Name, who: Annotated[Principal, Depends(caller("journeys.get"))]
     ) -> dict[str, Any]:
@@ -82,7 +177,12 @@ def journeys_router() -> APIRouter:
             raise Problem(404, "journey_not_found", f"no journey {name!r} is deployed")
         return page([_journey(r, source=True) for r in records], None)
 
-    @router.post("/lint", summary="Check a journey without deploying it", **_op("journeys.lint"))
+    @router.post(
+        "/lint",
+        summary="Check a journey without deploying it",
+        response_model=Linted,
+        **_op("journeys.lint", 400, 422),
+    )
     def lint_journey(
         request: Request,
         body: JourneySource,
@@ -106,7 +206,17 @@ def journeys_router() -> APIRouter:
             ],
         }
 
-    @router.post("", status_code=201, summary="Deploy a journey version", **_op("journeys.deploy"))
+    @router.post(
+        "",
+        status_code=201,
+        summary="Deploy a journey version",
+        response_model=Deployed,
+        **_op(
+            "journeys.deploy",
+            *IDEMPOTENT,
+            answers={200: {"model": Deployed, "description": "deployed already: nothing changed"}},
+        ),
+    )
     def deploy_journey(
         request: Request,
         body: JourneySource,
@@ -151,7 +261,7 @@ class StartRun(Body):
     journey: str = Field(min_length=1, max_length=128)
     input: dict[str, Any] = Field(default_factory=dict)
     subject: str | None = Field(None, min_length=1, max_length=128)
-    version: int | None = Field(None, ge=1)
+    version: int | None = Field(None, ge=1, le=VERSION_MAX)
 
 
 class SignalRun(Body):
@@ -163,13 +273,69 @@ class CancelRun(Body):
     reason: str = Field(min_length=1, max_length=2000)
 
 
+class Position(Out):
+    block: str
+    status: str
+    waiting_for: str | None
+    until: float | None
+
+
+class RunSummary(Out):
+    run_id: str
+    journey: str
+    version: int
+    subject_id: str | None
+    status: str
+    outcome: str | None
+    error: dict[str, Any] | None
+    created_at: float
+    updated_at: float
+    ended_at: float | None
+    parent_run_id: str | None
+    positions: list[Position]
+
+
+class RunDetail(RunSummary):
+    input: dict[str, Any]
+    steps: dict[str, Any]
+    output: Any
+
+
+class RunPage(Out):
+    items: list[RunSummary]
+    next_cursor: str | None
+
+
+class HistoryItem(Out):
+    run_id: str
+    seq: int
+    at: float
+    kind: str
+    block: str | None
+    visit: int | None
+    attempt: int | None
+    detail: dict[str, Any]
+    worker: str | None
+
+
+class HistoryPage(Out):
+    items: list[HistoryItem]
+    next_cursor: str | None
+
+
 RunStatusFilter = Literal["running", "waiting", "completed", "failed", "cancelled", "compensated"]
 
 
 def runs_router() -> APIRouter:
-    router = APIRouter(prefix="/v1/runs", tags=["runs"])
+    router = APIRouter(prefix="/v1/runs", tags=["runs"], route_class=GuardedRoute)
 
-    @router.post("", status_code=201, summary="Start a run", **_op("runs.start"))
+    @router.post(
+        "",
+        status_code=201,
+        summary="Start a run",
+        response_model=RunSummary,
+        **_op("runs.start", *IDEMPOTENT, 404, 410),
+    )
     def start_run(
         request: Request,
         body: StartRun,
@@ -192,7 +358,9 @@ def runs_router() -> APIRouter:
 
         return idempotent(request, who, key, "runs.start", body, run)
 
-    @router.get("", summary="Runs, newest first", **_op("runs.list"))
+    @router.get(
+        "", summary="Runs, newest first", response_model=RunPage, **_op("runs.list", 400, 422)
+    )
     def list_runs(
         request: Request,
         who: Annotated[Principal, Depends(caller("runs.list"))],
@@ -219,13 +387,20 @@ def runs_router() -> APIRouter:
         following = encode_cursor(views[-1].created_at, views[-1].run_id) if more else None
         return page([_run(v) for v in views], following)
 
-    @router.get("/{run_id}", summary="One run", **_op("runs.get"))
+    @router.get(
+        "/{run_id}", summary="One run", response_model=RunDetail, **_op("runs.get", 404, 422)
+    )
     def get_run(
         request: Request, run_id: Id, who: Annotated[Principal, Depends(caller("runs.get"))]
     ) -> dict[str, Any]:
         return _run(accord_of(request).runtime.get(TenantId(who.tenant), run_id), full=True)
 
-    @router.get("/{run_id}/history", summary="A run's history, in order", **_op("runs.history"))
+    @router.get(
+        "/{run_id}/history",
+        summary="A run's history, in order",
+        response_model=HistoryPage,
+        **_op("runs.history", 400, 404, 422),
+    )
     def run_history(
         request: Request,
         run_id: Id,
@@ -243,7 +418,9 @@ def runs_router() -> APIRouter:
         return page(chosen, encode_cursor(chosen[-1].seq) if more else None)
 
     @router.get(
-        "/{run_id}/explanation", summary="Why the run went as it did", **_op("runs.explain")
+        "/{run_id}/explanation",
+        summary="Why the run went as it did",
+        **_op("runs.explain", 404, 422),
     )
     def explain_run(
         request: Request, run_id: Id, who: Annotated[Principal, Depends(caller("runs.explain"))]
@@ -254,7 +431,13 @@ def runs_router() -> APIRouter:
         found: dict[str, Any] = explanation.to_json()
         return found
 
-    @router.post("/{run_id}/signals", status_code=202, summary="Signal a run", **_op("runs.signal"))
+    @router.post(
+        "/{run_id}/signals",
+        status_code=202,
+        summary="Signal a run",
+        response_model=Signalled,
+        **_op("runs.signal", *IDEMPOTENT, 404),
+    )
     def signal_run(
         request: Request,
         run_id: Id,
@@ -275,7 +458,13 @@ def runs_router() -> APIRouter:
             request, who, key, "runs.signal", {"run": run_id, **body.model_dump()}, run
         )
 
-    @router.post("/{run_id}/cancel", status_code=202, summary="Cancel a run", **_op("runs.cancel"))
+    @router.post(
+        "/{run_id}/cancel",
+        status_code=202,
+        summary="Cancel a run",
+        response_model=Signalled,
+        **_op("runs.cancel", *IDEMPOTENT, 404),
+    )
     def cancel_run(
         request: Request,
         run_id: Id,
@@ -334,13 +523,47 @@ class Reassign(Body):
     reason: str = Field(min_length=1, max_length=2000)
 
 
+class ReviewItem(Out):
+    item_id: str
+    run_id: str
+    block: str
+    kind: str
+    subject_id: str | None
+    queue: str
+    roles: list[str]
+    priority: int
+    status: str
+    owner: str | None
+    created_at: float
+    due_at: float | None
+    outcome: str | None
+    decided_by: str | None
+    decided_at: float | None
+    title: str | None
+
+
+class ReviewDetail(ReviewItem):
+    packet: dict[str, Any]
+    decision: dict[str, Any] | None
+
+
+class ReviewPage(Out):
+    items: list[ReviewItem]
+    next_cursor: str | None
+
+
 ReviewStatusFilter = Literal["open", "claimed", "info_requested", "decided", "expired", "cancelled"]
 
 
 def reviews_router() -> APIRouter:
-    router = APIRouter(prefix="/v1/reviews", tags=["reviews"])
+    router = APIRouter(prefix="/v1/reviews", tags=["reviews"], route_class=GuardedRoute)
 
-    @router.get("", summary="The caller's inbox: items they may work", **_op("reviews.list"))
+    @router.get(
+        "",
+        summary="The caller's inbox: items they may work",
+        response_model=ReviewPage,
+        **_op("reviews.list", 400, 422),
+    )
     def inbox(
         request: Request,
         who: Annotated[Principal, Depends(caller("reviews.list"))],
@@ -370,20 +593,35 @@ def reviews_router() -> APIRouter:
         more = len(items) > offset + limit
         return page([_item(i) for i in chosen], encode_cursor(offset + limit) if more else None)
 
-    @router.get("/{item_id}", summary="An item with its handoff packet", **_op("reviews.get"))
+    @router.get(
+        "/{item_id}",
+        summary="An item with its handoff packet",
+        response_model=ReviewDetail,
+        **_op("reviews.get", 404, 422),
+    )
     def get_item(
         request: Request, item_id: Id, who: Annotated[Principal, Depends(caller("reviews.get"))]
     ) -> dict[str, Any]:
         item = accord_of(request).review_item(item_id, tenant=who.tenant)
         return {**_item(item), "packet": item_packet(item).to_json(), "decision": item.decision}
 
-    @router.post("/{item_id}/claim", summary="Claim an item", **_op("reviews.claim"))
+    @router.post(
+        "/{item_id}/claim",
+        summary="Claim an item",
+        response_model=ReviewItem,
+        **_op("reviews.claim", 404, 409, 422),
+    )
     def claim(
         request: Request, item_id: Id, who: Annotated[Principal, Depends(caller("reviews.claim"))]
     ) -> dict[str, Any]:
         return _item(accord_of(request).claim_review(item_id, who.subject, tenant=who.tenant))
 
-    @router.post("/{item_id}/release", summary="Give a claimed item back", **_op("reviews.release"))
+    @router.post(
+        "/{item_id}/release",
+        summary="Give a claimed item back",
+        response_model=ReviewItem,
+        **_op("reviews.release", 404, 409, 422),
+    )
     def release(
         request: Request,
         item_id: Id,
@@ -394,7 +632,7 @@ def reviews_router() -> APIRouter:
     @router.post(
         "/{item_id}/decision",
         summary="Decide: approve, edit, reject, override, ask",
-        **_op("reviews.decide"),
+        **_op("reviews.decide", *IDEMPOTENT, 404),
     )
     def decide(
         request: Request,
@@ -417,7 +655,10 @@ def reviews_router() -> APIRouter:
         )
 
     @router.post(
-        "/{item_id}/reassign", summary="Give an item to someone", **_op("reviews.reassign")
+        "/{item_id}/reassign",
+        summary="Give an item to someone",
+        response_model=ReviewItem,
+        **_op("reviews.reassign", 400, 404, 409, 422),
     )
     def reassign(
         request: Request,
@@ -462,7 +703,7 @@ def _item(item: Any) -> dict[str, Any]:
 
 
 def audit_router() -> APIRouter:
-    router = APIRouter(prefix="/v1/audit", tags=["audit"])
+    router = APIRouter(prefix="/v1/audit", tags=["audit"], route_class=GuardedRoute)
 
     @router.get("/head", summary="The latest signed tree head", **_op("audit.head"))
     def head(
@@ -474,7 +715,7 @@ def audit_router() -> APIRouter:
     @router.get(
         "/proofs/inclusion/{index}",
         summary="Inclusion proof of one entry",
-        **_op("audit.inclusion"),
+        **_op("audit.inclusion", 404, 422),
     )
     def inclusion(
         request: Request,
@@ -489,7 +730,7 @@ def audit_router() -> APIRouter:
     @router.get(
         "/proofs/consistency",
         summary="Consistency proof between two tree sizes",
-        **_op("audit.consistency"),
+        **_op("audit.consistency", 422),
     )
     def consistency(
         request: Request,
@@ -520,7 +761,7 @@ class SetFlag(Body):
 
 
 def operations_router() -> APIRouter:
-    router = APIRouter(prefix="/v1", tags=["operations"])
+    router = APIRouter(prefix="/v1", tags=["operations"], route_class=GuardedRoute)
 
     @router.get("/flags", summary="Flags and kill switches", **_op("flags.list"))
     def flags(
@@ -529,10 +770,10 @@ def operations_router() -> APIRouter:
         records = accord_of(request).flags.store.list(who.tenant)
         return page([_plain(r) for r in records], None)
 
-    @router.put("/flags/{key}", summary="Set a flag or kill switch", **_op("flags.set"))
+    @router.put("/flags/{key}", summary="Set a flag or kill switch", **_op("flags.set", 400, 422))
     def set_flag(
         request: Request,
-        key: Annotated[str, Path(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_.:/@-]+$")],
+        key: Annotated[str, Path(min_length=1, max_length=256, pattern=SEGMENT)],
         body: SetFlag,
         who: Annotated[Principal, Depends(caller("flags.set"))],
     ) -> dict[str, Any]:
@@ -541,7 +782,7 @@ def operations_router() -> APIRouter:
         )
         return _plain(record)
 
-    @router.get("/dead-letters", summary="Parked connector calls", **_op("dlq.list"))
+    @router.get("/dead-letters", summary="Parked connector calls", **_op("dlq.list", 422))
     def dead_letters(
         request: Request,
         who: Annotated[Principal, Depends(caller("dlq.list"))],
@@ -551,7 +792,11 @@ def operations_router() -> APIRouter:
         letters = accord_of(request).dead_letters(status=status, limit=limit, tenant=who.tenant)
         return page([_plain(letter) for letter in letters], None)
 
-    @router.get("/access/decisions", summary="Recorded access decisions", **_op("access.decisions"))
+    @router.get(
+        "/access/decisions",
+        summary="Recorded access decisions",
+        **_op("access.decisions", 400, 422),
+    )
     def access_decisions(
         request: Request,
         who: Annotated[Principal, Depends(caller("access.decisions"))],

@@ -14,6 +14,7 @@ from pydantic import Field
 from accord.api._auth import Principal
 from accord.api._http import (
     Cursor,
+    GuardedRoute,
     IdempotencyKey,
     Limit,
     caller,
@@ -23,12 +24,24 @@ from accord.api._http import (
     page,
 )
 from accord.api._problems import Problem
-from accord.api._v1 import Body, Id, Name, _op, _plain, accord_of
+from accord.api._v1 import (
+    IDEMPOTENT,
+    SEGMENT,
+    VERSION_MAX,
+    Body,
+    Id,
+    Name,
+    Out,
+    Signalled,
+    _op,
+    _plain,
+    accord_of,
+)
 from accord.audit import ERASED
 from accord.core import TenantId
 from accord.policy import Entity, PolicyRequest, parse_entity_ref
 
-Subject = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")]
+Subject = Annotated[str, Path(min_length=1, max_length=128, pattern=SEGMENT)]
 Purpose = Annotated[str, Query(min_length=1, max_length=128, description="a dpv: purpose")]
 
 
@@ -44,14 +57,51 @@ class GrantConsent(Body):
     expires_at: float | None = Field(None, ge=0)
 
 
+class ConsentGrant(Out):
+    grant_id: str
+    tenant_id: str
+    subject_id: str
+    purpose: str
+    categories: list[str]
+    channel: str
+    notice_version: str
+    granted_at: float
+    expires_at: float | None
+    withdrawn_at: float | None
+
+
+class GrantPage(Out):
+    items: list[ConsentGrant]
+    next_cursor: str | None
+
+
+class HoldReleased(Out):
+    subject: str
+    hold: Literal["released"]
+
+
+class Reopened(Out):
+    reopened: int = Field(ge=0, description="events set to be sent again")
+
+
+class PolicyDeployed(Out):
+    version: int
+    digest: str
+
+
 class Withdraw(Body):
     reason: str = Field("", max_length=2000)
 
 
 def consents_router() -> APIRouter:
-    router = APIRouter(prefix="/v1/consents", tags=["consents"])
+    router = APIRouter(prefix="/v1/consents", tags=["consents"], route_class=GuardedRoute)
 
-    @router.get("", summary="A subject's consent grants", **_op("consents.list"))
+    @router.get(
+        "",
+        summary="A subject's consent grants",
+        response_model=GrantPage,
+        **_op("consents.list", 422),
+    )
     def grants(
         request: Request,
         who: Annotated[Principal, Depends(caller("consents.list"))],
@@ -61,7 +111,9 @@ def consents_router() -> APIRouter:
         return page([_grant(g) for g in found], None)
 
     @router.get(
-        "/{grant_id}/receipt", summary="A grant's consent receipt", **_op("consents.receipt")
+        "/{grant_id}/receipt",
+        summary="A grant's consent receipt",
+        **_op("consents.receipt", 404, 422),
     )
     def receipt(
         request: Request,
@@ -71,7 +123,13 @@ def consents_router() -> APIRouter:
         found: dict[str, Any] = accord_of(request).consent.receipt(TenantId(who.tenant), grant_id)
         return found
 
-    @router.post("", status_code=201, summary="Record a consent", **_op("consents.grant"))
+    @router.post(
+        "",
+        status_code=201,
+        summary="Record a consent",
+        response_model=ConsentGrant,
+        **_op("consents.grant", *IDEMPOTENT, 410),
+    )
     def grant(
         request: Request,
         body: GrantConsent,
@@ -93,7 +151,12 @@ def consents_router() -> APIRouter:
 
         return idempotent(request, who, key, "consents.grant", body, run)
 
-    @router.post("/{grant_id}/withdrawal", summary="Withdraw a consent", **_op("consents.withdraw"))
+    @router.post(
+        "/{grant_id}/withdrawal",
+        summary="Withdraw a consent",
+        response_model=ConsentGrant,
+        **_op("consents.withdraw", 400, 404, 409, 422),
+    )
     def withdraw(
         request: Request,
         grant_id: Id,
@@ -123,9 +186,11 @@ class Reasoned(Body):
 
 
 def subjects_router() -> APIRouter:
-    router = APIRouter(prefix="/v1/subjects", tags=["subjects"])
+    router = APIRouter(prefix="/v1/subjects", tags=["subjects"], route_class=GuardedRoute)
 
-    @router.get("/{subject}", summary="A subject's key, hold and entries", **_op("subjects.get"))
+    @router.get(
+        "/{subject}", summary="A subject's key, hold and entries", **_op("subjects.get", 410, 422)
+    )
     def status(
         request: Request,
         subject: Subject,
@@ -136,7 +201,7 @@ def subjects_router() -> APIRouter:
     @router.get(
         "/{subject}/context",
         summary="The subject's context, through a purpose (gateway-checked)",
-        **_op("subjects.context"),
+        **_op("subjects.context", 404, 410, 422, 502),
     )
     def context(
         request: Request,
@@ -149,7 +214,11 @@ def subjects_router() -> APIRouter:
         )
         return _plain(result)
 
-    @router.post("/{subject}/erasure", summary="Crypto-shred a subject", **_op("subjects.erase"))
+    @router.post(
+        "/{subject}/erasure",
+        summary="Crypto-shred a subject",
+        **_op("subjects.erase", 400, 409, 410, 422),
+    )
     def erase(
         request: Request,
         subject: Subject,
@@ -161,7 +230,9 @@ def subjects_router() -> APIRouter:
         )
         return _plain(done)
 
-    @router.post("/{subject}/hold", summary="Place a legal hold", **_op("subjects.hold"))
+    @router.post(
+        "/{subject}/hold", summary="Place a legal hold", **_op("subjects.hold", 400, 409, 410, 422)
+    )
     def hold(
         request: Request,
         subject: Subject,
@@ -174,7 +245,10 @@ def subjects_router() -> APIRouter:
         return _plain(placed)
 
     @router.post(
-        "/{subject}/hold/release", summary="Release a legal hold", **_op("subjects.release")
+        "/{subject}/hold/release",
+        summary="Release a legal hold",
+        response_model=HoldReleased,
+        **_op("subjects.release", 400, 409, 410, 422),
     )
     def release(
         request: Request,
@@ -194,9 +268,11 @@ def subjects_router() -> APIRouter:
 
 
 def evidence_router() -> APIRouter:
-    router = APIRouter(prefix="/v1/audit", tags=["audit"])
+    router = APIRouter(prefix="/v1/audit", tags=["audit"], route_class=GuardedRoute)
 
-    @router.get("/entries", summary="Ledger entries, in ledger order", **_op("audit.entries"))
+    @router.get(
+        "/entries", summary="Ledger entries, in ledger order", **_op("audit.entries", 400, 422)
+    )
     def entries(
         request: Request,
         who: Annotated[Principal, Depends(caller("audit.entries"))],
@@ -227,7 +303,7 @@ def evidence_router() -> APIRouter:
             encode_cursor(found[-1].index) if more else None,
         )
 
-    @router.get("/export", summary="An evidence bundle", **_op("audit.export"))
+    @router.get("/export", summary="An evidence bundle", **_op("audit.export", 422))
     def export(
         request: Request,
         who: Annotated[Principal, Depends(caller("audit.export"))],
@@ -283,11 +359,11 @@ class ExplainRequest(Body):
     action: str = Field(min_length=1, max_length=128)
     resource: EntityIn
     context: dict[str, Any] = Field(default_factory=dict)
-    version: int | None = Field(None, ge=1)
+    version: int | None = Field(None, ge=1, le=VERSION_MAX)
 
 
 def policies_router() -> APIRouter:
-    router = APIRouter(prefix="/v1/policies", tags=["policies"])
+    router = APIRouter(prefix="/v1/policies", tags=["policies"], route_class=GuardedRoute)
 
     @router.get("", summary="Policy bundle versions, newest first", **_op("policies.list"))
     def versions(
@@ -296,10 +372,12 @@ def policies_router() -> APIRouter:
         found = accord_of(request).policies.versions(who.tenant)
         return page([_plain(v) for v in found], None)
 
-    @router.get("/{version}", summary="One bundle version with its texts", **_op("policies.get"))
+    @router.get(
+        "/{version}", summary="One bundle version with its texts", **_op("policies.get", 404, 422)
+    )
     def bundle(
         request: Request,
-        version: Annotated[int, Path(ge=1, le=2**31)],
+        version: Annotated[int, Path(ge=1, le=VERSION_MAX)],
         who: Annotated[Principal, Depends(caller("policies.get"))],
     ) -> dict[str, Any]:
         found = accord_of(request).policies.bundle(who.tenant, version)
@@ -313,7 +391,13 @@ def policies_router() -> APIRouter:
             "schema": found.schema,
         }
 
-    @router.post("", status_code=201, summary="Deploy a policy bundle", **_op("policies.deploy"))
+    @router.post(
+        "",
+        status_code=201,
+        summary="Deploy a policy bundle",
+        response_model=PolicyDeployed,
+        **_op("policies.deploy", *IDEMPOTENT),
+    )
     def deploy(
         request: Request,
         body: DeployPolicies,
@@ -335,7 +419,7 @@ def policies_router() -> APIRouter:
     @router.post(
         "/explain",
         summary="Decide a request and explain every policy's part",
-        **_op("policies.explain"),
+        **_op("policies.explain", 400, 404, 422),
     )
     def explain(
         request: Request,
@@ -392,7 +476,7 @@ def _entity(given: EntityIn, where: str) -> Entity:
 class RolloutAction(Body):
     action: Literal["start", "advance", "promote", "stop"]
     agent: str | None = Field(None, min_length=1, max_length=128)
-    candidate: int | None = Field(None, ge=1)
+    candidate: int | None = Field(None, ge=1, le=VERSION_MAX)
     rollout_id: str | None = Field(None, min_length=1, max_length=128)
     mode: Literal["canary", "shadow"] = "canary"
     percent: float | None = Field(None, gt=0, le=100)
@@ -400,7 +484,7 @@ class RolloutAction(Body):
 
 
 def agents_router() -> APIRouter:
-    router = APIRouter(prefix="/v1/agents", tags=["agents"])
+    router = APIRouter(prefix="/v1/agents", tags=["agents"], route_class=GuardedRoute)
 
     @router.get("", summary="Agent versions, rollouts and outcome figures", **_op("agents.list"))
     def agents(
@@ -422,7 +506,9 @@ def agents_router() -> APIRouter:
             "next_cursor": None,
         }
 
-    @router.get("/{name}", summary="One agent's versions and current version", **_op("agents.get"))
+    @router.get(
+        "/{name}", summary="One agent's versions and current version", **_op("agents.get", 404, 422)
+    )
     def agent(
         request: Request, name: Name, who: Annotated[Principal, Depends(caller("agents.get"))]
     ) -> dict[str, Any]:
@@ -439,7 +525,9 @@ def agents_router() -> APIRouter:
         }
 
     @router.post(
-        "/rollouts", summary="Start, advance, promote or stop a rollout", **_op("agents.rollout")
+        "/rollouts",
+        summary="Start, advance, promote or stop a rollout",
+        **_op("agents.rollout", 400, 404, 409, 422),
     )
     def rollout(
         request: Request,
@@ -491,10 +579,13 @@ class Redeliver(Body):
 
 
 def delivery_router() -> APIRouter:
-    router = APIRouter(prefix="/v1", tags=["operations"])
+    router = APIRouter(prefix="/v1", tags=["operations"], route_class=GuardedRoute)
 
     @router.post(
-        "/dead-letters/{letter_id}/retry", summary="Run a parked call again", **_op("dlq.retry")
+        "/dead-letters/{letter_id}/retry",
+        summary="Run a parked call again",
+        response_model=Signalled,
+        **_op("dlq.retry", 400, 404, 409, 422),
     )
     def retry(
         request: Request,
@@ -508,7 +599,10 @@ def delivery_router() -> APIRouter:
         return {"signal_ids": list(done.signal_ids), "run_ids": list(done.run_ids)}
 
     @router.post(
-        "/dead-letters/{letter_id}/discard", summary="Give a parked call up", **_op("dlq.discard")
+        "/dead-letters/{letter_id}/discard",
+        summary="Give a parked call up",
+        response_model=Signalled,
+        **_op("dlq.discard", 400, 404, 409, 422),
     )
     def discard(
         request: Request,
@@ -521,7 +615,9 @@ def delivery_router() -> APIRouter:
         )
         return {"signal_ids": list(done.signal_ids), "run_ids": list(done.run_ids)}
 
-    @router.get("/outbound-events", summary="Domain events as CloudEvents", **_op("events.list"))
+    @router.get(
+        "/outbound-events", summary="Domain events as CloudEvents", **_op("events.list", 400, 422)
+    )
     def outbound(
         request: Request,
         who: Annotated[Principal, Depends(caller("events.list"))],
@@ -544,7 +640,10 @@ def delivery_router() -> APIRouter:
         return page([v.to_json() for v in found], following)
 
     @router.post(
-        "/outbound-events/redelivery", summary="Send events again", **_op("events.redeliver")
+        "/outbound-events/redelivery",
+        summary="Send events again",
+        response_model=Reopened,
+        **_op("events.redeliver", 400, 422),
     )
     def redeliver(
         request: Request,
@@ -557,7 +656,7 @@ def delivery_router() -> APIRouter:
         return {"reopened": count}
 
     @router.get(
-        "/inbound-events", summary="Inbound events and what each did", **_op("events.inbound")
+        "/inbound-events", summary="Inbound events and what each did", **_op("events.inbound", 422)
     )
     def inbound(
         request: Request,

@@ -139,7 +139,25 @@ def parse_located_yaml(text: str, source_name: str) -> tuple[Any, SourceMap]:
     Raises:
         JourneyInvalid: invalid YAML, an empty file or a duplicate key, located.
     """
-    loader = _Yaml12Loader(text)
+    try:
+        # the reader checks every character as the loader is made, before any parsing
+        loader = _Yaml12Loader(text)
+    except yaml.reader.ReaderError as exc:
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise JourneyInvalid(
+            [
+                Diagnostic(
+                    f"invalid YAML: character U+{code:04X} is not allowed in YAML text",
+                    source_name,
+                    line=line,
+                    column=column,
+                    hint="remove the control character, or write it as an escape in a "
+                    'double-quoted string ("\\x90")',
+                )
+            ]
+        ) from exc
     try:
         node = loader.get_single_node()
         if node is None:
