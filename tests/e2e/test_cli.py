@@ -29,9 +29,11 @@ def accord(*args: str, cwd: Path, database: Path | None = None) -> subprocess.Co
 
 
 def test_demo_runs_the_sample_journeys_end_to_end(tmp_path: Path) -> None:
-    result = accord("demo", "--database", str(tmp_path / "demo.db"), cwd=ROOT)
+    result = accord("demo", "--exit", "--database", str(tmp_path / "demo.db"), cwd=ROOT)
     assert result.returncode == 0, result.stderr
     out = result.stdout
+    assert "waits for a supervisor: 1 item in the inbox" in out
+    assert "http://127.0.0.1:8080/console/sign-in?next=/console/reviews&token=eyJ" in out
     assert "created=False" in out
     assert out.count("completed") >= 3
     assert "refunded" in out and "escalated" in out

@@ -50,3 +50,51 @@ def test_serve_answers_health_and_stops_on_sigterm(tmp_path: Path) -> None:
         _, errors = process.communicate(timeout=30)
     assert process.returncode == 0, errors
     assert "scrape-me" not in errors
+
+
+def test_the_demo_serves_its_console_with_a_ready_sign_in(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "accord",
+            "demo",
+            "--database",
+            str(tmp_path / "demo.db"),
+            "--port",
+            str(port),
+        ],
+        env={**os.environ, "COLUMNS": "100", "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    link = None
+    try:
+        deadline = time.monotonic() + 120
+        for line in process.stdout:
+            if "/console/sign-in?" in line:
+                link = line.strip()
+            if line.startswith("serving on") or time.monotonic() > deadline:
+                break
+        assert link is not None and link.startswith(f"http://127.0.0.1:{port}/console/")
+        with httpx.Client(follow_redirects=True, timeout=10) as browser:
+            for _ in range(100):
+                try:
+                    inbox = browser.get(link)
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            assert inbox.url.path == "/console/reviews"
+            item = inbox.text.split('href="/console/reviews/', 1)[1].split('"', 1)[0]
+            packet = browser.get(f"http://127.0.0.1:{port}/console/reviews/{item}").text
+            assert "ord-0800" in packet and "Decide" in packet
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, errors = process.communicate(timeout=60)
+    assert process.returncode == 0, errors
+    assert "token=eyJ" not in errors

@@ -68,12 +68,18 @@ def demo_command(
     database: Annotated[Path, typer.Option(help="SQLite file for the demo (recreated)")] = Path(
         ".accord/demo.db"
     ),
+    exit_after: Annotated[
+        bool, typer.Option("--exit", help="end after the summary instead of serving")
+    ] = False,
+    host: Annotated[str, typer.Option(help="address the console listens on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port the console listens on", min=1, max=65535)] = 8080,
 ) -> None:
-    """Run the sample enterprise's journeys end to end on embedded SQLite."""
+    """Run the sample enterprise's journeys end to end on embedded SQLite, then serve the
+    console and API on them until Ctrl-C (``--exit``: stop after the summary)."""
     from accord.cli._demo import run_demo  # noqa: PLC0415 - only the demo needs it
 
     database.parent.mkdir(parents=True, exist_ok=True)
-    run_demo(database)
+    run_demo(database, serve=not exit_after, host=host, port=port)
 
 
 @app.command("worker")

@@ -8,9 +8,11 @@ from pathlib import Path
 
 from rich.table import Table
 
+from accord.api import issue_token
 from accord.audit import render_explanation
 from accord.audit.verifier import verify_bundle
 from accord.cli._common import console, fail, handled
+from accord.cli._serve import serve_until_stopped
 from accord.core import TenantId
 from accord.errors import ReviewForbidden
 from accord.journeys import load_journey_file
@@ -79,7 +81,9 @@ def _decide_in_inbox(accord: Accord, run_ids: dict[str, str]) -> None:
     )
 
 
-def run_demo(database: Path) -> None:
+def run_demo(
+    database: Path, *, serve: bool = False, host: str = "127.0.0.1", port: int = 8080
+) -> None:
     examples = find_examples()
     for suffix in ("", "-wal", "-shm"):
         Path(f"{database}{suffix}").unlink(missing_ok=True)
@@ -229,6 +233,65 @@ def run_demo(database: Path) -> None:
             f"   accord explain {focus} --database {url}\n"
             f"   accord audit replay {focus} --database {url}\n"
             f"   accord audit verify --database {url}\n"
+        )
+        waiting = _leave_work_in_the_inbox(accord)
+        _console_links(accord, host, port, waiting, served=serve)
+        if serve:
+            serve_until_stopped(accord, host=host, port=port)
+
+
+def _leave_work_in_the_inbox(accord: Accord) -> str:
+    """One more refund large enough to need a supervisor: it waits in the inbox."""
+    result = accord.runtime.start(
+        TENANT,
+        "refund_request",
+        input={"order_id": "ord-0800"},
+        subject="customer-of-ord-0800",
+        idempotency_key="refund-ord-0800",
+    )
+    accord.runtime.drive()
+    return result.run_id
+
+
+def _console_links(accord: Accord, host: str, port: int, run_id: str, *, served: bool) -> None:
+    keys = accord.settings.resolved_keys_dir()
+    settings = accord.settings
+    now = time.time()
+
+    def token(subject: str, role: str) -> str:
+        return issue_token(
+            keys,
+            subject=subject,
+            tenant=TENANT,
+            roles=[role],
+            now=now,
+            issuer=settings.api_issuer,
+            audience=settings.api_audience,
+            roles_claim=settings.api_roles_claim,
+            tenant_claim=settings.api_tenant_claim,
+        )
+
+    base = f"http://{host}:{port}"
+    open_items = accord.review_items(run_id=run_id)
+    console.print("\n[bold]8. The console and the API[/bold]")
+    console.print(
+        f"   ord-0800 (800 EUR) waits for a supervisor: {len(open_items)} item in the inbox"
+    )
+    console.print("   reviewer sam.supervisor (valid for 8 hours):", markup=False)
+    console.print(
+        f"   {base}/console/sign-in?next=/console/reviews&token="
+        f"{token('sam.supervisor', 'supervisor')}",
+        markup=False,
+        soft_wrap=True,
+    )
+    console.print("   operator, for the dashboard and the API (Authorization: Bearer …):")
+    console.print(f"   {token('demo.operator', 'operator')}", markup=False, soft_wrap=True)
+    if served:
+        console.print(f"   serving {base} (API /v1, console /console) until Ctrl-C", markup=False)
+    else:
+        console.print(
+            f"   `accord serve --database {accord.settings.database_url}` serves them",
+            markup=False,
         )
 
 

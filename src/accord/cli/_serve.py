@@ -30,29 +30,42 @@ def serve_command(
 ) -> None:
     """Serve the API (/v1, /openapi.json), the console (/console), /health, /ready and
     /metrics; drive runs in-process too unless --no-workers."""
+    with opened(database) as accord, handled():
+        serve_until_stopped(accord, host=host, port=port, workers=not no_workers)
+
+
+def serve_until_stopped(accord: Accord, *, host: str, port: int, workers: bool = True) -> None:
+    """Serve the API and the console (with in-process workers) until SIGTERM or Ctrl-C."""
     stop = threading.Event()
     # uvicorn hands a signal it caught back to these after its shutdown: stop, not die
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    with opened(database) as accord, handled():
-        server = uvicorn.Server(
-            uvicorn.Config(
-                web_app(accord), host=host, port=port, log_config=None, timeout_keep_alive=30
-            )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            web_app(accord), host=host, port=port, log_config=None, timeout_keep_alive=30
         )
-        threads = [] if no_workers else _background(accord, stop)
-        console.print(
-            f"serving on http://{host}:{port} ({accord.db.backend}"
-            + (", no workers)" if no_workers else ", with workers)")
-            + f"; console at http://{host}:{port}/console; Ctrl-C stops",
-            markup=False,
-        )
-        try:
-            server.run()
-        finally:
-            stop.set()
-            for thread in threads:
-                thread.join(timeout=10)
+    )
+    threads = _background(accord, stop) if workers else []
+
+    def on_stop() -> None:
+        # a signal caught before uvicorn installs its own handlers only sets ``stop``
+        stop.wait()
+        server.should_exit = True
+
+    threading.Thread(target=on_stop, name="accord-serve-stop", daemon=True).start()
+    console.print(
+        f"serving on http://{host}:{port} ({accord.db.backend}"
+        + (", with workers)" if workers else ", no workers)")
+        + f"; console at http://{host}:{port}/console; Ctrl-C stops",
+        markup=False,
+    )
+    console.file.flush()  # what came before is read while the server runs, e.g. through a pipe
+    try:
+        server.run()
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
 
 
 def _background(accord: Accord, stop: threading.Event) -> list[threading.Thread]:
