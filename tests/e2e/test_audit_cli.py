@@ -20,7 +20,7 @@ from tests.e2e.test_cli import ROOT, accord
 def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo's database, built once for this module's tests (each works on a copy)."""
     folder = tmp_path_factory.mktemp("demo")
-    result = accord("demo", "--database", str(folder / "demo.db"), cwd=ROOT)
+    result = accord("demo", "--exit", "--database", str(folder / "demo.db"), cwd=ROOT)
     assert result.returncode == 0, result.stderr
     return folder / "demo.db"
 
