@@ -279,9 +279,6 @@ def evidence_router() -> APIRouter:
         run_id: Annotated[str | None, Query(max_length=128)] = None,
         subject: Annotated[str | None, Query(max_length=128)] = None,
         kind: Annotated[str | None, Query(max_length=64)] = None,
-        personal: Annotated[
-            bool, Query(description="include each entry's opened personal part")
-        ] = False,
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> dict[str, Any]:
@@ -299,7 +296,7 @@ def evidence_router() -> APIRouter:
         more = len(found) > limit
         found = found[:limit]
         return page(
-            [_entry(e, personal=personal) for e in found],
+            [_entry(e) for e in found],
             encode_cursor(found[-1].index) if more else None,
         )
 
@@ -319,7 +316,9 @@ def evidence_router() -> APIRouter:
     return router
 
 
-def _entry(entry: Any, *, personal: bool) -> dict[str, Any]:
+def _entry(entry: Any) -> dict[str, Any]:
+    # the personal part stays sealed here: subject data is read through a purpose, at the
+    # gateway (GET /v1/subjects/{id}/context), never straight from the ledger
     leaf = hashlib.sha256(b"\x00" + entry.data).hexdigest()
     found = {
         "index": entry.index,
@@ -334,8 +333,6 @@ def _entry(entry: Any, *, personal: bool) -> dict[str, Any]:
         if entry.personal is ERASED
         else ("none" if entry.personal is None else "present"),
     }
-    if personal and entry.personal is not None and entry.personal is not ERASED:
-        found["personal_data"] = entry.personal
     return found
 
 
