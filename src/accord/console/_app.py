@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from accord.api import OPERATIONS, Principal, Unauthenticated
 from accord.api._http import ApiContext
+from accord.api._problems import status_of
 from accord.console import _charts
 from accord.core import TenantId
 from accord.errors import AccordError, InputError
@@ -129,6 +130,38 @@ class Console:
         )
         return HTMLResponse(page, status_code=status)
 
+    def failure(
+        self,
+        request: Request,
+        principal: Principal,
+        session: str,
+        exc: Denied | AccordError,
+        *,
+        status: int | None = None,
+    ) -> HTMLResponse:
+        """The error page for a denial (403) or an Accord error (its API status, or ``status``)."""
+        if isinstance(exc, Denied):
+            return self.render(
+                request,
+                "error.html",
+                principal,
+                session,
+                status=403,
+                title="Not allowed",
+                message=f"Your roles do not allow {exc.operation} ({exc.reason}).",
+            )
+        return self.render(
+            request,
+            "error.html",
+            principal,
+            session,
+            status=status or status_of(exc),
+            title="That did not work",
+            message=exc.message,
+            hint=exc.hint,
+            back=request.headers.get("referer") if status else None,
+        )
+
     def check_form(self, session: str, token: str) -> None:
         if not hmac.compare_digest(csrf_token(session), token):
             raise InputError(
@@ -160,28 +193,8 @@ def console_router(api: ApiContext) -> APIRouter:
                     if operation is not None:
                         console.allow(request, principal, operation)
                     return build(request, principal, session)
-                except Denied as exc:
-                    return console.render(
-                        request,
-                        "error.html",
-                        principal,
-                        session,
-                        status=403,
-                        title="Not allowed",
-                        message=f"Your roles do not allow {exc.operation} ({exc.reason}).",
-                    )
-                except AccordError as exc:
-                    status = 404 if "not_found" in exc.code.value else 422
-                    return console.render(
-                        request,
-                        "error.html",
-                        principal,
-                        session,
-                        status=status,
-                        title="That did not work",
-                        message=exc.message,
-                        hint=exc.hint,
-                    )
+                except (Denied, AccordError) as exc:
+                    return console.failure(request, principal, session, exc)
 
             return await run_in_threadpool(work)
 
@@ -516,28 +529,9 @@ def console_router(api: ApiContext) -> APIRouter:
                     console.check_form(session, fields.get("csrf", ""))
                     console.allow(request, principal, operation)
                     return RedirectResponse(act(request, principal, fields), status_code=303)
-                except Denied as exc:
-                    return console.render(
-                        request,
-                        "error.html",
-                        principal,
-                        session,
-                        status=403,
-                        title="Not allowed",
-                        message=f"Your roles do not allow {exc.operation} ({exc.reason}).",
-                    )
-                except AccordError as exc:
-                    return console.render(
-                        request,
-                        "error.html",
-                        principal,
-                        session,
-                        status=422,
-                        title="That did not work",
-                        message=exc.message,
-                        hint=exc.hint,
-                        back=request.headers.get("referer"),
-                    )
+                except (Denied, AccordError) as exc:
+                    # a form that failed answers 422 (403 when denied), with the way back
+                    return console.failure(request, principal, session, exc, status=422)
 
             return await run_in_threadpool(work)
 
