@@ -6,18 +6,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import uvicorn
 from playwright.sync_api import Browser, sync_playwright
 
 from accord.console import web_app
 from accord.service import Accord
+from tests.served import serving
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(os.environ.get("ACCORD_SCREENSHOTS", ROOT / ".artifacts" / "screenshots"))
@@ -37,23 +34,8 @@ def chromium_path() -> str:
 @contextmanager
 def served(accord: Accord) -> Iterator[str]:
     """The API and console of ``accord`` on a free loopback port; yields the base URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(web_app(accord), host="127.0.0.1", port=port, log_config=None)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the console did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
+    with serving(web_app(accord)) as url:
+        yield url
 
 
 @contextmanager

@@ -3,8 +3,6 @@ problem details, cursor pagination and Idempotency-Key."""
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -16,7 +14,6 @@ import httpx
 import jwt
 import pytest
 import sqlalchemy as sa
-import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from accord.api import OPERATIONS, ROLES, compile_access, create_app, issue_token, role_matrix
@@ -24,6 +21,7 @@ from accord.core import TenantId
 from accord.journeys import load_journey_text
 from accord.service import Accord
 from accord.storage._schema import runs
+from tests.served import serving
 
 A, B = TenantId("default"), TenantId("other")
 
@@ -47,30 +45,6 @@ blocks:
 """
 
 
-class Server:
-    """Accord's app under uvicorn on a loopback port, in a thread."""
-
-    def __init__(self, accord: Accord) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        config = uvicorn.Config(
-            create_app(accord), host="127.0.0.1", port=port, log_config=None, timeout_keep_alive=60
-        )
-        self.server = uvicorn.Server(config)
-        self.url = f"http://127.0.0.1:{port}"
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert time.monotonic() < deadline, "the API did not start"
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=20)
-
-
 @pytest.fixture
 def shop(accord: Accord) -> Accord:
     for tenant in (A, B):
@@ -82,10 +56,8 @@ def shop(accord: Accord) -> Accord:
 
 @pytest.fixture
 def api(shop: Accord) -> Iterator[httpx.Client]:
-    server = Server(shop)
-    with httpx.Client(base_url=server.url, timeout=30) as client:
+    with serving(create_app(shop)) as url, httpx.Client(base_url=url, timeout=30) as client:
         yield client
-    server.stop()
 
 
 def token(accord: Accord, *roles: str, tenant: str = A, subject: str = "ann", **claims: Any) -> str:

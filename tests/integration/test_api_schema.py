@@ -26,10 +26,11 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from accord.api import ROLES
+from accord.api import ROLES, create_app
 from accord.service import Accord
 from tests.integration import test_api
-from tests.integration.test_api import Server, auth, token
+from tests.integration.test_api import auth, token
+from tests.served import serving
 
 shop = test_api.shop
 
@@ -135,15 +136,12 @@ def fuzz(
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_every_answer_for_every_caller_keeps_the_openapi_contract(shop: Accord) -> None:
-    server = Server(shop)
-    try:
-        schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json", config=CONFIG)
+    with serving(create_app(shop)) as url:
+        schema = schemathesis.openapi.from_url(f"{url}/openapi.json", config=CONFIG)
         callers: dict[str, str | None] = {role: token(shop, role) for role in ROLES}
         callers["anonymous"] = None
         with requests.Session() as session:
-            tallies = exercise(schema, session, server.url, callers)
-    finally:
-        server.stop()
+            tallies = exercise(schema, session, url, callers)
 
     total = sum(t.requests for t in tallies.values())
     statuses = sum((t.statuses for t in tallies.values()), Counter())

@@ -3,14 +3,10 @@ scrape token, and gauges that read the database (queue depths, outbox backlog an
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
@@ -20,6 +16,7 @@ from accord.journeys import load_journey_text
 from accord.reviews import Queue
 from accord.service import Accord
 from accord.testing import FrozenClock
+from tests.served import serving
 
 T = TenantId("default")
 TOKEN = "scrape-3b9d1f"
@@ -36,28 +33,11 @@ blocks:
 """
 
 
-def serve(accord: Accord) -> Iterator[str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(accord), host="127.0.0.1", port=port, log_config=None)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
 @pytest.fixture
 def served(make_accord: Callable[..., Accord]) -> Iterator[tuple[Accord, str]]:
     accord = make_accord(policies=None)
     accord.settings.metrics_token = SecretStr(TOKEN)
-    for url in serve(accord):
+    with serving(create_app(accord)) as url:
         yield accord, url
 
 
@@ -87,7 +67,7 @@ def test_health_is_open_and_metrics_need_the_token(served: tuple[Accord, str]) -
 
 def test_metrics_are_off_until_a_token_is_configured(make_accord: Callable[..., Accord]) -> None:
     accord = make_accord(policies=None)
-    for url in serve(accord):
+    with serving(create_app(accord)) as url:
         off = httpx.get(f"{url}/metrics")
         assert off.status_code == 404
         assert "ACCORD_METRICS_TOKEN" in off.json()["detail"]
