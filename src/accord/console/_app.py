@@ -109,6 +109,14 @@ class Console:
         if not decision.allowed:
             raise Denied(operation, decision.reason)
 
+    def can(self, request: Request, principal: Principal) -> set[str]:
+        """The operations ``principal`` may perform, decided once per request (for links)."""
+        found: set[str] | None = getattr(request.state, "can", None)
+        if found is None:
+            found = self.api.access.allowed(principal)
+            request.state.can = found
+        return found
+
     def render(
         self,
         request: Request,
@@ -119,7 +127,7 @@ class Console:
         status: int = 200,
         **values: Any,
     ) -> HTMLResponse:
-        allowed = self.api.access.allowed(principal) if principal else set()
+        allowed = self.can(request, principal) if principal else set()
         page = self.env.get_template(template).render(
             request=request,
             who=principal,
@@ -232,7 +240,7 @@ def console_router(api: ApiContext) -> APIRouter:
     # -- pages -------------------------------------------------------------------------------
 
     def home(request: Request, who: Principal, session: str) -> Response:
-        allowed = api.access.allowed(who)
+        allowed = console.can(request, who)
         if "runs.list" in allowed:
             return RedirectResponse("/console/dashboard", status_code=303)
         if "reviews.list" in allowed:
@@ -373,7 +381,7 @@ def console_router(api: ApiContext) -> APIRouter:
         history = accord.runtime.history(tenant, run_id)
         decisions = accord.runtime.decisions(tenant, run_id)
         explanation = None
-        if "runs.explain" in api.access.allowed(who):
+        if "runs.explain" in console.can(request, who):
             try:
                 explanation = accord.explain(run_id, tenant=who.tenant).to_json()
             except AccordError:
@@ -485,7 +493,9 @@ def console_router(api: ApiContext) -> APIRouter:
     def controls(request: Request, who: Principal, session: str) -> Response:
         flags = accord.flags.store.list(who.tenant)
         tenant = TenantId(who.tenant)
-        agents = accord.agents.versions(tenant) if "agents.list" in api.access.allowed(who) else []
+        agents = (
+            accord.agents.versions(tenant) if "agents.list" in console.can(request, who) else []
+        )
         rollouts = accord.agents.rollouts(tenant) if agents else []
         return console.render(
             request,
