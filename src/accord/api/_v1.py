@@ -4,12 +4,11 @@ service facade with the caller's tenant; it decides nothing itself."""
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from accord.api._access import OPERATIONS
 from accord.api._auth import Principal
@@ -84,27 +83,9 @@ def accord_of(request: Request) -> Accord:
 # -- journeys --------------------------------------------------------------------------------
 
 
-_UNREADABLE = re.compile(
-    "[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
-)
-"""A character YAML does not read (control characters, surrogates, U+FFFE and U+FFFF)."""
-
-
 class JourneySource(Body):
     source: str = Field(min_length=1, max_length=1_000_000, description="journey YAML")
     source_name: str = Field("<api>", max_length=256)
-
-    @field_validator("source")
-    @classmethod
-    def _readable(cls, source: str) -> str:
-        found = _UNREADABLE.search(source)
-        if found is not None:
-            line = source.count("\n", 0, found.start()) + 1
-            raise ValueError(
-                f"line {line} has the character U+{ord(found.group()):04X}, which YAML does "
-                "not allow; remove it or write it as an escape in a quoted string"
-            )
-        return source
 
 
 class JourneyVersion(Out):
