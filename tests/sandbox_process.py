@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-ORDER = ("crm", "billing", "orders", "helpdesk", "kyc", "notifications")
+ORDER = ("crm", "billing", "orders", "helpdesk", "kyc", "notifications", "directory")
 
 
 def _free_block(size: int) -> int:

@@ -28,7 +28,7 @@ from tests.sandbox_process import sandbox_process
 
 T = TenantId("default")
 CATALOGUE = Path(__file__).parents[2] / "examples" / "capabilities" / "sandbox.yaml"
-SERVICES = ("billing", "helpdesk", "kyc", "notifications", "crm", "orders")
+SERVICES = ("billing", "helpdesk", "kyc", "notifications", "crm", "orders", "directory")
 RUNS_PER_JOURNEY = 25
 ATTEMPTS = 2
 

@@ -34,7 +34,7 @@ from tests.sandbox_process import sandbox_process
 ROOT = Path(__file__).resolve().parents[2]
 ATTACKS = ROOT.parent / "shared" / "datasets" / "prompt_injection_attacks" / "attacks.jsonl"
 CATALOGUE = ROOT / "examples" / "capabilities" / "sandbox.yaml"
-SERVICES = ("crm", "billing", "orders", "helpdesk", "kyc", "notifications")
+SERVICES = ("crm", "billing", "orders", "helpdesk", "kyc", "notifications", "directory")
 WRITES = {
     "billing": ("issue_refund", "void_refund", "apply_discount", "cancel_subscription"),
     "crm": ("update_customer_email",),

@@ -21,10 +21,12 @@ from accord.cli import (
     _journeys,
     _mcp,
     _policy,
+    _replay,
     _reviews,
     _runs,
     _sandbox,
     _serve,
+    _suite,
     _tokens,
 )
 from accord.cli._common import console, handled, opened
@@ -52,8 +54,10 @@ app.add_typer(_identity.app, name="identity")
 app.add_typer(_identity.context_app, name="context")
 app.add_typer(_identity.retention_app, name="retention")
 app.add_typer(_tokens.app, name="token")
+app.add_typer(_suite.app, name="suite")
 app.command("serve")(_serve.serve_command)
 app.command("explain")(_audit.explain_command)
+app.command("replay")(_replay.replay_command)
 app.command("confirm")(_reviews.confirm_command)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")

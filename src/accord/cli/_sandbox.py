@@ -15,7 +15,8 @@ from rich.table import Table
 from accord.cli._common import as_json, console, fail, handled
 
 app = typer.Typer(
-    help="The sandbox enterprise: CRM, billing, orders, helpdesk, KYC and notifications over HTTP.",
+    help="The sandbox enterprise: CRM, billing, orders, helpdesk, KYC, notifications and the "
+    "employee directory over HTTP.",
     no_args_is_help=True,
 )
 
@@ -25,7 +26,7 @@ PortBase = Annotated[
     int,
     typer.Option(
         help="port of the first service; the others follow in the order "
-        "crm, billing, orders, helpdesk, kyc, notifications"
+        "crm, billing, orders, helpdesk, kyc, notifications, directory"
     ),
 ]
 

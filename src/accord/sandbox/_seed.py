@@ -17,7 +17,10 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Literal, TypedDict
+from pathlib import Path
+from typing import Literal, TypedDict, cast
+
+from accord.errors import ConfigurationError
 
 CURRENCY = "USD"
 SEED_START = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
@@ -111,6 +114,36 @@ def retail_data() -> RetailData:
     raw = resources.files("accord.sandbox").joinpath("data", "tau_retail.json.gz").read_bytes()
     data: RetailData = json.loads(gzip.decompress(raw))
     return data
+
+
+RETAIL_DATA_FILES = ("users", "orders", "products")
+"""The files of a tau-bench retail data directory, each ``<name>.json``."""
+
+
+def read_retail_data(directory: Path) -> RetailData:
+    """The tau-bench retail data in ``directory`` (``users.json``, ``orders.json``,
+    ``products.json``), read as they are.
+
+    Raises:
+        ConfigurationError: a file is missing or is not a JSON object.
+    """
+    found: dict[str, object] = {}
+    for name in RETAIL_DATA_FILES:
+        path = Path(directory) / f"{name}.json"
+        try:
+            value = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigurationError(
+                f"the retail data directory {directory} has no {name}.json",
+                hint="give the tau-bench retail data directory (users.json, orders.json, "
+                "products.json)",
+            ) from exc
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(f"cannot read {path}: {exc}") from exc
+        if not isinstance(value, dict):
+            raise ConfigurationError(f"{path} must hold a JSON object keyed by id")
+        found[name] = value
+    return cast(RetailData, found)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,11 +16,11 @@ import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from accord.core import Clock
+from accord.core import Clock, SystemClock
 from accord.errors import ConfigurationError
 from accord.sandbox._faults import CONNECTION_EXTENSION
 from accord.sandbox._service import SandboxService
-from accord.sandbox._systems import SERVICES, create_service
+from accord.sandbox._systems import SERVICES, create_service, orders
 
 _START_TIMEOUT = 15.0
 
@@ -107,6 +107,9 @@ class SandboxEnterprise:
         ports: port per service name; 0 (the default for any not given) picks a free port.
         services: which services to run (default: all of :data:`SERVICES`, in that order).
         clock: the time effects are stamped with (default: the system clock).
+        retail_data: a tau-bench retail data directory (``users.json``, ``orders.json``,
+            ``products.json``) to seed a new orders database from, instead of the packaged
+            subset of 200 users.
     """
 
     def __init__(
@@ -117,6 +120,7 @@ class SandboxEnterprise:
         ports: Mapping[str, int] | None = None,
         services: Iterable[str] | None = None,
         clock: Clock | None = None,
+        retail_data: Path | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.host = host
@@ -129,6 +133,7 @@ class SandboxEnterprise:
             )
         self._ports = dict(ports or {})
         self._clock = clock
+        self._retail_data = retail_data
         self._running: dict[str, _Running] = {}
 
     @property
@@ -180,7 +185,13 @@ class SandboxEnterprise:
         self.stop()
 
     def _start(self, name: str) -> _Running:
-        service = create_service(name, self.directory / f"{name}.sqlite3", clock=self._clock)
+        database = self.directory / f"{name}.sqlite3"
+        if name == "orders" and self._retail_data is not None:
+            service = orders.create_service(
+                database, clock=self._clock or SystemClock(), data=self._retail_data
+            )
+        else:
+            service = create_service(name, database, clock=self._clock)
         port = self._ports.get(name, 0)
         try:
             # IPPROTO_TCP explicitly: asyncio turns Nagle off only on sockets that say TCP, and

@@ -174,3 +174,14 @@ def claim_parked(connection: Connection, w: TransitionWrite, wait: NewWait) -> N
             signals.update().where(signals.c.signal_id == parked).values(run_id=w.run_id)
         )
         wake_run(connection, w.tenant_id, w.run_id, w.at)
+
+
+def run_signals(connection: Connection, tenant: str, run_id: str) -> list[SignalRecord]:
+    """Every signal addressed to the run, consumed or not, oldest first (what a replay feeds
+    a shadow of the run)."""
+    query = (
+        sa.select(signals)
+        .where(signals.c.tenant_id == tenant, signals.c.run_id == run_id)
+        .order_by(signals.c.received_at, signals.c.signal_id)
+    )
+    return [_signal(r) for r in connection.execute(query).mappings()]

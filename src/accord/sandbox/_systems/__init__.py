@@ -1,4 +1,4 @@
-"""The six systems of the sandbox enterprise, each a FastAPI app on its own SQLite file."""
+"""The seven systems of the sandbox enterprise, each a FastAPI app on its own SQLite file."""
 
 from __future__ import annotations
 
@@ -10,9 +10,17 @@ from fastapi import FastAPI
 from accord.core import Clock, SystemClock
 from accord.errors import ConfigurationError
 from accord.sandbox._service import SandboxService
-from accord.sandbox._systems import billing, crm, helpdesk, kyc, notifications, orders
+from accord.sandbox._systems import billing, crm, directory, helpdesk, kyc, notifications, orders
 
-SERVICES: tuple[str, ...] = ("crm", "billing", "orders", "helpdesk", "kyc", "notifications")
+SERVICES: tuple[str, ...] = (
+    "crm",
+    "billing",
+    "orders",
+    "helpdesk",
+    "kyc",
+    "notifications",
+    "directory",
+)
 """The services' names, in the order they are listed and given ports."""
 
 _FACTORIES: dict[str, Callable[..., SandboxService]] = {
@@ -22,6 +30,7 @@ _FACTORIES: dict[str, Callable[..., SandboxService]] = {
     "helpdesk": helpdesk.create_service,
     "kyc": kyc.create_service,
     "notifications": notifications.create_service,
+    "directory": directory.create_service,
 }
 
 

@@ -44,6 +44,19 @@ DiscountIdPath = Annotated[str, PathParam(pattern=r"^dis_[0-9]{6}$")]
 RefundIdPath = Annotated[str, PathParam(pattern=r"^ref_[0-9]{6}$")]
 
 
+QuarterQuery = Annotated[
+    str | None,
+    Query(
+        pattern=r"^(current|[0-9]{4}-Q[1-4])$",
+        description="a calendar quarter such as 2026-Q4, or current (by billing's clock)",
+    ),
+]
+
+
+def _quarter_of(moment: dt.datetime) -> str:
+    return f"{moment.year}-Q{(moment.month - 1) // 3 + 1}"
+
+
 def _percent(value: float) -> float:
     if abs(round(value * 100) - value * 100) > 1e-6:
         raise ValueError("a percentage has at most two decimals")
@@ -181,6 +194,9 @@ class DiscountList(Strict):
     """An account's discounts, active and removed, oldest first."""
 
     account_id: str
+    quarter: str | None = Field(
+        default=None, description="the quarter asked for (current resolved), or null for all"
+    )
     discounts: list[Discount]
 
 
@@ -204,6 +220,16 @@ class Refund(Strict):
     status: Literal["issued", "voided"]
     created_at: dt.datetime
     voided_at: dt.datetime | None
+
+
+class RefundList(Strict):
+    """An account's refunds, voided ones included, oldest first."""
+
+    account_id: str
+    quarter: str | None = Field(
+        description="the quarter asked for (current resolved), or null for all"
+    )
+    refunds: list[Refund]
 
 
 def create_service(database: Path, *, clock: Clock) -> SandboxService:
@@ -365,7 +391,7 @@ def create_service(database: Path, *, clock: Clock) -> SandboxService:
                     request.percent,
                     request.reason,
                     iso(now),
-                    f"{now.year}-Q{(now.month - 1) // 3 + 1}",
+                    _quarter_of(now),
                 ),
             )
             return _discount(_discount_row(tx, discount_id))
@@ -379,13 +405,45 @@ def create_service(database: Path, *, clock: Clock) -> SandboxService:
         response_model=DiscountList,
         responses=problems(404, 422),
     )
-    def list_discounts(account_id: AccountIdPath) -> DiscountList:
+    def list_discounts(account_id: AccountIdPath, quarter: QuarterQuery = None) -> DiscountList:
+        wanted = _quarter_of(service.now()) if quarter == "current" else quarter
         with store.transaction() as tx:
             _account_row(tx, account_id)
             rows = tx.execute(
-                "SELECT * FROM discounts WHERE account_id = ? ORDER BY discount_id", (account_id,)
+                "SELECT * FROM discounts WHERE account_id = ? AND (? IS NULL OR quarter = ?) "
+                "ORDER BY discount_id",
+                (account_id, wanted, wanted),
             ).fetchall()
-        return DiscountList(account_id=account_id, discounts=[_discount(row) for row in rows])
+        return DiscountList(
+            account_id=account_id, quarter=wanted, discounts=[_discount(row) for row in rows]
+        )
+
+    @app.get(
+        "/accounts/{account_id}/refunds",
+        operation_id="list_refunds",
+        summary="List an account's refunds, voided ones included, optionally of one quarter",
+        response_model=RefundList,
+        responses=problems(404, 422),
+    )
+    def list_refunds(
+        account_id: AccountIdPath,
+        quarter: QuarterQuery = None,
+        order_id: Annotated[
+            str | None, Query(pattern=ORDER_ID_PATTERN, description="only this order's refunds")
+        ] = None,
+    ) -> RefundList:
+        wanted = _quarter_of(service.now()) if quarter == "current" else quarter
+        with store.transaction() as tx:
+            _account_row(tx, account_id)
+            rows = tx.execute(
+                "SELECT * FROM refunds WHERE account_id = ? AND (? IS NULL OR order_id = ?) "
+                "ORDER BY refund_id",
+                (account_id, order_id, order_id),
+            ).fetchall()
+        refunds = [_refund(row) for row in rows]
+        if wanted is not None:
+            refunds = [r for r in refunds if _quarter_of(r.created_at) == wanted]
+        return RefundList(account_id=account_id, quarter=wanted, refunds=refunds)
 
     @app.delete(
         "/discounts/{discount_id}",

@@ -48,6 +48,14 @@ CREATE TABLE IF NOT EXISTS preferences (
     language TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS portal_access (
+    customer_id TEXT PRIMARY KEY REFERENCES customers (customer_id),
+    login TEXT NOT NULL,
+    status TEXT NOT NULL,
+    enabled_at TEXT NOT NULL,
+    disabled_at TEXT,
+    disabled_reason TEXT
+);
 """
 
 
@@ -117,6 +125,23 @@ class Preferences(Strict):
     marketing: MarketingOptIns
     language: Language
     updated_at: dt.datetime
+
+
+class PortalAccess(Strict):
+    """A customer's sign-in to the self-service portal."""
+
+    customer_id: str
+    login: Email = Field(description="the address the customer signs in with")
+    status: Literal["active", "disabled"]
+    enabled_at: dt.datetime
+    disabled_at: dt.datetime | None
+    disabled_reason: str | None
+
+
+class Disabling(StrictInput):
+    """Why portal access is taken away."""
+
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
 
 
 class PreferencesChange(Strict):
@@ -284,7 +309,87 @@ def create_service(database: Path, *, clock: Clock) -> SandboxService:
 
         return mutation.apply(effect)
 
+    @app.post(
+        "/customers/{customer_id}/portal-access",
+        operation_id="enable_portal_access",
+        summary="Let a customer sign in to the portal with their e-mail address "
+        "(compensate with disable_portal_access)",
+        response_model=PortalAccess,
+        responses=problems(404, 422),
+    )
+    def enable_portal_access(customer_id: CustomerIdPath, mutation: Write) -> Response:
+        def effect(tx: sqlite3.Connection) -> PortalAccess:
+            customer = _customer_row(tx, customer_id)
+            current = _portal_row(tx, customer_id)
+            if current is None or current["status"] != "active":
+                tx.execute(
+                    "INSERT INTO portal_access VALUES (?, ?, 'active', ?, NULL, NULL) "
+                    "ON CONFLICT (customer_id) DO UPDATE SET login = excluded.login, "
+                    "status = 'active', enabled_at = excluded.enabled_at, disabled_at = NULL, "
+                    "disabled_reason = NULL",
+                    (customer_id, customer["email"], service.timestamp()),
+                )
+            return _portal(_portal_row(tx, customer_id))
+
+        return mutation.apply(effect)
+
+    @app.get(
+        "/customers/{customer_id}/portal-access",
+        operation_id="get_portal_access",
+        summary="Whether a customer may sign in to the portal",
+        response_model=PortalAccess,
+        responses=problems(404, 422),
+    )
+    def get_portal_access(customer_id: CustomerIdPath) -> PortalAccess:
+        with store.transaction() as tx:
+            _customer_row(tx, customer_id)
+            row = _portal_row(tx, customer_id)
+        if row is None:
+            raise ProblemError(
+                404, "portal_access_not_found", f"customer {customer_id} has no portal access"
+            )
+        return _portal(row)
+
+    @app.post(
+        "/customers/{customer_id}/portal-access/disable",
+        operation_id="disable_portal_access",
+        summary="Take a customer's portal access away (already disabled: unchanged)",
+        response_model=PortalAccess,
+        responses=problems(404, 422),
+    )
+    def disable_portal_access(
+        customer_id: CustomerIdPath, request: Disabling, mutation: Write
+    ) -> Response:
+        def effect(tx: sqlite3.Connection) -> PortalAccess:
+            _customer_row(tx, customer_id)
+            row = _portal_row(tx, customer_id)
+            if row is None:
+                raise ProblemError(
+                    404, "portal_access_not_found", f"customer {customer_id} has no portal access"
+                )
+            if row["status"] == "active":
+                tx.execute(
+                    "UPDATE portal_access SET status = 'disabled', disabled_at = ?, "
+                    "disabled_reason = ? WHERE customer_id = ?",
+                    (service.timestamp(), request.reason, customer_id),
+                )
+            return _portal(_portal_row(tx, customer_id))
+
+        return mutation.apply(effect)
+
     return service
+
+
+def _portal_row(tx: sqlite3.Connection, customer_id: str) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = tx.execute(
+        "SELECT * FROM portal_access WHERE customer_id = ?", (customer_id,)
+    ).fetchone()
+    return row
+
+
+def _portal(row: sqlite3.Row | None) -> PortalAccess:
+    assert row is not None, "portal access is read back in the transaction that wrote it"
+    return PortalAccess.model_validate(dict(row))
 
 
 def _customer_row(tx: sqlite3.Connection, customer_id: str) -> sqlite3.Row:

@@ -1,8 +1,21 @@
 """Orders: the retail shop's users, products and orders, seeded from tau-bench (see NOTICE).
 
-The rules follow the shop's: only a pending order can be cancelled, which refunds every payment to
-the method it came from (a gift card gets its balance back at once); only a delivered order's
-items can be returned, to the original payment method or a gift card of the user's.
+The rules follow the shop's, and the service refuses a change its state does not allow (409) even
+though the policy in front of it decides first:
+
+* only a ``pending`` order can be cancelled, which refunds every payment to the method it came
+  from (a gift card gets its balance back at once);
+* a ``pending`` order's address, payment method or items can be changed; changing its items
+  swaps each for another available variant of the same product, settles the price difference
+  with one payment method and makes the order ``pending (item modified)``, after which it cannot
+  be changed or cancelled any more;
+* a ``delivered`` order's items can be returned (``return requested``), with the refund going to
+  the original payment method or a gift card of the user's, or exchanged for other variants of
+  the same products (``exchange requested``), once.
+
+The service is seeded from the packaged subset unless it is given a tau-bench retail data
+directory (``users.json``, ``orders.json``, ``products.json``); ``POST /_sandbox/reset`` puts the
+database back to its seeded state.
 """
 
 from __future__ import annotations
@@ -10,6 +23,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -21,10 +35,27 @@ from starlette.responses import Response
 from accord.core import Clock
 from accord.sandbox._fields import EMAIL_PATTERN, CustomerId, not_found
 from accord.sandbox._problems import ProblemError, problems
-from accord.sandbox._seed import CURRENCY, TauOrder, TauUser, customer_ids_by_user, retail_data
+from accord.sandbox._seed import (
+    CURRENCY,
+    RetailData,
+    TauOrder,
+    TauPaymentMethod,
+    TauUser,
+    customer_id_of,
+    read_retail_data,
+    retail_data,
+)
 from accord.sandbox._service import SandboxService, Strict, StrictInput, Write
 
-OrderStatus = Literal["pending", "processed", "delivered", "cancelled", "return requested"]
+OrderStatus = Literal[
+    "pending",
+    "pending (item modified)",
+    "processed",
+    "delivered",
+    "cancelled",
+    "return requested",
+    "exchange requested",
+]
 OrderIdPath = Annotated[
     str,
     PathParam(
@@ -135,6 +166,10 @@ class Order(Strict):
     cancellation_reason: str | None = None
     return_items: list[str] | None = None
     return_payment_method_id: str | None = None
+    exchange_items: list[str] | None = None
+    exchange_new_items: list[str] | None = None
+    exchange_payment_method_id: str | None = None
+    exchange_price_difference: float | None = None
 
 
 class OrderList(Strict):
@@ -195,19 +230,95 @@ class ReturnRequest(StrictInput):
     ]
 
 
-def create_service(database: Path, *, clock: Clock) -> SandboxService:
-    """The orders service on ``database``."""
+class ItemChange(StrictInput):
+    """Items of an order to swap, position by position, for other variants of their products."""
+
+    item_ids: Annotated[list[ItemId], Field(min_length=1, max_length=50)]
+    new_item_ids: Annotated[
+        list[ItemId],
+        Field(
+            min_length=1,
+            max_length=50,
+            description="the variant each item becomes, in the same order as item_ids",
+        ),
+    ]
+    payment_method_id: Annotated[
+        str,
+        Field(
+            min_length=1,
+            description="the user's payment method that pays, or is refunded, the difference",
+        ),
+    ]
+
+
+class AddressChange(StrictInput):
+    """The new shipping address of a pending order."""
+
+    address1: Annotated[str, Field(min_length=1, max_length=200)]
+    address2: Annotated[str, Field(max_length=200)]
+    city: Annotated[str, Field(min_length=1, max_length=100)]
+    state: Annotated[str, Field(min_length=1, max_length=100)]
+    country: Annotated[str, Field(min_length=1, max_length=100)]
+    zip: Annotated[str, Field(min_length=1, max_length=20)]
+
+
+class PaymentChange(StrictInput):
+    """The payment method that pays a pending order instead of the current one."""
+
+    payment_method_id: Annotated[str, Field(min_length=1)]
+
+
+def create_service(database: Path, *, clock: Clock, data: Path | None = None) -> SandboxService:
+    """The orders service on ``database``.
+
+    Args:
+        database: its SQLite file.
+        clock: the time effects are stamped with.
+        data: a tau-bench retail data directory to seed a new database from, instead of the
+            packaged subset.
+
+    Raises:
+        ConfigurationError: ``data`` is not a readable tau-bench retail data directory.
+    """
+    seed_data = retail_data() if data is None else read_retail_data(data)
+    customers = {
+        user_id: customer_id_of(index)
+        for index, user_id in enumerate(sorted(seed_data["users"]), start=1)
+    }
+    seeded = _SeedRows.of(seed_data)
     service = SandboxService(
         "orders",
         database,
         title="Sandbox orders",
         description="The retail shop's users, products and orders (data from tau-bench, MIT).",
         schema=SCHEMA,
-        seed=_seed,
+        seed=seeded.insert,
         clock=clock,
     )
     app = service.app
     store = service.store
+
+    def _user(user_id: str, data: TauUser) -> User:
+        return User(
+            user_id=user_id,
+            customer_id=customers[user_id],
+            name=PersonName.model_validate(data["name"]),
+            address=Address.model_validate(data["address"]),
+            email=data["email"],
+            payment_methods=[
+                PaymentMethod.model_validate(method)
+                for _, method in sorted(data["payment_methods"].items())
+            ],
+            orders=data["orders"],
+        )
+
+    @app.post("/_sandbox/reset", include_in_schema=False, status_code=204)
+    def reset() -> Response:
+        with store.transaction() as tx:
+            for table in ("orders", "users", "products", "idempotency", "effects"):
+                tx.execute(f"DELETE FROM {table}")
+            seeded.insert(tx)
+        return Response(status_code=204)
 
     @app.get(
         "/orders/{order_id}",
@@ -236,6 +347,36 @@ def create_service(database: Path, *, clock: Clock) -> SandboxService:
             if row is None:
                 raise ProblemError(404, "user_not_found", f"no shop user has e-mail {email!r}")
             return _user(row["user_id"], _user_data(tx, row["user_id"]))
+
+    @app.get(
+        "/users/search-by-name",
+        operation_id="find_user_by_name_zip",
+        response_model_exclude_none=True,
+        summary="Find the shop user with a first name, last name and zip code",
+        response_model=User,
+        responses=problems(404, 422),
+    )
+    def find_user_by_name_zip(
+        first_name: Annotated[str, Query(min_length=1, max_length=100)],
+        last_name: Annotated[str, Query(min_length=1, max_length=100)],
+        zip: Annotated[str, Query(min_length=1, max_length=20)],
+    ) -> User:
+        with store.transaction() as tx:
+            rows = tx.execute("SELECT user_id, data FROM users ORDER BY user_id").fetchall()
+        for row in rows:
+            data: TauUser = json.loads(row["data"])
+            name = data["name"]
+            if (
+                name["first_name"].casefold() == first_name.casefold()
+                and name["last_name"].casefold() == last_name.casefold()
+                and data["address"]["zip"] == zip
+            ):
+                return _user(row["user_id"], data)
+        raise ProblemError(
+            404,
+            "user_not_found",
+            f"no shop user is named {first_name} {last_name} with zip code {zip}",
+        )
 
     @app.get(
         "/users/{user_id}",
@@ -397,6 +538,163 @@ def create_service(database: Path, *, clock: Clock) -> SandboxService:
 
         return mutation.apply(effect)
 
+    @app.post(
+        "/orders/{order_id}/items",
+        operation_id="modify_pending_order_items",
+        summary="Swap items of a pending order for other variants and settle the difference",
+        response_model=Order,
+        responses=problems(404, 409, 422),
+    )
+    def modify_pending_order_items(
+        order_id: OrderIdPath, change: ItemChange, mutation: Write
+    ) -> Response:
+        def effect(tx: sqlite3.Connection) -> Order:
+            order = Order.model_validate(_order_data(tx, _normalised(order_id)))
+            _require_pending(order, "its items changed")
+            user = _user_data(tx, order.user_id)
+            variants = _new_variants(tx, order, change)
+            method = _own_method(user, change.payment_method_id)
+            difference = _difference(order, change, variants)
+            _require_balance(method, difference)
+            if method.get("source") == "gift_card":
+                method["balance"] = round(method.get("balance", 0.0) - difference, 2)
+            settlement = Transaction(
+                transaction_type="payment" if difference > 0 else "refund",
+                amount=abs(difference),
+                payment_method_id=change.payment_method_id,
+            )
+            modified = order.model_copy(
+                update={
+                    "items": _swapped(order, change, variants),
+                    "status": "pending (item modified)",
+                    "payment_history": [*order.payment_history, settlement],
+                }
+            )
+            _save_order(tx, modified)
+            _save_user(tx, order.user_id, user)
+            return modified
+
+        return mutation.apply(effect)
+
+    @app.post(
+        "/orders/{order_id}/address",
+        operation_id="modify_pending_order_address",
+        summary="Change the shipping address of a pending order",
+        response_model=Order,
+        responses=problems(404, 409, 422),
+    )
+    def modify_pending_order_address(
+        order_id: OrderIdPath, change: AddressChange, mutation: Write
+    ) -> Response:
+        def effect(tx: sqlite3.Connection) -> Order:
+            order = Order.model_validate(_order_data(tx, _normalised(order_id)))
+            _require_pending(order, "its address changed")
+            moved = order.model_copy(
+                update={"address": Address.model_validate(change.model_dump())}
+            )
+            _save_order(tx, moved)
+            return moved
+
+        return mutation.apply(effect)
+
+    @app.post(
+        "/orders/{order_id}/payment",
+        operation_id="modify_pending_order_payment",
+        summary="Pay a pending order with another of the user's payment methods",
+        response_model=Order,
+        responses=problems(404, 409, 422),
+    )
+    def modify_pending_order_payment(
+        order_id: OrderIdPath, change: PaymentChange, mutation: Write
+    ) -> Response:
+        def effect(tx: sqlite3.Connection) -> Order:
+            order = Order.model_validate(_order_data(tx, _normalised(order_id)))
+            _require_pending(order, "its payment method changed")
+            payments = [t for t in order.payment_history if t.transaction_type == "payment"]
+            if len(order.payment_history) != 1 or len(payments) != 1:
+                raise ProblemError(
+                    409,
+                    "payment_not_single",
+                    f"order {order.order_id} was not paid with exactly one payment; its "
+                    "payment method cannot be changed",
+                )
+            [current] = payments
+            if change.payment_method_id == current.payment_method_id:
+                raise ProblemError(
+                    422,
+                    "payment_method_unchanged",
+                    f"order {order.order_id} is already paid with {current.payment_method_id}; "
+                    "choose a different payment method",
+                )
+            user = _user_data(tx, order.user_id)
+            method = _own_method(user, change.payment_method_id)
+            _require_balance(method, current.amount)
+            if method.get("source") == "gift_card":
+                method["balance"] = round(method.get("balance", 0.0) - current.amount, 2)
+            previous = user["payment_methods"].get(current.payment_method_id)
+            if previous is not None and previous.get("source") == "gift_card":
+                previous["balance"] = round(previous.get("balance", 0.0) + current.amount, 2)
+            repaid = order.model_copy(
+                update={
+                    "payment_history": [
+                        *order.payment_history,
+                        Transaction(
+                            transaction_type="payment",
+                            amount=current.amount,
+                            payment_method_id=change.payment_method_id,
+                        ),
+                        Transaction(
+                            transaction_type="refund",
+                            amount=current.amount,
+                            payment_method_id=current.payment_method_id,
+                        ),
+                    ]
+                }
+            )
+            _save_order(tx, repaid)
+            _save_user(tx, order.user_id, user)
+            return repaid
+
+        return mutation.apply(effect)
+
+    @app.post(
+        "/orders/{order_id}/exchanges",
+        operation_id="exchange_delivered_order_items",
+        summary="Request the exchange of items of a delivered order for other variants",
+        response_model=Order,
+        responses=problems(404, 409, 422),
+    )
+    def exchange_delivered_order_items(
+        order_id: OrderIdPath, change: ItemChange, mutation: Write
+    ) -> Response:
+        def effect(tx: sqlite3.Connection) -> Order:
+            order = Order.model_validate(_order_data(tx, _normalised(order_id)))
+            if order.status != "delivered":
+                raise ProblemError(
+                    409,
+                    "order_not_delivered",
+                    f"order {order.order_id} is {order.status}; only a delivered order's items "
+                    "can be exchanged",
+                )
+            user = _user_data(tx, order.user_id)
+            variants = _new_variants(tx, order, change)
+            method = _own_method(user, change.payment_method_id)
+            difference = _difference(order, change, variants)
+            _require_balance(method, difference)
+            exchanged = order.model_copy(
+                update={
+                    "status": "exchange requested",
+                    "exchange_items": sorted(change.item_ids),
+                    "exchange_new_items": sorted(change.new_item_ids),
+                    "exchange_payment_method_id": change.payment_method_id,
+                    "exchange_price_difference": difference,
+                }
+            )
+            _save_order(tx, exchanged)
+            return exchanged
+
+        return mutation.apply(effect)
+
     return service
 
 
@@ -420,21 +718,6 @@ def _user_data(tx: sqlite3.Connection, user_id: str) -> TauUser:
     return data
 
 
-def _user(user_id: str, data: TauUser) -> User:
-    return User(
-        user_id=user_id,
-        customer_id=customer_ids_by_user()[user_id],
-        name=PersonName.model_validate(data["name"]),
-        address=Address.model_validate(data["address"]),
-        email=data["email"],
-        payment_methods=[
-            PaymentMethod.model_validate(method)
-            for _, method in sorted(data["payment_methods"].items())
-        ],
-        orders=data["orders"],
-    )
-
-
 def _save_order(tx: sqlite3.Connection, order: Order) -> None:
     tx.execute(
         "UPDATE orders SET status = ?, data = ? WHERE order_id = ?",
@@ -446,16 +729,137 @@ def _save_user(tx: sqlite3.Connection, user_id: str, data: TauUser) -> None:
     tx.execute("UPDATE users SET data = ? WHERE user_id = ?", (json.dumps(data), user_id))
 
 
-def _seed(tx: sqlite3.Connection) -> None:
-    data = retail_data()
-    for product_id, product in sorted(data["products"].items()):
-        variants = [variant for _, variant in sorted(product["variants"].items())]
-        record = {"product_id": product_id, "name": product["name"], "variants": variants}
-        tx.execute("INSERT INTO products VALUES (?, ?)", (product_id, json.dumps(record)))
-    for user_id, user in sorted(data["users"].items()):
-        tx.execute("INSERT INTO users VALUES (?, ?, ?)", (user_id, user["email"], json.dumps(user)))
-    for order_id, order in sorted(data["orders"].items()):
-        tx.execute(
-            "INSERT INTO orders VALUES (?, ?, ?, ?)",
-            (order_id, order["user_id"], order["status"], json.dumps(order)),
+def _require_pending(order: Order, change: str) -> None:
+    if order.status == "pending (item modified)":
+        raise ProblemError(
+            409,
+            "order_items_modified",
+            f"order {order.order_id}'s items were already modified; it cannot have {change} "
+            "or be cancelled any more",
         )
+    if order.status != "pending":
+        raise ProblemError(
+            409,
+            "order_not_pending",
+            f"order {order.order_id} is {order.status}; only a pending order can have {change}",
+        )
+
+
+def _new_variants(tx: sqlite3.Connection, order: Order, change: ItemChange) -> list[Variant]:
+    """The variant each item becomes, after checking the change is one the shop allows."""
+    if len(change.item_ids) != len(change.new_item_ids):
+        raise ProblemError(
+            422,
+            "item_count_mismatch",
+            f"{len(change.item_ids)} item(s) but {len(change.new_item_ids)} new item(s): give "
+            "one new item per item, in the same order",
+        )
+    missing = Counter(change.item_ids) - Counter(item.item_id for item in order.items)
+    if missing:
+        raise ProblemError(
+            422,
+            "item_not_in_order",
+            f"order {order.order_id} does not hold item(s) {', '.join(sorted(missing))} "
+            "(as many times as asked)",
+        )
+    products = {item.item_id: item.product_id for item in order.items}
+    variants = []
+    for old, new in zip(change.item_ids, change.new_item_ids, strict=True):
+        row = tx.execute(
+            "SELECT data FROM products WHERE product_id = ?", (products[old],)
+        ).fetchone()
+        product = None if row is None else Product.model_validate_json(row["data"])
+        variant = None if product is None else _variant(product, new)
+        if variant is None:
+            raise ProblemError(
+                422,
+                "item_not_same_product",
+                f"item {new} is not a variant of the product of item {old}; an item can only "
+                "become another variant of the same product",
+            )
+        if not variant.available:
+            raise ProblemError(409, "item_unavailable", f"item {new} is not available now")
+        variants.append(variant)
+    return variants
+
+
+def _variant(product: Product, item_id: str) -> Variant | None:
+    return next((variant for variant in product.variants if variant.item_id == item_id), None)
+
+
+def _difference(order: Order, change: ItemChange, variants: list[Variant]) -> float:
+    prices = {item.item_id: item.price for item in order.items}
+    old = sum(prices[item_id] for item_id in change.item_ids)
+    return round(sum(variant.price for variant in variants) - old, 2)
+
+
+def _swapped(order: Order, change: ItemChange, variants: list[Variant]) -> list[OrderItem]:
+    items = list(order.items)
+    swapped: set[int] = set()
+    for old, variant in zip(change.item_ids, variants, strict=True):
+        position = next(
+            i for i, item in enumerate(items) if item.item_id == old and i not in swapped
+        )
+        swapped.add(position)
+        items[position] = items[position].model_copy(
+            update={
+                "item_id": variant.item_id,
+                "price": variant.price,
+                "options": dict(variant.options),
+            }
+        )
+    return items
+
+
+def _own_method(user: TauUser, payment_method_id: str) -> TauPaymentMethod:
+    method = user["payment_methods"].get(payment_method_id)
+    if method is None:
+        raise ProblemError(
+            422,
+            "payment_method_not_found",
+            f"the order's user has no payment method {payment_method_id!r}",
+        )
+    return method
+
+
+def _require_balance(method: TauPaymentMethod, amount: float) -> None:
+    balance = method.get("balance", 0.0)
+    if method.get("source") == "gift_card" and balance < amount:
+        raise ProblemError(
+            409,
+            "insufficient_balance",
+            f"gift card {method.get('id')} holds {balance:.2f}, less than the {amount:.2f} to pay",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _SeedRows:
+    """The rows a new (or reset) database is filled with, serialised once."""
+
+    products: list[tuple[str, str]]
+    users: list[tuple[str, str, str]]
+    orders: list[tuple[str, str, str, str]]
+
+    @classmethod
+    def of(cls, data: RetailData) -> _SeedRows:
+        products = []
+        for product_id, product in sorted(data["products"].items()):
+            variants = [variant for _, variant in sorted(product["variants"].items())]
+            record = {"product_id": product_id, "name": product["name"], "variants": variants}
+            products.append((product_id, json.dumps(record)))
+        return cls(
+            products=products,
+            users=[
+                (user_id, user["email"], json.dumps(user))
+                for user_id, user in sorted(data["users"].items())
+            ],
+            orders=[
+                (order_id, order["user_id"], order["status"], json.dumps(order))
+                for order_id, order in sorted(data["orders"].items())
+            ],
+        )
+
+    def insert(self, tx: sqlite3.Connection) -> None:
+        tx.executemany("INSERT INTO products VALUES (?, ?)", self.products)
+        tx.executemany("INSERT INTO users VALUES (?, ?, ?)", self.users)
+        tx.executemany("INSERT INTO orders VALUES (?, ?, ?, ?)", self.orders)

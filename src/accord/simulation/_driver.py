@@ -1,0 +1,401 @@
+"""Synthetic people acting on runs: customers answer codes and confirmations, staff decide.
+
+A :class:`Case` is one journey started for one person, with how that person behaves
+(:class:`Persona`) and what staff do with its review items. The :class:`Driver` starts cases,
+drives the runtime and answers every wait the way the case says: it reads a one-time code from
+the sandbox's stand-in for the customer's phone, uploads a document, answers a confirmation
+through its token, withdraws a consent while the run waits, and decides review items as the
+member of staff the item's queue allows (the employee's own manager for access requests).
+Timers fire on their own in real time; a simulation may move the shared clock forward to them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import httpx
+
+from accord.errors import AccordError
+from accord.simulation._enterprise import TENANT, Enterprise
+from accord.storage import TERMINAL
+
+OtpBehaviour = Literal["right", "wrong_once", "wrong", "silent"]
+Answer = Literal["confirm", "refuse", "ignore"]
+StaffAction = Literal["approve", "reject", "leave"]
+
+
+@dataclass(frozen=True, slots=True)
+class Persona:
+    """How the person a case is about behaves."""
+
+    otp: OtpBehaviour = "right"
+    document_number: str = "X12345678"
+    document_type: str = "passport"
+    confirm: Answer = "confirm"
+    consents: tuple[str, ...] = ()
+    """Purposes the person consents to before the run starts (e-mail contact)."""
+    withdraw_at: str | None = None
+    """A block: when the run waits there, the person withdraws every consent above."""
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One journey for one person, and what is expected of it."""
+
+    name: str
+    journey: str
+    input: dict[str, Any]
+    subject: str | None
+    persona: Persona = field(default_factory=Persona)
+    staff: StaffAction = "approve"
+    expect: dict[str, Any] | None = None
+    kind: str = ""
+    """The mix's label for the case (e.g. ``refund:supervisor``), for reports."""
+
+
+@dataclass
+class Tracked:
+    case: Case
+    run_id: str
+    started: float
+    answered: dict[str, int] = field(default_factory=dict)
+    otp_answers: int = 0
+    withdrawn: bool = False
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """Where a case ended up."""
+
+    case: Case
+    run_id: str
+    status: str
+    outcome: str | None
+    seconds: float | None
+    waiting: tuple[str, ...]
+    error: str | None
+
+
+class Driver:
+    """Starts cases and plays every person in them.
+
+    Args:
+        enterprise: the running sample enterprise.
+        advance_time: move the shared clock to the next timer when nothing else can happen
+            (simulations), instead of leaving runs waiting on it (the demo).
+    """
+
+    def __init__(self, enterprise: Enterprise, *, advance_time: bool = False) -> None:
+        self.enterprise = enterprise
+        self.accord = enterprise.accord
+        self.advance_time = advance_time
+        self.tracked: dict[str, Tracked] = {}
+        self.actions: Counter[str] = Counter()
+        self._http = httpx.Client(timeout=10.0)
+        self._managers: set[str] = set()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- starting -------------------------------------------------------------------------
+
+    def start(self, case: Case) -> str | None:
+        """Start a case's run; a start the runtime refuses is recorded as the case's error."""
+        for purpose in case.persona.consents:
+            if case.subject is not None:
+                self.accord.consent.grant(
+                    TENANT,
+                    case.subject,
+                    purpose=purpose,
+                    categories=["pd:EmailAddress"],
+                    channel="web",
+                    notice_version="2026-10",
+                    actor=case.subject,
+                )
+        if case.journey == "access_provisioning":
+            self._register_manager_of(str(case.input.get("employee_id", "")))
+        started = time.monotonic()
+        try:
+            result = self.accord.runtime.start(
+                TENANT,
+                case.journey,
+                input=case.input,
+                subject=case.subject,
+                idempotency_key=f"case/{case.name}",
+            )
+        except AccordError as exc:
+            self.tracked[f"refused:{case.name}"] = Tracked(
+                case, "", started, error=f"{exc.code.value}: {exc.message}"
+            )
+            return None
+        self.tracked[result.run_id] = Tracked(case, result.run_id, started)
+        return result.run_id
+
+    def _register_manager_of(self, employee_id: str) -> None:
+        """Managers work the ``managers`` queue as themselves (their directory id)."""
+        try:
+            response = self._http.get(f"{self.enterprise.url('directory')}/employees/{employee_id}")
+        except httpx.HTTPError:
+            return
+        if response.status_code != 200:
+            return
+        manager = response.json().get("manager_id")
+        if manager and manager not in self._managers:
+            self.accord.put_person(manager, roles=["manager"], name=manager, actor="directory")
+            self._managers.add(manager)
+
+    # -- playing --------------------------------------------------------------------------
+
+    def open_runs(self) -> list[Tracked]:
+        return [t for t in self.tracked.values() if t.run_id and not self._ended(t)]
+
+    def _ended(self, tracked: Tracked) -> bool:
+        return self.accord.runtime.get(TENANT, tracked.run_id).status in TERMINAL
+
+    def settle(self, *, seconds: float = 60.0, on_progress: Any = None) -> None:
+        """Drive and answer until nothing more happens (or ``seconds`` pass)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            moved = self.accord.runtime.drive(max_seconds=5.0)
+            acted = self.act()
+            if on_progress is not None:
+                on_progress(self)
+            if moved or acted:
+                continue
+            if self.advance_time and self._advance_to_next_timer():
+                continue
+            if not self._retry_pending():
+                return
+            time.sleep(0.05)
+
+    def _retry_pending(self) -> bool:
+        """Whether a run waits on a retry or timer due within a few seconds of real time."""
+        now = self.enterprise.clock.now()
+        for tracked in self.open_runs():
+            for position in self.accord.runtime.get(TENANT, tracked.run_id).positions:
+                kind = (position.waiting_for or "").split(":", 1)[0]
+                due = position.until
+                if kind in ("retry", "timer", "event") and due is not None and due - now < 5.0:
+                    return True
+        return False
+
+    def _advance_to_next_timer(self) -> bool:
+        now = self.enterprise.clock.now()
+        due = [
+            position.until
+            for tracked in self.open_runs()
+            for position in self.accord.runtime.get(TENANT, tracked.run_id).positions
+            if position.until is not None and position.until > now
+        ]
+        if not due:
+            return False
+        self.enterprise.clock.advance(min(due) - now + 0.001)
+        self.actions["clock advanced"] += 1
+        return True
+
+    def act(self) -> int:
+        """Answer every wait a person can answer now; returns how many were answered."""
+        acted = self._review_children()
+        for tracked in self.open_runs():
+            view = self.accord.runtime.get(TENANT, tracked.run_id)
+            for position in view.positions:
+                if position.waiting_for is None:
+                    continue
+                if tracked.answered.get(position.block) == view.transitions:
+                    continue
+                if self._answer(tracked, view, position.block, position.waiting_for):
+                    tracked.answered[position.block] = view.transitions
+                    acted += 1
+        return acted
+
+    def _review_children(self) -> int:
+        """Review items of sub-runs (a refund a support case started) follow the parent case."""
+        acted = 0
+        for item in self.accord.review_items():
+            if item.run_id in self.tracked:
+                continue
+            child = self.accord.runtime.get(TENANT, item.run_id)
+            parent = self.tracked.get(child.parent_run_id or "")
+            if parent is None or parent.case.staff == "leave":
+                continue
+            acted += self._decide(item, child, parent.case.staff)
+        return acted
+
+    def _answer(self, tracked: Tracked, view: Any, block: str, waiting_for: str) -> bool:
+        persona = tracked.case.persona
+        kind, _, name = waiting_for.partition(":")
+        if persona.withdraw_at == block and not tracked.withdrawn and tracked.case.subject:
+            self._withdraw(tracked)
+            return True
+        if kind == "event" and name == "otp_entered":
+            return self._enter_code(tracked, view)
+        if kind == "event" and name == "document_uploaded":
+            return self._upload_document(tracked, view)
+        if kind == "confirm":
+            return self._confirm(tracked, view)
+        if kind == "human":
+            return self._review(tracked, view, block)
+        return False
+
+    def _step_output(self, view: Any, block: str) -> dict[str, Any]:
+        step = view.steps.get(block)
+        return dict(step) if isinstance(step, dict) else {}
+
+    def _enter_code(self, tracked: Tracked, view: Any) -> bool:
+        persona = tracked.case.persona
+        if persona.otp == "silent":
+            return False
+        verification = self._step_output(view, "start_otp").get("verification_id")
+        if not verification:
+            return False
+        tracked.otp_answers += 1
+        wrong = persona.otp == "wrong" or (persona.otp == "wrong_once" and tracked.otp_answers == 1)
+        code = "000000"
+        if not wrong:
+            response = self._http.get(
+                f"{self.enterprise.url('kyc')}/verifications/{verification}/otp"
+            )
+            response.raise_for_status()
+            code = str(response.json()["code"])
+        elif code == self._true_code(verification):
+            code = "999999"
+        self.accord.runtime.signal(
+            TENANT, "otp_entered", correlation_key=verification, payload={"code": code}
+        )
+        self.actions["codes entered" if not wrong else "wrong codes entered"] += 1
+        return True
+
+    def _true_code(self, verification: str) -> str:
+        response = self._http.get(f"{self.enterprise.url('kyc')}/verifications/{verification}/otp")
+        return str(response.json().get("code", "")) if response.status_code == 200 else ""
+
+    def _upload_document(self, tracked: Tracked, view: Any) -> bool:
+        verification = self._step_output(view, "start_document").get("verification_id")
+        if not verification:
+            return False
+        persona = tracked.case.persona
+        self.accord.runtime.signal(
+            TENANT,
+            "document_uploaded",
+            correlation_key=verification,
+            payload={
+                "document_type": persona.document_type,
+                "document_number": persona.document_number,
+            },
+        )
+        self.actions["documents uploaded"] += 1
+        return True
+
+    def _confirm(self, tracked: Tracked, view: Any) -> bool:
+        answer = tracked.case.persona.confirm
+        if answer == "ignore":
+            return False
+        events = self.accord.events(
+            types=["confirmation.requested"], run_id=tracked.run_id, newest=True, limit=1
+        )
+        if not events:
+            return False
+        data = events[0].cloudevent.get("data") or {}
+        token = data.get("token")
+        channels = data.get("channels") or ["portal"]
+        if not token:
+            return False
+        try:
+            self.accord.confirm(str(token), answer, channel=str(channels[0]))
+        except AccordError:
+            return False
+        self.actions["confirmations " + ("given" if answer == "confirm" else "refused")] += 1
+        return True
+
+    def _withdraw(self, tracked: Tracked) -> None:
+        subject = tracked.case.subject
+        assert subject is not None
+        for purpose in tracked.case.persona.consents:
+            self.accord.consent.withdraw_purpose(
+                TENANT, subject, purpose, actor=subject, reason="changed my mind"
+            )
+        tracked.withdrawn = True
+        self.actions["consents withdrawn"] += 1
+
+    def _review(self, tracked: Tracked, view: Any, block: str) -> bool:
+        action = tracked.case.staff
+        if action == "leave":
+            return False
+        acted = 0
+        for item in self.accord.review_items(run_id=tracked.run_id):
+            acted += self._decide(item, view, action)
+        return acted > 0
+
+    def _decide(self, item: Any, view: Any, decision: str) -> int:
+        person = self._reviewer(item, view)
+        if person is None:
+            return 0
+        reason = (
+            "checked against the case and the policy"
+            if decision == "approve"
+            else "not justified by the case"
+        )
+        try:
+            self.accord.decide_review(item.item_id, person, decision, reason=reason)
+        except AccordError:
+            return 0
+        self.actions[f"reviews {'approved' if decision == 'approve' else 'rejected'}"] += 1
+        return 1
+
+    def _reviewer(self, item: Any, view: Any) -> str | None:
+        if item.queue == "managers":
+            manager = self._step_output(view, "employee").get("manager_id")
+            return str(manager) if manager and manager not in item.makers else None
+        wanted = set(item.roles)
+        queue = next((q for q in self.enterprise.manifest.queues if q.name == item.queue), None)
+        if queue is not None:
+            wanted |= set(queue.roles)
+        for member in self.enterprise.manifest.staff:
+            if member.person_id in item.makers:
+                continue
+            if not wanted or wanted & set(member.roles):
+                return member.person_id
+        return None
+
+    # -- results --------------------------------------------------------------------------
+
+    def results(self) -> list[Finished]:
+        finished = []
+        for tracked in self.tracked.values():
+            if not tracked.run_id:
+                finished.append(
+                    Finished(tracked.case, "", "refused_at_start", None, None, (), tracked.error)
+                )
+                continue
+            view = self.accord.runtime.get(TENANT, tracked.run_id)
+            seconds = (
+                view.ended_at - view.created_at
+                if view.ended_at is not None and view.status in TERMINAL
+                else None
+            )
+            waiting = tuple(f"{p.block} ({p.waiting_for})" for p in view.positions if p.waiting_for)
+            error = (view.error or {}).get("message") if view.error else None
+            finished.append(
+                Finished(
+                    tracked.case, view.run_id, view.status, view.outcome, seconds, waiting, error
+                )
+            )
+        return finished
+
+
+def refusals_by_reason(accord: Any, run_ids: Iterable[str]) -> Counter[str]:
+    """Gateway refusals of the given runs, counted by reason and deciding policy."""
+    counted: Counter[str] = Counter()
+    for run_id in run_ids:
+        for record in accord.runtime.decisions(TENANT, run_id):
+            if record.outcome != "refused":
+                continue
+            policy = record.record.get("policy") or {}
+            determining = ", ".join(policy.get("determining") or [])
+            counted[f"{record.reason}" + (f" ({determining})" if determining else "")] += 1
+    return counted
