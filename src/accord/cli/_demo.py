@@ -1,259 +1,209 @@
-"""``accord demo``: the sample enterprise's journeys, end to end, on embedded SQLite."""
+"""``accord demo``: the sample enterprise's six journeys, end to end, on embedded SQLite.
+
+The sandbox's systems start on loopback ports, Accord is deployed in front of them from
+``examples/enterprise``, and a seeded mix of synthetic customers and employees goes through every
+journey while the people in it answer codes, upload documents, confirm proposals and decide
+review items. A few items are left in the review inbox for whoever opens the console.
+"""
 
 from __future__ import annotations
 
-import json
+import shutil
+import statistics
 import time
+from collections import Counter, defaultdict
+from dataclasses import replace
 from pathlib import Path
 
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from accord.api import issue_token
-from accord.audit import render_explanation
-from accord.audit.verifier import verify_bundle
-from accord.cli._common import console, fail, handled
+from accord.cli._common import console, handled
 from accord.cli._serve import serve_until_stopped
-from accord.core import TenantId
-from accord.errors import ReviewForbidden
-from accord.journeys import load_journey_file
-from accord.reviews import Queue, item_packet
-from accord.runtime import Runtime
-from accord.service import Accord, Settings, build
-from accord.storage import TERMINAL
+from accord.service import Accord
+from accord.simulation import TENANT, open_enterprise
+from accord.simulation._driver import Case, Driver, Finished, refusals_by_reason
+from accord.simulation._mix import demo_mix
 
-TENANT = TenantId("default")
-EXAMPLE_JOURNEYS = ("notify_customer.yaml", "refund_request.yaml")
-POLICY_FILE = "retail.cedar"
-SCHEMA_FILE = "accord.cedarschema"
-ORDERS_PURPOSE = "dpv:CustomerOrderManagement"
-MESSAGES_PURPOSE = "dpv:CommunicationManagement"
+PEOPLE = 60
+SEED = 7
+LEFT_FOR_PEOPLE = {"refund:supervisor": 2, "support:talk_to_human": 1, "access:read": 1}
+"""Cases whose review items nobody decides, so the console has real work waiting."""
 
 
-def find_examples() -> Path:
-    for candidate in (Path.cwd() / "examples", Path(__file__).resolve().parents[3] / "examples"):
-        if (candidate / "journeys" / EXAMPLE_JOURNEYS[0]).is_file():
-            return candidate
-    fail(
-        "the examples/ directory was not found",
-        hint="run the demo from the root of an Accord checkout",
-    )
-
-
-def _decide_in_inbox(accord: Accord, run_ids: dict[str, str]) -> None:
-    """Staff work the review inbox: the handoff packet, maker-checker, decisions."""
-    accord.put_person("sam.supervisor", roles=["supervisor"], skills=["refunds"], actor="demo")
-    accord.put_person("kim.senior", roles=["senior"], skills=["refunds"], actor="demo")
-    accord.put_queue(
-        Queue("supervisor", roles=("supervisor",), sla=4 * 3600, escalate_to="senior_support"),
-        actor="demo",
-    )
-    accord.put_queue(Queue("senior_support", roles=("senior",), sla=8 * 3600), actor="demo")
-    items = accord.review_items()
-    for item in items:
-        packet = item_packet(item)
-        console.print(
-            f"   inbox: {item.item_id} in {item.queue} ({item.kind}); recommends "
-            f"{packet.recommendation.decision} ({packet.recommendation.source.key})"
-        )
-    approval = next(i for i in items if i.run_id == run_ids["ord-0750"])
-    packet = item_packet(approval)
-    verified = ", ".join(f"{v.block} by {v.system}" for v in packet.verified)
-    console.print(
-        f"   handoff packet v{packet.version}: verified {verified}; remaining "
-        f"{', '.join(packet.remaining[:3])}…; policy {', '.join(packet.policy.determining)}"
-    )
-    try:
-        accord.decide_review(approval.item_id, "kim.senior", "approve", reason="quick one")
-    except ReviewForbidden as exc:
-        console.print(f"   kim.senior tries to approve: refused ({exc.message.split(': ', 1)[1]})")
-    accord.decide_review(
-        approval.item_id, "sam.supervisor", "approve", reason="long-standing customer"
-    )
-    escalation = next(i for i in items if i.run_id == run_ids["ord-2500"])
-    accord.decide_review(
-        escalation.item_id,
-        "kim.senior",
-        "reject",
-        reason="refund refused by policy; customer offered a repair",
-    )
-    console.print(
-        "   ord-0750 approved by sam.supervisor; ord-2500's escalation closed by kim.senior"
-    )
+def _leave_some_for_people(cases: list[Case]) -> list[Case]:
+    left: Counter[str] = Counter()
+    kept = []
+    for case in cases:
+        leave = left[case.kind] < LEFT_FOR_PEOPLE.get(case.kind, 0)
+        left[case.kind] += leave
+        kept.append(replace(case, staff="leave") if leave else case)
+    return kept
 
 
 def run_demo(
     database: Path, *, serve: bool = False, host: str = "127.0.0.1", port: int = 8080
 ) -> None:
-    examples = find_examples()
     for suffix in ("", "-wal", "-shm"):
         Path(f"{database}{suffix}").unlink(missing_ok=True)
+    workdir = database.parent / "demo-enterprise"
+    shutil.rmtree(workdir, ignore_errors=True)
     url = f"sqlite:///{database}"
-    console.rule("[bold]Accord demo[/bold]")
-    console.print(f"Embedded mode: SQLite at {database} (WAL, synchronous=FULL), in-process worker")
-    with handled(), build(Settings(database_url=url)) as accord:
-        runtime = accord.runtime
+    console.rule("[bold]Accord demo: the sample enterprise[/bold]")
+    console.print(
+        f"Embedded mode: SQLite at {database}, in-process worker; the sandbox's CRM, billing, "
+        "orders, helpdesk, KYC, notifications and directory answer over HTTP on loopback"
+    )
+    with handled(), open_enterprise(workdir, database_url=url) as enterprise:
+        accord = enterprise.accord
         console.print("\n[bold]1. Deploy journeys and governance[/bold]")
-        for name in EXAMPLE_JOURNEYS:
-            deployment = runtime.catalog.deploy(
-                TENANT, load_journey_file(examples / "journeys" / name), deployed_by="demo"
-            )
-            console.print(
-                f"   journey {deployment.name} v{deployment.version}  {deployment.digest[:19]}"
-            )
-        policies = examples / "policies"
-        bundle = accord.policies.deploy(
-            TENANT,
-            (policies / POLICY_FILE).read_text(encoding="utf-8"),
-            (policies / SCHEMA_FILE).read_text(encoding="utf-8"),
-            source_name=f"examples/policies/{POLICY_FILE}",
-            actor="demo",
-        )
-        console.print(
-            f"   policy bundle v{bundle.version}: {len(bundle.compiled_policies)} Cedar policies, "
-            "validated against their schema"
-        )
-        accord.consent.set_basis(
-            TENANT,
-            ORDERS_PURPOSE,
-            "contract",
-            categories=["pd:Purchase", "pd:PaymentCard"],
-            description="refunds are part of the sales contract",
-            actor="dpo",
-        )
-        console.print(
-            f"   lawful basis: {ORDERS_PURPOSE} under contract (pd:Purchase, pd:PaymentCard)"
-        )
-        consented = accord.consent.grant(
-            TENANT,
-            "customer-of-ord-0042",
-            purpose=MESSAGES_PURPOSE,
-            categories=["pd:EmailAddress"],
-            channel="web",
-            notice_version="2026-10",
-            actor="customer-of-ord-0042",
-        )
-        console.print(
-            f"   consent: customer-of-ord-0042 agreed to {MESSAGES_PURPOSE} by e-mail "
-            f"(receipt {consented.grant_id}); the other customers did not"
-        )
-        accord.set_flag(
-            "capability:inventory.restock",
-            False,
-            actor="ops",
-            reason="warehouse system in maintenance",
-        )
-        console.print("   kill switch: capability:inventory.restock is off (maintenance)")
+        for line in enterprise.deployed:
+            console.print(f"   {line}")
+        console.print(f"   {len(accord.capabilities)} capabilities behind the gateway")
+        for name, service_url in enterprise.sandbox.urls.items():
+            console.print(f"   {name:<14}{service_url}", markup=False, highlight=False)
 
-        console.print("\n[bold]2. Three customers ask for refunds[/bold]")
-        orders = {
-            "ord-0042": "42 EUR: permitted",
-            "ord-0750": "750 EUR: a supervisor must approve",
-            "ord-2500": "2500 EUR: high risk, forbidden",
-        }
-        run_ids = {}
-        for order, note in orders.items():
-            result = runtime.start(
-                TENANT,
-                "refund_request",
-                input={"order_id": order},
-                subject=f"customer-of-{order}",
-                idempotency_key=f"refund-{order}",
-            )
-            run_ids[order] = result.run_id
-            console.print(f"   {order} ({note}) → run {result.run_id}")
-        again = runtime.start(
-            TENANT,
-            "refund_request",
-            input={"order_id": "ord-0042"},
-            subject="customer-of-ord-0042",
-            idempotency_key="refund-ord-0042",
-        )
+        first, repeats = demo_mix(enterprise, people=PEOPLE, seed=SEED)
+        first = _leave_some_for_people(first)
         console.print(
-            f"   the same request again (same idempotency key) → run {again.run_id}, "
-            f"created={again.created}"
+            f"\n[bold]2. {len(first) + len(repeats)} synthetic customers and employees "
+            "arrive[/bold]"
         )
-        runtime.drive()
-        _status(
-            runtime, run_ids, "3. The gateway decides: executed, held, awaiting approval, refused"
-        )
-
-        console.print("\n[bold]4. People decide, operations switch restocking back on[/bold]")
-        _decide_in_inbox(accord, run_ids)
-        accord.set_flag(
-            "capability:inventory.restock", True, actor="ops", reason="maintenance finished"
-        )
-        console.print(
-            "   restocking is back on and the held run continues at once\n"
-            "   (the payment provider fails the first attempt of large refunds; "
-            "the block retries with backoff and the same idempotency key)"
-        )
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            runtime.drive()
-            views = [runtime.get(TENANT, r) for r in run_ids.values()]
-            if all(v.status in TERMINAL for v in views):
-                break
-            time.sleep(0.2)
-        _status(runtime, run_ids, "5. Durable timers fire and the runs finish")
-        for order, run_id in run_ids.items():
-            told = runtime.get(TENANT, run_id).steps.get("tell_customer")
-            if isinstance(told, dict):
-                sent = told.get("output") or {}
-                why = f" ({sent['reason']}: no consent to e-mail)" if "reason" in sent else ""
-                console.print(f"   {order}: customer message {told.get('outcome')}{why}")
-
-        focus = run_ids["ord-0750"]
-        console.print(f"\n[bold]6. Why? The gateway's decisions for run {focus}[/bold]")
-        table = Table("block", "capability", "outcome", "lawful basis", "policy")
-        for record in runtime.decisions(TENANT, focus):
-            basis = record.record.get("lawful_basis") or {}
-            policy = record.record.get("policy") or {}
-            table.add_row(
-                record.block or "",
-                record.capability,
-                record.outcome + (f" ({record.reason})" if record.reason else ""),
-                str(basis.get("basis") or ("not needed" if not basis.get("required") else "-")),
-                f"v{policy.get('bundle_version')} " + ", ".join(policy.get("determining") or [])
-                if policy
-                else "",
-            )
-        console.print(table)
-        console.print(
-            f"\nCapabilities behind the gateway: {len(accord.capabilities)} registered; "
-            "every call above passed kill switch, lawful basis and policy first."
-        )
-        _evidence(accord, focus, database.parent / "demo-evidence.json")
-        console.print(
-            "\nExplore this database:\n"
-            f"   accord run list --database {url}\n"
-            f"   accord run history {focus} --database {url}\n"
-            f"   accord run decisions {focus} --database {url}\n"
-            f"   accord consent show customer-of-ord-0042 --database {url}\n"
-            f"   accord flag history --database {url}\n"
-            f"   accord explain {focus} --database {url}\n"
-            f"   accord audit replay {focus} --database {url}\n"
-            f"   accord audit verify --database {url}\n"
-        )
-        waiting = _leave_work_in_the_inbox(accord)
-        _console_links(accord, host, port, waiting, served=serve)
+        driver = Driver(enterprise)
+        started = time.monotonic()
+        _drive_with_progress(driver, first, repeats)
+        elapsed = time.monotonic() - started
+        results = driver.results()
+        _summary(accord, driver, results, elapsed)
+        _evidence(accord)
+        _console_links(accord, host, port, served=serve)
+        driver.close()
         if serve:
             serve_until_stopped(accord, host=host, port=port)
 
 
-def _leave_work_in_the_inbox(accord: Accord) -> str:
-    """One more refund large enough to need a supervisor: it waits in the inbox."""
-    result = accord.runtime.start(
-        TENANT,
-        "refund_request",
-        input={"order_id": "ord-0800"},
-        subject="customer-of-ord-0800",
-        idempotency_key="refund-ord-0800",
+def _drive_with_progress(driver: Driver, first: list[Case], repeats: list[Case]) -> None:
+    totals = Counter(case.journey for case in [*first, *repeats])
+    with Progress(
+        TextColumn("   {task.description:<22}"),
+        BarColumn(bar_width=30),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        bars = {name: progress.add_task(name, total=count) for name, count in totals.items()}
+
+        def update(current: Driver) -> None:
+            settled: Counter[str] = Counter()
+            for finished in current.results():
+                if finished.status in ("completed", "failed", "cancelled", "compensated") or (
+                    finished.waiting and not _answerable(finished)
+                ):
+                    settled[finished.case.journey] += 1
+            for name, bar in bars.items():
+                progress.update(bar, completed=settled[name])
+
+        for case in first:
+            driver.start(case)
+        driver.settle(seconds=120, on_progress=update)
+        for case in repeats:
+            driver.start(case)
+        driver.settle(seconds=60, on_progress=update)
+        update(driver)
+
+
+def _answerable(finished: Finished) -> bool:
+    """A run waiting on something the demo's people answer is still moving."""
+    return any(
+        kind in wait for wait in finished.waiting for kind in ("event:", "confirm", "retry")
+    ) or (finished.case.staff != "leave" and any("human" in w for w in finished.waiting))
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def _summary(accord: Accord, driver: Driver, results: list[Finished], elapsed: float) -> None:
+    console.print(f"\n[bold]3. Outcomes[/bold] ({elapsed:.1f} s)")
+    by_journey: dict[str, list[Finished]] = defaultdict(list)
+    for finished in results:
+        by_journey[finished.case.journey].append(finished)
+    escalations: Counter[str] = Counter()
+    for item in accord.review_items(statuses=None, limit=1000):
+        run = accord.runtime.get(TENANT, item.run_id)
+        escalations[run.journey] += 1
+    table = Table("journey", "runs", "outcomes", "to a person", "waiting", "p50 s", "p99 s")
+    for journey, found in sorted(by_journey.items()):
+        outcomes = Counter(f.outcome or f.status for f in found if f.status == "completed")
+        latencies = [f.seconds for f in found if f.seconds is not None]
+        waiting = sum(1 for f in found if f.status not in ("completed", "failed"))
+        table.add_row(
+            journey,
+            str(len(found)),
+            ", ".join(f"{name} {count}" for name, count in outcomes.most_common()),
+            str(escalations[journey]),
+            str(waiting),
+            f"{_percentile(latencies, 50):.2f}",
+            f"{_percentile(latencies, 99):.2f}",
+        )
+    console.print(table)
+    failed = [f for f in results if f.status in ("failed", "refused_at_start")]
+    for finished in failed:
+        console.print(
+            f"   {finished.case.name}: {finished.status} ({finished.error})", markup=False
+        )
+    refusals = refusals_by_reason(accord, [f.run_id for f in results if f.run_id])
+    reasons = Table("gateway refusals by reason (policy)", "count")
+    for reason, count in refusals.most_common():
+        reasons.add_row(reason, str(count))
+    console.print(reasons)
+    people = ", ".join(f"{what} {count}" for what, count in sorted(driver.actions.items()))
+    console.print(f"   what people did: {people}", markup=False)
+    still = Counter(
+        w.split(" (", 1)[1].rstrip(")").split(":", 1)[0]
+        for f in results
+        for w in f.waiting
+        if " (" in w
     )
-    accord.runtime.drive()
-    return result.run_id
+    if still:
+        console.print(
+            "   still waiting: "
+            + ", ".join(f"{count} on {kind}" for kind, count in still.most_common())
+            + " (durable: they continue when the time comes or a person decides)",
+            markup=False,
+        )
 
 
-def _console_links(accord: Accord, host: str, port: int, run_id: str, *, served: bool) -> None:
+def _evidence(accord: Accord) -> None:
+    console.print("\n[bold]4. Evidence: the ledger proves it[/bold]")
+    head = accord.tree_head(fresh=True)
+    console.print(
+        f"   signed tree head: {head.tree_size} entries, root {head.root_hash[:16]}…, "
+        f"Ed25519 key {head.key_id}"
+    )
+    report = accord.verify_ledger()
+    console.print(
+        f"   audit verify: {'ok' if report.ok else 'FAILED'} ({report.entries} entries "
+        f"recomputed, {report.heads} heads checked)"
+    )
+    url = accord.settings.database_url
+    console.print(
+        "   explore:\n"
+        f"   accord run list --database {url}\n"
+        f"   accord review list --database {url}\n"
+        f"   accord explain RUN_ID --database {url}\n"
+        f"   accord audit verify --database {url}",
+        markup=False,
+    )
+
+
+def _console_links(accord: Accord, host: str, port: int, *, served: bool) -> None:
     keys = accord.settings.resolved_keys_dir()
     settings = accord.settings
     now = time.time()
@@ -272,10 +222,13 @@ def _console_links(accord: Accord, host: str, port: int, run_id: str, *, served:
         )
 
     base = f"http://{host}:{port}"
-    open_items = accord.review_items(run_id=run_id)
-    console.print("\n[bold]8. The console and the API[/bold]")
+    open_items = accord.review_items(limit=1000)
+    queues = Counter(item.queue for item in open_items)
+    console.print("\n[bold]5. The console and the API[/bold]")
     console.print(
-        f"   ord-0800 (800 EUR) waits for a supervisor: {len(open_items)} item in the inbox"
+        f"   {len(open_items)} items wait in the review inbox: "
+        + ", ".join(f"{queue} {count}" for queue, count in queues.most_common()),
+        markup=False,
     )
     console.print("   reviewer sam.supervisor (valid for 8 hours):", markup=False)
     console.print(
@@ -293,48 +246,3 @@ def _console_links(accord: Accord, host: str, port: int, run_id: str, *, served:
             f"   `accord serve --database {accord.settings.database_url}` serves them",
             markup=False,
         )
-
-
-def _status(runtime: Runtime, run_ids: dict[str, str], title: str) -> None:
-    console.print(f"\n[bold]{title}[/bold]")
-    table = Table("order", "run", "status", "outcome", "where", "transitions")
-    for order, run_id in run_ids.items():
-        view = runtime.get(TENANT, run_id)
-        where = ", ".join(f"{p.block} ({p.waiting_for or p.status})" for p in view.positions) or (
-            view.error or {}
-        ).get("message", "")
-        table.add_row(order, run_id, view.status, view.outcome or "", where, str(view.transitions))
-    console.print(table)
-
-
-def _evidence(accord: Accord, focus: str, bundle_path: Path) -> None:
-    console.print("\n[bold]7. Evidence: the ledger proves it[/bold]")
-    head = accord.tree_head(fresh=True)
-    console.print(
-        f"   signed tree head: {head.tree_size} entries, root {head.root_hash[:16]}…, "
-        f"Ed25519 key {head.key_id}"
-    )
-    report = accord.verify_ledger()
-    console.print(
-        f"   audit verify: {'ok' if report.ok else 'FAILED'} ({report.entries} entries "
-        f"recomputed, {report.heads} heads checked)"
-    )
-    console.print(f"   explain {focus}:")
-    for line in render_explanation(accord.explain(focus)).splitlines()[1:]:
-        console.print(f"     {line}", markup=False)
-    replayed = accord.replay(focus)
-    history = accord.runtime.history(TENANT, focus)
-    console.print(
-        f"   replay from the ledger alone: {len(replayed.history)} events, "
-        f"{'equal to' if replayed.history == history else 'DIFFERENT FROM'} the run's history"
-    )
-    bundle = accord.export_evidence(run_id=focus)
-    bundle_path.write_text(json.dumps(bundle, indent=1))
-    console.print(f"   evidence bundle {bundle_path}: {verify_bundle(bundle)}")
-    subject = "customer-of-ord-0042"
-    erasure = accord.erase_subject(subject, actor="dpo", reason="erasure request (demo)")
-    after = accord.verify_ledger()
-    console.print(
-        f"   {subject} erased (data key destroyed, {erasure.runs_scrubbed} runs scrubbed); "
-        f"the ledger still verifies: {'ok' if after.ok else 'FAILED'}"
-    )

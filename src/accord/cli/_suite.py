@@ -60,13 +60,15 @@ def retail(
         if limit is not None:
             loaded = loaded[:limit]
         suite_files = find_suite_files()
-        with tempfile.TemporaryDirectory(prefix="accord-suite-") as workdir:
-            with RetailSuite(data=data_dir, suite=suite_files, workdir=Path(workdir)) as suite:
-                if as_json:
+        with (
+            tempfile.TemporaryDirectory(prefix="accord-suite-") as workdir,
+            RetailSuite(data=data_dir, suite=suite_files, workdir=Path(workdir)) as suite,
+        ):
+            if as_json:
+                report = suite.run(loaded)
+            else:
+                with console.status(f"driving {len(loaded)} tasks…"):
                     report = suite.run(loaded)
-                else:
-                    with console.status(f"driving {len(loaded)} tasks…"):
-                        report = suite.run(loaded)
     summary = report.to_json()
     if not as_json:
         _print(report, summary)

@@ -143,12 +143,14 @@ def rule_broken(shop: Shop, user_id: str, action: Action) -> str | None:
             return "payment-change-to-another-method"
         if _short(method, history[0]["amount"]):
             return "gift-card-covers-amount"
-    if action.name in ("modify_pending_order_items", "exchange_delivered_order_items"):
-        if _short(method, _price_difference(shop, order, kwargs)):
-            return "gift-card-covers-amount"
+    if action.name in (
+        "modify_pending_order_items",
+        "exchange_delivered_order_items",
+    ) and _short(method, _price_difference(shop, order, kwargs)):
+        return "gift-card-covers-amount"
     if action.name == "return_delivered_order_items":
         used = {t["payment_method_id"] for t in order["payment_history"]}
-        if kwargs["payment_method_id"] not in used and method.get("source") != "gift_card":
+        if kwargs["payment_method_id"] not in used and (method or {}).get("source") != "gift_card":
             return "refund-to-original-or-gift-card"
     return None
 
@@ -225,10 +227,11 @@ def apply(shop: Shop, action: Action) -> None:
 
 def order_view(order: Mapping[str, Any]) -> dict[str, Any]:
     """An order's compared fields, normalised: amounts to cents, absent optional fields None."""
-    view = {name: copy.deepcopy(order.get(name)) for name in ORDER_FIELDS}
-    view["items"] = [{key: item[key] for key in ITEM_FIELDS} for item in order["items"]]
-    for item in view["items"]:
-        item["price"] = round(float(item["price"]), 2)
+    view: dict[str, Any] = {name: copy.deepcopy(order.get(name)) for name in ORDER_FIELDS}
+    view["items"] = [
+        {**{key: item[key] for key in ITEM_FIELDS}, "price": round(float(item["price"]), 2)}
+        for item in order["items"]
+    ]
     view["payment_history"] = [
         {
             "transaction_type": t["transaction_type"],

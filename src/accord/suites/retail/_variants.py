@@ -96,7 +96,7 @@ def another_user(data: Mapping[str, Any], user_id: str) -> str:
     """A user other than ``user_id``, the same one every time."""
     ordered = sorted(data["users"])
     position = ordered.index(user_id) if user_id in ordered else -1
-    return ordered[(position + 1) % len(ordered)]
+    return str(ordered[(position + 1) % len(ordered)])
 
 
 def _before(shop: _Data, task: Task) -> Iterator[Variant]:
@@ -254,7 +254,7 @@ def _stranger_method(shop: _Data, user: str) -> str | None:
         if other != user:
             for method_id in sorted(shop.users[other]["payment_methods"]):
                 if method_id not in own:
-                    return method_id
+                    return str(method_id)
     return None
 
 
@@ -266,7 +266,7 @@ def _small_gift_card(shop: _Data, user: str, amount: float, *, avoid: str) -> st
             and method.get("source") == "gift_card"
             and float(method.get("balance", 0.0)) < amount
         ):
-            return method_id
+            return str(method_id)
     return None
 
 
