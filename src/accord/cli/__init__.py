@@ -26,6 +26,7 @@ from accord.cli import (
     _runs,
     _sandbox,
     _serve,
+    _simulate,
     _suite,
     _tokens,
 )
@@ -58,6 +59,7 @@ app.add_typer(_suite.app, name="suite")
 app.command("serve")(_serve.serve_command)
 app.command("explain")(_audit.explain_command)
 app.command("replay")(_replay.replay_command)
+app.command("simulate")(_simulate.simulate_command)
 app.command("confirm")(_reviews.confirm_command)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")

@@ -79,49 +79,30 @@ def retail(
 
 def _print(report: SuiteReport, summary: dict[str, Any]) -> None:
     table = Table(title=f"retail policy suite: {report.tasks} tasks in {report.seconds:.1f}s")
-    table.add_column("check")
-    table.add_column("case")
-    table.add_column("rule")
+    table.add_column("case", overflow="fold")
+    table.add_column("rule (policy id)", overflow="fold")
     table.add_column("passed", justify="right")
     table.add_column("total", justify="right")
     compliant = summary["compliant"]
+    table.add_row("[bold]compliant actions permitted[/bold]", "", "", "")
     for name, counts in compliant["by_action"].items():
-        table.add_row(
-            "compliant permitted", name, "", str(counts["permitted"]), str(counts["total"])
-        )
+        table.add_row(f"  {name}", "", str(counts["permitted"]), str(counts["total"]))
     table.add_row(
-        "[bold]compliant permitted[/bold]",
-        "all",
-        "",
-        str(compliant["permitted"]),
-        str(compliant["total"]),
-        end_section=True,
+        "  all", "", str(compliant["permitted"]), str(compliant["total"]), end_section=True
     )
     state = summary["final_state"]
     table.add_row(
-        "[bold]final state matches[/bold]",
-        "tasks",
+        "[bold]final states matching the oracle[/bold]",
         "",
         str(state["matched"]),
         str(state["total"]),
         end_section=True,
     )
     violations = summary["violations"]
+    table.add_row("[bold]violations refused by their rule[/bold]", "", "", "")
     for kind, counts in violations["by_kind"].items():
-        table.add_row(
-            "violation refused",
-            kind,
-            counts["policy"],
-            str(counts["refused"]),
-            str(counts["total"]),
-        )
-    table.add_row(
-        "[bold]violations refused[/bold]",
-        "all",
-        "",
-        str(violations["refused"]),
-        str(violations["total"]),
-    )
+        table.add_row(f"  {kind}", counts["policy"], str(counts["refused"]), str(counts["total"]))
+    table.add_row("  all", "", str(violations["refused"]), str(violations["total"]))
     console.print(table)
     misses = summary["misses"]
     for line in misses[:50]:
