@@ -92,7 +92,7 @@ def test_the_demo_serves_its_console_with_a_ready_sign_in(tmp_path: Path) -> Non
             assert inbox.url.path == "/console/reviews"
             item = inbox.text.split('href="/console/reviews/', 1)[1].split('"', 1)[0]
             packet = browser.get(f"http://127.0.0.1:{port}/console/reviews/{item}").text
-            assert "ord-0800" in packet and "Decide" in packet
+            assert "Submit decision" in packet and "Decide" in packet
     finally:
         process.send_signal(signal.SIGTERM)
         _, errors = process.communicate(timeout=60)

@@ -113,7 +113,6 @@ def _before(shop: _Data, task: Task) -> Iterator[Variant]:
 
 
 def _of_action(shop: _Data, user: str, action: Action) -> Iterator[Variant]:
-    kwargs = action.kwargs
     order = shop.orders[action.order_id]
     match action.name:
         case "cancel_pending_order":
@@ -151,7 +150,6 @@ def _of_action(shop: _Data, user: str, action: Action) -> Iterator[Variant]:
             small = _small_gift_card(shop, user, total, avoid=current)
             if small is not None:
                 yield _variant("gift_card_balance_too_small", action, payment_method_id=small)
-    del kwargs
 
 
 def _item_change(shop: _Data, user: str, action: Action) -> Iterator[Variant]:

@@ -1,0 +1,63 @@
+"""``accord simulate`` as a real process: every shipped scenario matches, and bad input is located."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = sorted((ROOT / "examples" / "enterprise" / "scenarios").glob("*.yaml"))
+
+
+def simulate(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "accord", "simulate", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
+
+
+def test_every_sample_journey_has_a_scenario() -> None:
+    journeys = {p.stem for p in (ROOT / "examples" / "enterprise" / "journeys").glob("*.yaml")}
+    assert {p.stem for p in SCENARIOS} == journeys
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda p: p.stem)
+def test_the_scenario_goes_as_expected(scenario: Path) -> None:
+    result = simulate(str(scenario), "--json")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert '"ok": true' in result.stdout and '"mismatches": []' in result.stdout
+
+
+def test_a_mismatch_fails_the_command(tmp_path: Path) -> None:
+    scenario = tmp_path / "wrong.yaml"
+    scenario.write_text(
+        "scenario: a wrong expectation\n"
+        "cases:\n"
+        "  - name: small refund\n"
+        "    journey: refund_request\n"
+        "    subject: cus_00001\n"
+        "    input: {customer_id: cus_00001, order_id: '#W4316152', amount: 50.0}\n"
+        "    expect: {status: completed, outcome: declined}\n"
+    )
+    result = simulate(str(scenario))
+    assert result.returncode == 1
+    assert "MISMATCH" in result.stdout and "completed refunded" in result.stdout
+    assert "1 case(s) did not go as the scenarios expect" in result.stdout
+
+
+def test_a_malformed_scenario_names_the_field(tmp_path: Path) -> None:
+    scenario = tmp_path / "bad.yaml"
+    scenario.write_text(
+        "scenario: bad\ncases:\n  - name: x\n    journey: refund_request\n    input: {}\n"
+        "    persona: {otp: maybe}\n    expect: {status: completed}\n"
+    )
+    result = simulate(str(scenario))
+    assert result.returncode == 2
+    assert "cases.0.persona.otp" in result.stderr and "invalid scenario" in result.stderr
