@@ -94,9 +94,7 @@ from runtime import (
 
 from accord.runtime import Worker
 from accord.service import Settings, build
-from accord.simulation import TENANT, Enterprise, open_enterprise
-from accord.simulation._driver import Case, Driver
-from accord.simulation._mix import demo_mix
+from accord.simulation import TENANT, Case, Driver, Enterprise, demo_mix, open_enterprise
 from accord.storage import TERMINAL
 from accord.telemetry import Metrics, Telemetry, Tracing
 

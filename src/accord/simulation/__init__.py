@@ -1,5 +1,12 @@
 """The sample enterprise in motion: synthetic customers, scenarios and the demo's mix."""
 
+from accord.simulation._driver import (
+    Case,
+    Driver,
+    Finished,
+    Persona,
+    refusals_by_reason,
+)
 from accord.simulation._enterprise import (
     TENANT,
     Enterprise,
@@ -10,18 +17,24 @@ from accord.simulation._enterprise import (
     load_manifest,
     open_enterprise,
 )
+from accord.simulation._mix import demo_mix
 from accord.simulation._scenario import ScenarioReport, load_scenario, run_scenario
 
 __all__ = [
     "TENANT",
+    "Case",
+    "Driver",
     "Enterprise",
+    "Finished",
     "Manifest",
     "OffsetClock",
+    "Persona",
     "ScenarioReport",
+    "demo_mix",
     "deploy",
     "find_manifest",
     "load_manifest",
-    "load_scenario",
     "open_enterprise",
+    "refusals_by_reason",
     "run_scenario",
 ]

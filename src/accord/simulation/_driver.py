@@ -20,8 +20,9 @@ from typing import Any, Literal
 import httpx
 
 from accord.errors import AccordError
+from accord.runtime import RunView
 from accord.simulation._enterprise import TENANT, Enterprise
-from accord.storage import TERMINAL
+from accord.storage import TERMINAL, ReviewItemRecord
 
 OtpBehaviour = Literal["right", "wrong_once", "wrong", "silent"]
 Answer = Literal["confirm", "refuse", "ignore"]
@@ -77,6 +78,7 @@ class Finished:
     status: str
     outcome: str | None
     seconds: float | None
+    """Wall-clock time from start to end, without the time the simulation's clock skipped."""
     waiting: tuple[str, ...]
     error: str | None
 
@@ -98,6 +100,9 @@ class Driver:
         self.actions: Counter[str] = Counter()
         self._http = httpx.Client(timeout=10.0)
         self._managers: set[str] = set()
+        self._ended: set[str] = set()
+        self._jumps: list[tuple[float, float]] = []
+        """Each forward move of the clock: when (simulated time) and by how much."""
 
     def close(self) -> None:
         self._http.close()
@@ -151,11 +156,18 @@ class Driver:
 
     # -- playing --------------------------------------------------------------------------
 
-    def open_runs(self) -> list[Tracked]:
-        return [t for t in self.tracked.values() if t.run_id and not self._ended(t)]
-
-    def _ended(self, tracked: Tracked) -> bool:
-        return self.accord.runtime.get(TENANT, tracked.run_id).status in TERMINAL
+    def open_runs(self) -> list[tuple[Tracked, RunView]]:
+        """The tracked runs that have not ended, each read once; ended ones are remembered."""
+        found = []
+        for tracked in self.tracked.values():
+            if not tracked.run_id or tracked.run_id in self._ended:
+                continue
+            view = self.accord.runtime.get(TENANT, tracked.run_id)
+            if view.status in TERMINAL:
+                self._ended.add(tracked.run_id)
+                continue
+            found.append((tracked, view))
+        return found
 
     def settle(self, *, seconds: float = 60.0, on_progress: Any = None) -> None:
         """Drive and answer until nothing more happens (or ``seconds`` pass)."""
@@ -167,42 +179,26 @@ class Driver:
                 on_progress(self)
             if moved or acted:
                 continue
-            if self.advance_time and self._advance_to_next_timer():
-                continue
-            if not self._retry_pending():
+            wake = self.accord.runtime.next_wake_at(TENANT)
+            if wake is None:
                 return
-            time.sleep(0.05)
+            now = self.enterprise.clock.now()
+            if wake - now < 5.0:
+                time.sleep(min(0.05, max(0.0, wake - now)))
+            elif self.advance_time:
+                self._advance(wake - now + 0.001)
+            else:
+                return
 
-    def _retry_pending(self) -> bool:
-        """Whether a run waits on a retry or timer due within a few seconds of real time."""
-        now = self.enterprise.clock.now()
-        for tracked in self.open_runs():
-            for position in self.accord.runtime.get(TENANT, tracked.run_id).positions:
-                kind = (position.waiting_for or "").split(":", 1)[0]
-                due = position.until
-                if kind in ("retry", "timer", "event") and due is not None and due - now < 5.0:
-                    return True
-        return False
-
-    def _advance_to_next_timer(self) -> bool:
-        now = self.enterprise.clock.now()
-        due = [
-            position.until
-            for tracked in self.open_runs()
-            for position in self.accord.runtime.get(TENANT, tracked.run_id).positions
-            if position.until is not None and position.until > now
-        ]
-        if not due:
-            return False
-        self.enterprise.clock.advance(min(due) - now + 0.001)
+    def _advance(self, seconds: float) -> None:
+        self._jumps.append((self.enterprise.clock.now(), seconds))
+        self.enterprise.clock.advance(seconds)
         self.actions["clock advanced"] += 1
-        return True
 
     def act(self) -> int:
         """Answer every wait a person can answer now; returns how many were answered."""
         acted = self._review_children()
-        for tracked in self.open_runs():
-            view = self.accord.runtime.get(TENANT, tracked.run_id)
+        for tracked, view in self.open_runs():
             for position in view.positions:
                 if position.waiting_for is None:
                     continue
@@ -226,7 +222,7 @@ class Driver:
             acted += self._decide(item, child, parent.case.staff)
         return acted
 
-    def _answer(self, tracked: Tracked, view: Any, block: str, waiting_for: str) -> bool:
+    def _answer(self, tracked: Tracked, view: RunView, block: str, waiting_for: str) -> bool:
         persona = tracked.case.persona
         kind, _, name = waiting_for.partition(":")
         if persona.withdraw_at == block and not tracked.withdrawn and tracked.case.subject:
@@ -242,11 +238,11 @@ class Driver:
             return self._review(tracked, view, block)
         return False
 
-    def _step_output(self, view: Any, block: str) -> dict[str, Any]:
+    def _step_output(self, view: RunView, block: str) -> dict[str, Any]:
         step = view.steps.get(block)
         return dict(step) if isinstance(step, dict) else {}
 
-    def _enter_code(self, tracked: Tracked, view: Any) -> bool:
+    def _enter_code(self, tracked: Tracked, view: RunView) -> bool:
         persona = tracked.case.persona
         if persona.otp == "silent":
             return False
@@ -274,7 +270,7 @@ class Driver:
         response = self._http.get(f"{self.enterprise.url('kyc')}/verifications/{verification}/otp")
         return str(response.json().get("code", "")) if response.status_code == 200 else ""
 
-    def _upload_document(self, tracked: Tracked, view: Any) -> bool:
+    def _upload_document(self, tracked: Tracked, view: RunView) -> bool:
         verification = self._step_output(view, "start_document").get("verification_id")
         if not verification:
             return False
@@ -291,7 +287,7 @@ class Driver:
         self.actions["documents uploaded"] += 1
         return True
 
-    def _confirm(self, tracked: Tracked, view: Any) -> bool:
+    def _confirm(self, tracked: Tracked, view: RunView) -> bool:
         answer = tracked.case.persona.confirm
         if answer == "ignore":
             return False
@@ -322,7 +318,7 @@ class Driver:
         tracked.withdrawn = True
         self.actions["consents withdrawn"] += 1
 
-    def _review(self, tracked: Tracked, view: Any, block: str) -> bool:
+    def _review(self, tracked: Tracked, view: RunView, block: str) -> bool:
         action = tracked.case.staff
         if action == "leave":
             return False
@@ -331,7 +327,7 @@ class Driver:
             acted += self._decide(item, view, action)
         return acted > 0
 
-    def _decide(self, item: Any, view: Any, decision: str) -> int:
+    def _decide(self, item: ReviewItemRecord, view: RunView, decision: str) -> int:
         person = self._reviewer(item, view)
         if person is None:
             return 0
@@ -347,7 +343,7 @@ class Driver:
         self.actions[f"reviews {'approved' if decision == 'approve' else 'rejected'}"] += 1
         return 1
 
-    def _reviewer(self, item: Any, view: Any) -> str | None:
+    def _reviewer(self, item: ReviewItemRecord, view: RunView) -> str | None:
         if item.queue == "managers":
             manager = self._step_output(view, "employee").get("manager_id")
             return str(manager) if manager and manager not in item.makers else None
@@ -373,11 +369,12 @@ class Driver:
                 )
                 continue
             view = self.accord.runtime.get(TENANT, tracked.run_id)
-            seconds = (
-                view.ended_at - view.created_at
-                if view.ended_at is not None and view.status in TERMINAL
-                else None
-            )
+            seconds = None
+            if view.ended_at is not None and view.status in TERMINAL:
+                jumped = sum(
+                    amount for at, amount in self._jumps if view.created_at <= at < view.ended_at
+                )
+                seconds = max(0.0, view.ended_at - view.created_at - jumped)
             waiting = tuple(f"{p.block} ({p.waiting_for})" for p in view.positions if p.waiting_for)
             error = (view.error or {}).get("message") if view.error else None
             finished.append(
