@@ -34,6 +34,7 @@ __all__ = [
     "deploy",
     "find_manifest",
     "load_manifest",
+    "load_scenario",
     "open_enterprise",
     "refusals_by_reason",
     "run_scenario",
