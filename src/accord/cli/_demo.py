@@ -138,7 +138,7 @@ def _summary(accord: Accord, driver: Driver, results: list[Finished], elapsed: f
     for item in accord.review_items(statuses=None, limit=1000):
         run = accord.runtime.get(TENANT, item.run_id)
         escalations[run.journey] += 1
-    table = Table("journey", "runs", "outcomes", "to a person", "waiting", "p50 s", "p99 s")
+    table = Table("journey", "runs", "outcomes", "review items", "waiting", "p50 s", "p99 s")
     for journey, found in sorted(by_journey.items()):
         outcomes = Counter(f.outcome or f.status for f in found if f.status == "completed")
         latencies = [f.seconds for f in found if f.seconds is not None]

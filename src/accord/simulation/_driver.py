@@ -386,13 +386,20 @@ class Driver:
 
 
 def refusals_by_reason(accord: Any, run_ids: Iterable[str]) -> Counter[str]:
-    """Gateway refusals of the given runs, counted by reason and deciding policy."""
+    """Gateway refusals of the given runs and their sub-runs, by reason and deciding policy
+    (``no permit`` and the capability when no policy permits the call)."""
+    wanted = set(run_ids)
+    runs = accord.runtime.list_runs(TENANT, limit=100_000)
+    while added := {r.run_id for r in runs if r.parent_run_id in wanted} - wanted:
+        wanted |= added
     counted: Counter[str] = Counter()
-    for run_id in run_ids:
+    for run_id in sorted(wanted):
         for record in accord.runtime.decisions(TENANT, run_id):
             if record.outcome != "refused":
                 continue
             policy = record.record.get("policy") or {}
             determining = ", ".join(policy.get("determining") or [])
+            if not determining and policy.get("reason") == "no_permit":
+                determining = f"no permit: {record.capability}"
             counted[f"{record.reason}" + (f" ({determining})" if determining else "")] += 1
     return counted
