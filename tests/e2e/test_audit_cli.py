@@ -123,7 +123,8 @@ def test_proofs_heads_and_key_rotation(db: Path, tmp_path: Path) -> None:
 
 
 def test_a_legal_hold_blocks_erasure_until_released(db: Path, tmp_path: Path) -> None:
-    subject = "customer-of-ord-0750"
+    listed = json.loads(accord("run", "list", "--json", cwd=tmp_path, database=db).stdout)
+    subject = next(r["subject_id"] for r in listed if r["outcome"] == "refunded")
     held = accord(
         "subject",
         "hold",
