@@ -36,11 +36,25 @@ ATTACKS = ROOT.parent / "shared" / "datasets" / "prompt_injection_attacks" / "at
 CATALOGUE = ROOT / "examples" / "capabilities" / "sandbox.yaml"
 SERVICES = ("crm", "billing", "orders", "helpdesk", "kyc", "notifications", "directory")
 WRITES = {
-    "billing": ("issue_refund", "void_refund", "apply_discount", "cancel_subscription"),
-    "crm": ("update_customer_email",),
-    "orders": ("cancel_pending_order",),
+    "billing": (
+        "issue_refund",
+        "void_refund",
+        "apply_discount",
+        "cancel_subscription",
+        "create_subscription",
+    ),
+    "crm": ("update_customer_email", "enable_portal_access", "disable_portal_access"),
+    "orders": (
+        "cancel_pending_order",
+        "return_delivered_order_items",
+        "exchange_delivered_order_items",
+        "modify_pending_order_items",
+        "modify_pending_order_address",
+        "modify_pending_order_payment",
+    ),
     "helpdesk": ("open_ticket", "resolve_ticket", "add_note"),
     "notifications": ("send_email", "send_sms"),
+    "directory": ("grant_access", "revoke_access"),
 }
 T = TenantId("default")
 CUSTOMER = "cus_00001"

@@ -47,9 +47,7 @@ def refund(billing: httpx.Client, order: str, amount: float, key: str) -> dict[s
     return dict(response.json())
 
 
-def test_refunds_are_listed_by_order_and_quarter(
-    billing: httpx.Client, clock: FrozenClock
-) -> None:
+def test_refunds_are_listed_by_order_and_quarter(billing: httpx.Client, clock: FrozenClock) -> None:
     refund(billing, "#W4316152", 10.0, "r1")
     clock.advance(100 * 86400)  # into 2026-Q2
     second = refund(billing, "#W4316152", 5.0, "r2")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from accord.audit import Explanation
 from accord.core import TenantId
-from accord.errors import AccordError, InputError
+from accord.errors import AccordError, ConfigurationError, InputError
 from accord.journeys import load_journey_file
 from accord.replay._candidate import Candidate, parse_candidate
 from accord.replay._compare import Side, compare
@@ -73,6 +73,7 @@ def replay_candidate(
         raise InputError(f"--limit must be at least 1, got {limit}")
     _check_candidate(accord, tenant_id, journey, chosen)
     selection = select_runs(accord.db, tenant_id, journey, since=since, until=until, limit=limit)
+    _check_capabilities(accord, selection.runs)
     scrub = Scrubber(log_redactor(accord))
     for recorded in selection.runs:
         _learn(scrub, recorded)
@@ -293,6 +294,20 @@ def _bundle_of(recorded: RecordedRun) -> int | None:
         if isinstance(version, int):
             return version
     return None
+
+
+def _check_capabilities(accord: Accord, runs: Sequence[RecordedRun]) -> None:
+    """Every capability the recorded runs called must be registered here, with its contract:
+    without it a shadow run would fail at that call and report a change that is not one."""
+    called = {capability for run in runs for capability, _ in run.outputs().values()}
+    missing = sorted(name for name in called if accord.capabilities.find(name) is None)
+    if missing:
+        raise ConfigurationError(
+            f"the recorded runs called {len(missing)} capabilities this instance does not "
+            f"register: {', '.join(missing[:8])}{'…' if len(missing) > 8 else ''}",
+            hint="replay with the capability modules and catalogues production runs with "
+            "(ACCORD_CAPABILITY_MODULES, ACCORD_CAPABILITY_CATALOGUES and the connector URLs)",
+        )
 
 
 def _learn(scrub: Scrubber, recorded: RecordedRun) -> None:

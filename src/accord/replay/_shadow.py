@@ -246,6 +246,17 @@ class ShadowStore:
                         continue
                     used.add(signal.signal_id)
                     payload = {k: v for k, v in signal.payload.items() if k != "visit"}
+                    if kind == "human":
+                        # the decision answers the shadow's own review item for this visit
+                        opened = [
+                            item
+                            for item in self.accord.review_items(
+                                tenant=self.tenant, run_id=started.run_id
+                            )
+                            if item.block == position.block
+                        ]
+                        if opened:
+                            payload["item"] = opened[0].item_id
                     runtime.signal(
                         self.tenant,
                         signal.name,
