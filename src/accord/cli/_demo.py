@@ -21,6 +21,7 @@ from rich.table import Table
 from accord.api import issue_token
 from accord.cli._common import console, handled
 from accord.cli._serve import serve_until_stopped
+from accord.replay import replay_candidate
 from accord.service import Accord
 from accord.simulation import TENANT, open_enterprise
 from accord.simulation._driver import Case, Driver, Finished, refusals_by_reason
@@ -76,6 +77,7 @@ def run_demo(
         elapsed = time.monotonic() - started
         results = driver.results()
         _summary(accord, driver, results, elapsed)
+        _what_if(enterprise.manifest.cedar, accord, workdir)
         _evidence(accord)
         _console_links(accord, host, port, served=serve)
         driver.close()
@@ -180,8 +182,35 @@ def _summary(accord: Accord, driver: Driver, results: list[Finished], elapsed: f
         )
 
 
+def _what_if(bundle: Path, accord: Accord, workdir: Path) -> None:
+    """Replay the refunds in shadow under a candidate bundle with a lower approval limit."""
+    console.print("\n[bold]4. What if supervisors approved every refund above 50?[/bold]")
+    candidate = workdir / "candidate-refund-limit-50.cedar"
+    candidate.write_text(
+        bundle.read_text(encoding="utf-8").replace('decimal("100.00")', 'decimal("50.00")'),
+        encoding="utf-8",
+    )
+    report = replay_candidate(
+        accord, journey="refund_request", candidate=f"policy-file:{candidate}", since=0.0
+    )
+    counts = report.counts
+    console.print(
+        f"   accord replay: {counts['replayed']} recorded refunds re-run in shadow against "
+        f"{candidate.name} (nothing called, nothing written): {counts['unchanged']} "
+        f"unchanged, {counts['changed']} would change",
+        markup=False,
+    )
+    for run in report.runs:
+        change = next((c for c in run.changes if c.kind == "gateway" and c.block == "refund"), None)
+        if change is None or change.after is None:
+            continue
+        console.print(f"   {run.run_id}: before  {change.recorded}", markup=False)
+        console.print(f"   {' ' * len(run.run_id)}  after   {change.candidate}", markup=False)
+        break
+
+
 def _evidence(accord: Accord) -> None:
-    console.print("\n[bold]4. Evidence: the ledger proves it[/bold]")
+    console.print("\n[bold]5. Evidence: the ledger proves it[/bold]")
     head = accord.tree_head(fresh=True)
     console.print(
         f"   signed tree head: {head.tree_size} entries, root {head.root_hash[:16]}…, "
@@ -224,7 +253,7 @@ def _console_links(accord: Accord, host: str, port: int, *, served: bool) -> Non
     base = f"http://{host}:{port}"
     open_items = accord.review_items(limit=1000)
     queues = Counter(item.queue for item in open_items)
-    console.print("\n[bold]5. The console and the API[/bold]")
+    console.print("\n[bold]6. The console and the API[/bold]")
     console.print(
         f"   {len(open_items)} items wait in the review inbox: "
         + ", ".join(f"{queue} {count}" for queue, count in queues.most_common()),
