@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from accord.api import issue_token
 from accord.cli._common import console, handled
@@ -140,7 +140,16 @@ def _summary(accord: Accord, driver: Driver, results: list[Finished], elapsed: f
     for item in accord.review_items(statuses=None, limit=1000):
         run = accord.runtime.get(TENANT, item.run_id)
         escalations[run.journey] += 1
-    table = Table("journey", "runs", "outcomes", "review items", "waiting", "p50 s", "p99 s")
+    table = Table(
+        "journey",
+        Column("runs", justify="right"),
+        Column("ended", justify="right"),
+        Column("open", justify="right"),
+        Column("review items", justify="right"),
+        Column("p50 s", justify="right"),
+        Column("p99 s", justify="right"),
+    )
+    lines = []
     for journey, found in sorted(by_journey.items()):
         outcomes = Counter(f.outcome or f.status for f in found if f.status == "completed")
         latencies = [f.seconds for f in found if f.seconds is not None]
@@ -148,13 +157,23 @@ def _summary(accord: Accord, driver: Driver, results: list[Finished], elapsed: f
         table.add_row(
             journey,
             str(len(found)),
-            ", ".join(f"{name} {count}" for name, count in outcomes.most_common()),
-            str(escalations[journey]),
+            str(len(latencies)),
             str(waiting),
+            str(escalations[journey]),
             f"{_percentile(latencies, 50):.2f}",
             f"{_percentile(latencies, 99):.2f}",
         )
+        ended = ", ".join(f"{name} {count}" for name, count in outcomes.most_common())
+        lines.append(f"   {journey}: {ended or 'none yet'}")
     console.print(table)
+    console.print(
+        "   open: still waiting on a timer or on a review item left for you; "
+        "latency from start to end",
+        markup=False,
+    )
+    console.print("   how they ended:", markup=False)
+    for line in lines:
+        console.print(line, markup=False)
     failed = [f for f in results if f.status in ("failed", "refused_at_start")]
     for finished in failed:
         console.print(
