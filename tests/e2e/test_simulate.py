@@ -27,7 +27,6 @@ def simulate(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
 def test_every_sample_journey_has_a_scenario() -> None:
     journeys = {p.stem for p in (ROOT / "examples" / "enterprise" / "journeys").glob("*.yaml")}
     assert journeys <= {p.stem for p in SCENARIOS}
-    assert all(any(p.stem.startswith(j) for j in journeys) for p in SCENARIOS)
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda p: p.stem)
