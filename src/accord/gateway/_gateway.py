@@ -592,17 +592,22 @@ class _Pass:
             attrs["region"] = snapshot.region
         resource = Entity("Subject", self.call.subject_id or "anonymous", attrs)
         # the block stays out of the context: calls that differ only in where they are made
-        # share one policy decision within a transition
-        context: dict[str, Any] = {
-            "purpose": self.call.purpose,
-            "journey": journey,
-            "channel": self.invocation.channel,
-            "time": int(self.now),
-            "side_effect": self.capability.side_effect,
-            "region": self.capability.region,
-            "processing_region": self.governance.region,
-        }
-        context.update(self.invocation.context)
+        # share one policy decision within a transition. What the gateway knows itself is laid
+        # over what the journey passes, so no journey can claim a call is a read, or made
+        # elsewhere, to pass a policy.
+        context: dict[str, Any] = dict(self.invocation.context)
+        if self.invocation.channel is not None or "channel" not in context:
+            context["channel"] = self.invocation.channel
+        context.update(
+            {
+                "purpose": self.call.purpose,
+                "journey": journey,
+                "time": int(self.now),
+                "side_effect": self.capability.side_effect,
+                "region": self.capability.region,
+                "processing_region": self.governance.region,
+            }
+        )
         self.record["principal"] = {"type": principal.type, "id": principal.id}
         self.record["resource"] = {"type": resource.type, "id": resource.id}
         self.record["context"] = {k: v for k, v in context.items() if v is not None}

@@ -116,6 +116,12 @@ class _Block(_Model):
     _parse = field_validator("timeout", mode="before")(_duration)
 
 
+GATEWAY_FACTS = frozenset(
+    {"purpose", "journey", "time", "side_effect", "region", "processing_region"}
+)
+"""Policy context attributes the gateway sets from what it knows; a journey may not set them."""
+
+
 class TaskBlock(_Block):
     """Invoke a capability through the gateway.
 
@@ -138,6 +144,18 @@ class TaskBlock(_Block):
             "approving it when a policy asks for approval"
         ),
     )
+
+    @field_validator("context")
+    @classmethod
+    def _no_gateway_facts(cls, context: dict[str, Any]) -> dict[str, Any]:
+        taken = sorted(GATEWAY_FACTS & context.keys())
+        if taken:
+            raise ValueError(
+                f"context key {', '.join(repr(k) for k in taken)} is set by the gateway "
+                "itself (from the capability, the run and the deployment), not by a journey; "
+                "remove it, or pass the fact under another name"
+            )
+        return context
 
 
 class Rule(_Model):
