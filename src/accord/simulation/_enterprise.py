@@ -232,8 +232,11 @@ def deploy(accord: Accord, manifest: Manifest, *, actor: str = "enterprise") -> 
             description=basis.description,
             actor=actor,
         )
+    covered = {basis.purpose for basis in manifest.bases}
+    consent_only = sorted(_journey_purposes(manifest) - covered)
     lines.append(
-        f"lawful bases for {len(manifest.bases)} purposes; dpv:DirectMarketing needs consent"
+        f"lawful bases for {len(covered)} purposes"
+        + (f"; {', '.join(consent_only)} needs each customer's consent" if consent_only else "")
     )
     for queue in manifest.queues:
         accord.put_queue(queue, actor=actor)
@@ -252,6 +255,26 @@ def deploy(accord: Accord, manifest: Manifest, *, actor: str = "enterprise") -> 
         )
         lines.append(f"journey {deployment.name} v{deployment.version} {deployment.digest[:19]}")
     return lines
+
+
+def _journey_purposes(manifest: Manifest) -> set[str]:
+    """Every purpose the manifest's journeys and their blocks name."""
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            purpose = value.get("purpose")
+            if isinstance(purpose, str):
+                found.add(purpose)
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    for path in manifest.journeys:
+        walk(load_journey_file(path).spec.model_dump(mode="json"))
+    return found
 
 
 @contextmanager
