@@ -29,8 +29,13 @@ def accord(*args: str, cwd: Path, database: Path | None = None) -> subprocess.Co
 
 
 def test_demo_runs_the_sample_journeys_end_to_end(tmp_path: Path) -> None:
-    result = accord("demo", "--exit", "--database", str(tmp_path / "demo.db"), cwd=ROOT)
+    database = tmp_path / "demo.db"
+    database.write_text("an earlier demo's database")
+    (tmp_path / "demo.db.demo").write_text("made by accord demo\n")
+    result = accord("demo", "--exit", "--database", str(database), cwd=ROOT)
     assert result.returncode == 0, result.stderr
+    assert (tmp_path / "demo.db.demo").is_file()
+    assert database.read_bytes().startswith(b"SQLite format 3")
     out = result.stdout
     for journey in (
         "refund_request",
@@ -46,6 +51,23 @@ def test_demo_runs_the_sample_journeys_end_to_end(tmp_path: Path) -> None:
     assert "items wait in the review inbox" in out
     assert "audit verify: ok" in out
     assert "http://127.0.0.1:8080/console/sign-in?next=/console/reviews&token=eyJ" in out
+
+
+def test_demo_leaves_a_database_it_did_not_make_alone(tmp_path: Path) -> None:
+    database = tmp_path / "precious.db"
+    database.write_text("somebody's data")
+    sibling = tmp_path / "demo-enterprise"
+    sibling.mkdir()
+    (sibling / "notes.txt").write_text("mine")
+    result = accord("demo", "--exit", "--database", str(database), cwd=ROOT)
+    assert result.returncode == 2
+    assert f"{database} already exists and is not a database an earlier `accord demo` made" in (
+        " ".join(result.stderr.split())
+    )
+    assert "choose another --database" in result.stderr
+    assert database.read_text() == "somebody's data"
+    assert (sibling / "notes.txt").read_text() == "mine"
+    assert not (tmp_path / "precious.db.demo").exists()
 
 
 def test_lint_points_at_the_problem(tmp_path: Path) -> None:

@@ -71,9 +71,13 @@ Database = Annotated[
 
 @app.command("demo")
 def demo_command(
-    database: Annotated[Path, typer.Option(help="SQLite file for the demo (recreated)")] = Path(
-        ".accord/demo.db"
-    ),
+    database: Annotated[
+        Path,
+        typer.Option(
+            help="SQLite file for the demo, recreated on every run; a file an earlier demo did "
+            "not make (no DATABASE.demo beside it) is refused and left alone"
+        ),
+    ] = Path(".accord/demo.db"),
     exit_after: Annotated[
         bool, typer.Option("--exit", help="end after the summary instead of serving")
     ] = False,

@@ -4,6 +4,9 @@ The sandbox's systems start on loopback ports, Accord is deployed in front of th
 ``examples/enterprise``, and a seeded mix of synthetic customers and employees goes through every
 journey while the people in it answer codes, upload documents, confirm proposals and decide
 review items. A few items are left in the review inbox for whoever opens the console.
+
+The demo recreates its database and the ``demo-enterprise/`` directory beside it, so it marks
+the database it makes (``<database>.demo``) and refuses to touch a file without that mark.
 """
 
 from __future__ import annotations
@@ -21,16 +24,21 @@ from rich.table import Column, Table
 from accord.api import issue_token
 from accord.cli._common import console, handled
 from accord.cli._serve import serve_until_stopped
+from accord.errors import InputError
 from accord.replay import replay_candidate
 from accord.service import Accord
 from accord.simulation import TENANT, open_enterprise
 from accord.simulation._driver import Case, Driver, Finished, refusals_by_reason
 from accord.simulation._mix import demo_mix
+from accord.storage import TERMINAL
 
 PEOPLE = 60
 SEED = 7
 LEFT_FOR_PEOPLE = {"refund:supervisor": 2, "support:talk_to_human": 1, "access:read": 1}
 """Cases whose review items nobody decides, so the console has real work waiting."""
+REFUND_LIMIT = 'decimal("100.00")'
+LOWER_REFUND_LIMIT = 'decimal("50.00")'
+"""What the what-if section changes in the bundle: the automatic refund limit."""
 
 
 def _leave_some_for_people(cases: list[Case]) -> list[Case]:
@@ -43,13 +51,45 @@ def _leave_some_for_people(cases: list[Case]) -> list[Case]:
     return kept
 
 
+def demo_marker(database: Path) -> Path:
+    """The file that says ``database`` is one the demo made and may recreate."""
+    return Path(f"{database}.demo")
+
+
+def _reset(database: Path, workdir: Path) -> None:
+    """Remove a previous demo's database and enterprise; refuse anything else.
+
+    Raises:
+        InputError: ``database`` exists and no demo made it.
+    """
+    marker = demo_marker(database)
+    if database.exists() and not marker.is_file():
+        raise InputError(
+            f"{database} already exists and is not a database an earlier `accord demo` made "
+            f"(there is no {marker.name} beside it); the demo recreates its database and "
+            f"removes {workdir}, so it left both alone",
+            hint="choose another --database, or delete the file yourself if you no longer need it",
+        )
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    shutil.rmtree(workdir, ignore_errors=True)
+    marker.write_text(
+        "This database was made by `accord demo`, which recreates it on its next run.\n",
+        encoding="utf-8",
+    )
+
+
 def run_demo(
     database: Path, *, serve: bool = False, host: str = "127.0.0.1", port: int = 8080
 ) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    """Run the demo on ``database`` (made by an earlier demo, or not there yet).
+
+    Raises:
+        typer.Exit: 2 when ``database`` exists and no demo made it (nothing is touched).
+    """
     workdir = database.parent / "demo-enterprise"
-    shutil.rmtree(workdir, ignore_errors=True)
+    with handled():
+        _reset(database, workdir)
     url = f"sqlite:///{database}"
     console.rule("[bold]Accord demo: the sample enterprise[/bold]")
     console.print(
@@ -67,20 +107,20 @@ def run_demo(
 
         first, repeats = demo_mix(enterprise, people=PEOPLE, seed=SEED)
         first = _leave_some_for_people(first)
+        people = len({case.subject for case in [*first, *repeats]})
         console.print(
-            f"\n[bold]2. {len(first) + len(repeats)} synthetic customers and employees "
-            "arrive[/bold]"
+            f"\n[bold]2. {len(first) + len(repeats)} requests from {people} synthetic "
+            "customers and employees arrive[/bold]"
         )
-        driver = Driver(enterprise)
-        started = time.monotonic()
-        _drive_with_progress(driver, first, repeats)
-        elapsed = time.monotonic() - started
-        results = driver.results()
-        _summary(accord, driver, results, elapsed)
+        with Driver(enterprise) as driver:
+            started = time.monotonic()
+            _drive_with_progress(driver, first, repeats)
+            elapsed = time.monotonic() - started
+            results = driver.results()
+            _summary(accord, driver, results, elapsed)
         _what_if(enterprise.manifest.cedar, accord, workdir)
         _evidence(accord)
         _console_links(accord, host, port, served=serve)
-        driver.close()
         if serve:
             serve_until_stopped(accord, host=host, port=port)
 
@@ -100,8 +140,10 @@ def _drive_with_progress(driver: Driver, first: list[Case], repeats: list[Case])
         def update(current: Driver) -> None:
             settled: Counter[str] = Counter()
             for finished in current.results():
-                if finished.status in ("completed", "failed", "cancelled", "compensated") or (
-                    finished.waiting and not _answerable(finished)
+                if (
+                    finished.status in TERMINAL
+                    or finished.error is not None
+                    or (finished.waiting and not _answerable(finished))
                 ):
                     settled[finished.case.journey] += 1
             for name, bar in bars.items():
@@ -121,6 +163,11 @@ def _answerable(finished: Finished) -> bool:
     return any(
         kind in wait for wait in finished.waiting for kind in ("event:", "confirm", "retry")
     ) or (finished.case.staff != "leave" and any("human" in w for w in finished.waiting))
+
+
+def _is_open(finished: Finished) -> bool:
+    """A run that has not ended (a start the runtime refused never began, so is not open)."""
+    return finished.status not in TERMINAL and finished.status != "refused_at_start"
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -153,7 +200,7 @@ def _summary(accord: Accord, driver: Driver, results: list[Finished], elapsed: f
     for journey, found in sorted(by_journey.items()):
         outcomes = Counter(f.outcome or f.status for f in found if f.status == "completed")
         latencies = [f.seconds for f in found if f.seconds is not None]
-        waiting = sum(1 for f in found if f.status not in ("completed", "failed"))
+        waiting = sum(1 for f in found if _is_open(f))
         table.add_row(
             journey,
             str(len(found)),
@@ -174,7 +221,12 @@ def _summary(accord: Accord, driver: Driver, results: list[Finished], elapsed: f
     console.print("   how they ended:", markup=False)
     for line in lines:
         console.print(line, markup=False)
-    failed = [f for f in results if f.status in ("failed", "refused_at_start")]
+    failed = [
+        f
+        for f in results
+        if f.status in ("failed", "refused_at_start")
+        or (f.error is not None and f.status not in TERMINAL)
+    ]
     for finished in failed:
         console.print(
             f"   {finished.case.name}: {finished.status} ({finished.error})", markup=False
@@ -204,11 +256,17 @@ def _summary(accord: Accord, driver: Driver, results: list[Finished], elapsed: f
 def _what_if(bundle: Path, accord: Accord, workdir: Path) -> None:
     """Replay the refunds in shadow under a candidate bundle with a lower approval limit."""
     console.print("\n[bold]4. What if supervisors approved every refund above 50?[/bold]")
+    current = bundle.read_text(encoding="utf-8")
+    lowered = current.replace(REFUND_LIMIT, LOWER_REFUND_LIMIT)
+    if lowered == current:
+        console.print(
+            f"   skipped: {bundle} has no {REFUND_LIMIT} limit to lower any more, so there is "
+            "no candidate to replay",
+            markup=False,
+        )
+        return
     candidate = workdir / "candidate-refund-limit-50.cedar"
-    candidate.write_text(
-        bundle.read_text(encoding="utf-8").replace('decimal("100.00")', 'decimal("50.00")'),
-        encoding="utf-8",
-    )
+    candidate.write_text(lowered, encoding="utf-8")
     report = replay_candidate(
         accord, journey="refund_request", candidate=f"policy-file:{candidate}", since=0.0
     )

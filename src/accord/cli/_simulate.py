@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from accord.cli._common import console, handled
+from accord.cli._common import console, errors, handled
 
 
 def simulate_command(
@@ -19,14 +19,23 @@ def simulate_command(
     as_json: Annotated[bool, typer.Option("--json", help="print the reports as JSON")] = False,
 ) -> None:
     """Run simulation scenarios against a fresh sample enterprise (sandbox and SQLite) and
-    compare every case with what it expects; exit 1 on any mismatch."""
-    from accord.simulation import run_scenario  # noqa: PLC0415 - only this command needs it
+    compare every case with what it expects; exit 1 on any mismatch. Every file is read and
+    checked before the first scenario runs."""
+    from accord.simulation import (  # noqa: PLC0415 - only this command needs them
+        find_manifest,
+        load_manifest,
+        load_scenario,
+        run_scenario,
+    )
 
     failed = 0
     documents = []
     with handled():
-        for path in scenarios:
-            report = run_scenario(path)
+        manifest = load_manifest(find_manifest())
+        loaded = [load_scenario(path, manifest=manifest) for path in scenarios]
+        for scenario in loaded:
+            path = scenario.path
+            report = run_scenario(scenario)
             failed += len(report.mismatches)
             documents.append(
                 {
@@ -65,5 +74,5 @@ def simulate_command(
     if as_json:
         print(json.dumps(documents, indent=1))
     if failed:
-        console.print(f"[red]{failed} case(s) did not go as the scenarios expect[/red]")
+        errors.print(f"{failed} case(s) did not go as the scenarios expect", style="red")
         raise typer.Exit(1)

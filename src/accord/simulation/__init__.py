@@ -18,7 +18,7 @@ from accord.simulation._enterprise import (
     open_enterprise,
 )
 from accord.simulation._mix import demo_mix
-from accord.simulation._scenario import ScenarioReport, load_scenario, run_scenario
+from accord.simulation._scenario import Scenario, ScenarioReport, load_scenario, run_scenario
 
 __all__ = [
     "TENANT",
@@ -29,6 +29,7 @@ __all__ = [
     "Manifest",
     "OffsetClock",
     "Persona",
+    "Scenario",
     "ScenarioReport",
     "demo_mix",
     "deploy",

@@ -5,7 +5,9 @@ A :class:`Case` is one journey started for one person, with how that person beha
 drives the runtime and answers every wait the way the case says: it reads a one-time code from
 the sandbox's stand-in for the customer's phone, uploads a document, answers a confirmation
 through its token, withdraws a consent while the run waits, and decides review items as the
-member of staff the item's queue allows (the employee's own manager for access requests).
+member of staff the item's queue allows (the employee's own manager for access requests, or
+that manager's manager when the manager asked for the access). A sandbox system that fails while a
+person answers ends that person's part: the case records the error and its run is left alone.
 Timers fire on their own in real time; a simulation may move the shared clock forward to them.
 """
 
@@ -13,14 +15,16 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from types import TracebackType
+from typing import Any, Literal, Self
 
 import httpx
 
 from accord.errors import AccordError
 from accord.runtime import RunView
+from accord.service import Accord
 from accord.simulation._enterprise import TENANT, Enterprise
 from accord.storage import TERMINAL, ReviewItemRecord
 
@@ -53,7 +57,6 @@ class Case:
     subject: str | None
     persona: Persona = field(default_factory=Persona)
     staff: StaffAction = "approve"
-    expect: dict[str, Any] | None = None
     kind: str = ""
     """The mix's label for the case (e.g. ``refund:supervisor``), for reports."""
 
@@ -62,11 +65,11 @@ class Case:
 class Tracked:
     case: Case
     run_id: str
-    started: float
     answered: dict[str, int] = field(default_factory=dict)
     otp_answers: int = 0
     withdrawn: bool = False
     error: str | None = None
+    """Why the case stopped: a refused start, or a sandbox system failing a person's answer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,10 +84,13 @@ class Finished:
     """Wall-clock time from start to end, without the time the simulation's clock skipped."""
     waiting: tuple[str, ...]
     error: str | None
+    """The case's own error (a refused start, a person's answer that failed), else the run's."""
 
 
 class Driver:
     """Starts cases and plays every person in them.
+
+    Use it as a context manager (``with Driver(enterprise) as driver:``), or call :meth:`close`.
 
     Args:
         enterprise: the running sample enterprise.
@@ -105,7 +111,19 @@ class Driver:
         """Each forward move of the clock: when (simulated time) and by how much."""
 
     def close(self) -> None:
+        """Close the driver's HTTP client (the people's view of the sandbox)."""
         self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
 
     # -- starting -------------------------------------------------------------------------
 
@@ -124,7 +142,6 @@ class Driver:
                 )
         if case.journey == "access_provisioning":
             self._register_manager_of(str(case.input.get("employee_id", "")))
-        started = time.monotonic()
         try:
             result = self.accord.runtime.start(
                 TENANT,
@@ -135,24 +152,34 @@ class Driver:
             )
         except AccordError as exc:
             self.tracked[f"refused:{case.name}"] = Tracked(
-                case, "", started, error=f"{exc.code.value}: {exc.message}"
+                case, "", error=f"{exc.code.value}: {exc.message}"
             )
             return None
-        self.tracked[result.run_id] = Tracked(case, result.run_id, started)
+        self.tracked[result.run_id] = Tracked(case, result.run_id)
         return result.run_id
 
     def _register_manager_of(self, employee_id: str) -> None:
         """Managers work the ``managers`` queue as themselves (their directory id)."""
         try:
-            response = self._http.get(f"{self.enterprise.url('directory')}/employees/{employee_id}")
+            manager = self._manager_of(employee_id)
         except httpx.HTTPError:
             return
-        if response.status_code != 200:
-            return
+        if manager:
+            self._register_manager(manager)
+
+    def _manager_of(self, employee_id: str) -> str | None:
+        """The employee's manager in the directory (None for nobody, or no such employee)."""
+        response = self._http.get(f"{self.enterprise.url('directory')}/employees/{employee_id}")
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
         manager = response.json().get("manager_id")
-        if manager and manager not in self._managers:
-            self.accord.put_person(manager, roles=["manager"], name=manager, actor="directory")
-            self._managers.add(manager)
+        return str(manager) if manager else None
+
+    def _register_manager(self, person_id: str) -> None:
+        if person_id not in self._managers:
+            self.accord.put_person(person_id, roles=["manager"], name=person_id, actor="directory")
+            self._managers.add(person_id)
 
     # -- playing --------------------------------------------------------------------------
 
@@ -160,7 +187,7 @@ class Driver:
         """The tracked runs that have not ended, each read once; ended ones are remembered."""
         found = []
         for tracked in self.tracked.values():
-            if not tracked.run_id or tracked.run_id in self._ended:
+            if not tracked.run_id or tracked.run_id in self._ended or tracked.error:
                 continue
             view = self.accord.runtime.get(TENANT, tracked.run_id)
             if view.status in TERMINAL:
@@ -169,8 +196,14 @@ class Driver:
             found.append((tracked, view))
         return found
 
-    def settle(self, *, seconds: float = 60.0, on_progress: Any = None) -> None:
-        """Drive and answer until nothing more happens (or ``seconds`` pass)."""
+    def settle(
+        self, *, seconds: float = 60.0, on_progress: Callable[[Driver], None] | None = None
+    ) -> None:
+        """Drive and answer until nothing more happens (or ``seconds`` pass).
+
+        A sandbox system failing while a person answers does not stop the others: the case
+        records the error (see :attr:`Finished.error`) and nobody answers its run again.
+        """
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             moved = self.accord.runtime.drive(max_seconds=5.0)
@@ -204,10 +237,27 @@ class Driver:
                     continue
                 if tracked.answered.get(position.block) == view.transitions:
                     continue
-                if self._answer(tracked, view, position.block, position.waiting_for):
+                try:
+                    answered = self._answer(tracked, view, position.block, position.waiting_for)
+                except httpx.HTTPError as exc:
+                    self._give_up(tracked, position.block, exc)
+                    break
+                if answered:
                     tracked.answered[position.block] = view.transitions
                     acted += 1
         return acted
+
+    def _give_up(self, tracked: Tracked, block: str, exc: httpx.HTTPError) -> None:
+        """Record where a sandbox system failed a person's answer; the run is left alone."""
+        try:
+            where = f"{exc.request.method} {exc.request.url}"
+        except RuntimeError:
+            where = "a sandbox call"
+        tracked.error = (
+            f"run {tracked.run_id} at block {block!r}: {where} failed "
+            f"({type(exc).__name__}: {exc}); the simulation stopped answering this run"
+        )
+        self.actions["answers failed"] += 1
 
     def _review_children(self) -> int:
         """Review items of sub-runs (a refund a support case started) follow the parent case."""
@@ -217,9 +267,12 @@ class Driver:
                 continue
             child = self.accord.runtime.get(TENANT, item.run_id)
             parent = self.tracked.get(child.parent_run_id or "")
-            if parent is None or parent.case.staff == "leave":
+            if parent is None or parent.case.staff == "leave" or parent.error:
                 continue
-            acted += self._decide(item, child, parent.case.staff)
+            try:
+                acted += self._decide(item, child, parent.case.staff)
+            except httpx.HTTPError as exc:
+                self._give_up(parent, item.block, exc)
         return acted
 
     def _answer(self, tracked: Tracked, view: RunView, block: str, waiting_for: str) -> bool:
@@ -268,7 +321,8 @@ class Driver:
 
     def _true_code(self, verification: str) -> str:
         response = self._http.get(f"{self.enterprise.url('kyc')}/verifications/{verification}/otp")
-        return str(response.json().get("code", "")) if response.status_code == 200 else ""
+        response.raise_for_status()
+        return str(response.json().get("code", ""))
 
     def _upload_document(self, tracked: Tracked, view: RunView) -> bool:
         verification = self._step_output(view, "start_document").get("verification_id")
@@ -345,8 +399,7 @@ class Driver:
 
     def _reviewer(self, item: ReviewItemRecord, view: RunView) -> str | None:
         if item.queue == "managers":
-            manager = self._step_output(view, "employee").get("manager_id")
-            return str(manager) if manager and manager not in item.makers else None
+            return self._manager_reviewer(item, view)
         wanted = set(item.roles)
         queue = next((q for q in self.enterprise.manifest.queues if q.name == item.queue), None)
         if queue is not None:
@@ -357,6 +410,22 @@ class Driver:
             if not wanted or wanted & set(member.roles):
                 return member.person_id
         return None
+
+    def _manager_reviewer(self, item: ReviewItemRecord, view: RunView) -> str | None:
+        """The employee's manager; when that manager asked for the access (a maker of the
+        item), the manager's own manager, the skip-level approval the access policy accepts."""
+        manager = self._step_output(view, "employee").get("manager_id")
+        if not manager:
+            return None
+        if str(manager) not in item.makers:
+            return str(manager)
+        skip = self._step_output(view, "manager").get("manager_id") or self._manager_of(
+            str(manager)
+        )
+        if not skip or str(skip) in item.makers:
+            return None
+        self._register_manager(str(skip))
+        return str(skip)
 
     # -- results --------------------------------------------------------------------------
 
@@ -376,7 +445,7 @@ class Driver:
                 )
                 seconds = max(0.0, view.ended_at - view.created_at - jumped)
             waiting = tuple(f"{p.block} ({p.waiting_for})" for p in view.positions if p.waiting_for)
-            error = (view.error or {}).get("message") if view.error else None
+            error = tracked.error or (view.error or {}).get("message")
             finished.append(
                 Finished(
                     tracked.case, view.run_id, view.status, view.outcome, seconds, waiting, error
@@ -385,15 +454,20 @@ class Driver:
         return finished
 
 
-def refusals_by_reason(accord: Any, run_ids: Iterable[str]) -> Counter[str]:
-    """Gateway refusals of the given runs and their sub-runs, by reason and deciding policy
-    (``no permit`` and the capability when no policy permits the call)."""
+def with_sub_runs(accord: Accord, run_ids: Iterable[str]) -> set[str]:
+    """The given runs and every run they started, however deep (``parent_run_id``)."""
     wanted = set(run_ids)
     runs = accord.runtime.list_runs(TENANT, limit=100_000)
     while added := {r.run_id for r in runs if r.parent_run_id in wanted} - wanted:
         wanted |= added
+    return wanted
+
+
+def refusals_by_reason(accord: Accord, run_ids: Iterable[str]) -> Counter[str]:
+    """Gateway refusals of the given runs and their sub-runs, by reason and deciding policy
+    (``no permit`` and the capability when no policy permits the call)."""
     counted: Counter[str] = Counter()
-    for run_id in sorted(wanted):
+    for run_id in sorted(with_sub_runs(accord, run_ids)):
         for record in accord.runtime.decisions(TENANT, run_id):
             if record.outcome != "refused":
                 continue

@@ -3,24 +3,30 @@
 A scenario file names cases (a journey, an input, a subject, how the person behaves, what staff
 do, and what must come of it), optionally a synthetic crowd from the demo's mix, adversarial
 messages (the project's own, plus a data set's read by path when it is there) and connector
-faults. :func:`run_scenario` runs it on a fresh database and sandbox and compares every case
-with its expectation; a report lists each mismatch.
+faults. :func:`load_scenario` reads a file and checks it against the sample enterprise (its
+journeys and their blocks, the sandbox's fault rules, the attack data set) before anything runs;
+:func:`run_scenario` runs it on a fresh database and sandbox and compares every case with its
+expectation; a report lists each mismatch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import httpx
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from accord.errors import InputError
+from accord.journeys import AnyBlock, MapBlock, ParallelBlock, load_journey_file
+from accord.sandbox import SERVICES, FaultRule
 from accord.simulation._driver import (
     Answer,
     Case,
@@ -30,9 +36,37 @@ from accord.simulation._driver import (
     Persona,
     StaffAction,
     refusals_by_reason,
+    with_sub_runs,
 )
-from accord.simulation._enterprise import TENANT, Enterprise, open_enterprise
+from accord.simulation._enterprise import (
+    TENANT,
+    Enterprise,
+    Manifest,
+    find_manifest,
+    load_manifest,
+    open_enterprise,
+)
 from accord.simulation._mix import demo_mix
+from accord.storage import RunStatus
+
+STATUSES: tuple[str, ...] = (*get_args(RunStatus), "refused_at_start")
+"""What a case can end as: a run's status, or ``refused_at_start`` when the runtime refused it."""
+
+
+def _statuses(value: Any) -> Any:
+    """One status, a list, or (older files) several joined by ``|``."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split("|")]
+    return value
+
+
+def _known_statuses(value: list[str] | None) -> list[str] | None:
+    unknown = [status for status in value or () if status not in STATUSES]
+    if unknown:
+        raise ValueError(
+            f"unknown status {', '.join(map(repr, unknown))}; one of {', '.join(STATUSES)}"
+        )
+    return value
 
 
 class _Strict(BaseModel):
@@ -40,7 +74,9 @@ class _Strict(BaseModel):
 
 
 class Expect(_Strict):
-    status: str | None = None
+    status: list[str] | None = Field(
+        default=None, description="the statuses the case may end with (a string, or a list)"
+    )
     outcome: str | None = None
     outcome_in: list[str] | None = None
     refused: list[str] = Field(default_factory=list, description="refusal reasons that occur")
@@ -49,6 +85,9 @@ class Expect(_Strict):
         default=None, description="exactly these capabilities were executed (any order)"
     )
     never_executed: list[str] = Field(default_factory=list)
+
+    _split = field_validator("status", mode="before")(_statuses)
+    _known = field_validator("status")(_known_statuses)
 
 
 class PersonaSpec(_Strict):
@@ -73,7 +112,7 @@ class CaseSpec(_Strict):
 
 class Fault(_Strict):
     service: str
-    rules: list[dict[str, Any]]
+    rules: list[FaultRule] = Field(description="the sandbox's own fault rules")
 
 
 class Synthetic(_Strict):
@@ -82,10 +121,18 @@ class Synthetic(_Strict):
     journeys: list[str] | None = None
     expect_status_in: list[str] = Field(default_factory=lambda: ["completed", "waiting"])
 
+    _split = field_validator("expect_status_in", mode="before")(_statuses)
+    _known = field_validator("expect_status_in")(_known_statuses)
+
 
 class Attacks(_Strict):
     journey: str = "support_resolution"
     customer: str = "cus_00001"
+    input: dict[str, Any] = Field(
+        default_factory=dict, description="more input for each run besides the message"
+    )
+    persona: PersonaSpec = Field(default_factory=PersonaSpec)
+    staff: StaffAction = "leave"
     messages: list[str] = Field(default_factory=list)
     dataset: str | None = Field(
         default=None, description="a JSONL file of attacks, relative to the scenario, if present"
@@ -102,6 +149,27 @@ class ScenarioSpec(_Strict):
     cases: list[CaseSpec] = Field(default_factory=list)
     synthetic: Synthetic | None = None
     attacks: Attacks | None = None
+
+    @field_validator("cases")
+    @classmethod
+    def _unique_names(cls, cases: list[CaseSpec]) -> list[CaseSpec]:
+        counted = Counter(case.name for case in cases)
+        repeated = [name for name, count in counted.items() if count > 1]
+        if repeated:
+            raise ValueError(
+                "case names must be unique; repeated: " + ", ".join(map(repr, repeated))
+            )
+        return cases
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """A scenario file, read and checked against the sample enterprise."""
+
+    path: Path
+    spec: ScenarioSpec
+    attack_messages: tuple[str, ...] = ()
+    """The attack messages: the file's own, then the data set's (up to its ``limit``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,22 +198,105 @@ class ScenarioReport:
         return [check for check in self.checks if not check.ok]
 
 
-def load_scenario(path: Path) -> ScenarioSpec:
-    """Read a scenario file; a mistake names the file, the field and what is wrong."""
+def load_scenario(path: Path, *, manifest: Manifest | None = None) -> Scenario:
+    """Read a scenario file and check it against the sample enterprise before anything runs.
+
+    Args:
+        path: the scenario's YAML file.
+        manifest: the enterprise whose journeys the cases name (default: the checkout's
+            ``examples/enterprise``).
+
+    Raises:
+        InputError: naming the file and every field that is wrong (``cases[0].persona.otp``):
+            unknown fields or values, repeated case names, fault rules the sandbox would
+            refuse, unknown journeys or services, a ``withdraw_at`` that is not a block of the
+            case's journey, or a line of the attack data set that is not JSON (file:line).
+    """
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise InputError(f"{path}: cannot read the scenario ({exc})") from exc
     try:
-        return ScenarioSpec.model_validate(raw)
+        spec = ScenarioSpec.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
+        problems = [f"{_location(error['loc'])}: {error['msg']}" for error in exc.errors()]
+        raise _invalid(path, problems) from exc
+    journeys = _journey_blocks(manifest or load_manifest(find_manifest()))
+    problems = _check_names(spec, journeys)
+    if problems:
+        raise _invalid(path, problems)
+    messages: tuple[str, ...] = ()
+    if spec.attacks is not None:
+        messages = tuple(_attack_messages(spec.attacks, path.parent))
+    return Scenario(path, spec, messages)
+
+
+def _invalid(path: Path, problems: list[str]) -> InputError:
+    return InputError(
+        f"{path}: invalid scenario: {'; '.join(problems)}",
+        hint="see docs/simulation.md for the scenario format",
+    )
+
+
+def _location(loc: Iterable[int | str]) -> str:
+    """``('cases', 0, 'persona', 'otp')`` as ``cases[0].persona.otp``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
+    return text or "(the file)"
+
+
+def _journey_blocks(manifest: Manifest) -> dict[str, frozenset[str]]:
+    """Every journey of the manifest, with the ids of all its blocks (branches included)."""
+    found = {}
+    for path in manifest.journeys:
+        spec = load_journey_file(path).spec
+        found[spec.journey] = frozenset(_block_ids(spec.blocks))
+    return found
+
+
+def _block_ids(blocks: Iterable[AnyBlock]) -> Iterable[str]:
+    for block in blocks:
+        yield block.id
+        if isinstance(block, ParallelBlock):
+            for branch in block.branches:
+                yield from _block_ids(branch.blocks)
+        elif isinstance(block, MapBlock):
+            yield from _block_ids(block.do.blocks)
+
+
+def _check_names(spec: ScenarioSpec, journeys: Mapping[str, frozenset[str]]) -> list[str]:
+    """What the scenario names that the sample enterprise does not have."""
+    known = ", ".join(sorted(journeys))
+    problems = []
+    for index, fault in enumerate(spec.faults):
+        if fault.service not in SERVICES:
+            problems.append(
+                f"faults[{index}].service: unknown service {fault.service!r}; "
+                f"one of {', '.join(SERVICES)}"
+            )
+    for index, case in enumerate(spec.cases):
+        blocks = journeys.get(case.journey)
+        if blocks is None:
+            problems.append(
+                f"cases[{index}].journey: unknown journey {case.journey!r}; one of {known}"
+            )
+        elif case.persona.withdraw_at is not None and case.persona.withdraw_at not in blocks:
+            problems.append(
+                f"cases[{index}].persona.withdraw_at: {case.persona.withdraw_at!r} is not a "
+                f"block of {case.journey}; its blocks: {', '.join(sorted(blocks))}"
+            )
+    if spec.synthetic is not None:
+        for index, name in enumerate(spec.synthetic.journeys or ()):
+            if name not in journeys:
+                problems.append(
+                    f"synthetic.journeys[{index}]: unknown journey {name!r}; one of {known}"
+                )
+    if spec.attacks is not None and spec.attacks.journey not in journeys:
+        problems.append(
+            f"attacks.journey: unknown journey {spec.attacks.journey!r}; one of {known}"
         )
-        raise InputError(
-            f"{path}: invalid scenario: {problems}",
-            hint="see docs/simulation.md for the scenario format",
-        ) from exc
+    return problems
 
 
 def _persona(spec: PersonaSpec) -> Persona:
@@ -160,61 +311,85 @@ def _persona(spec: PersonaSpec) -> Persona:
 
 
 def _attack_messages(spec: Attacks, base: Path) -> list[str]:
+    """The file's messages, then the data set's, when the data set is there."""
     messages = list(spec.messages)
-    if spec.dataset:
-        path = (base / spec.dataset).resolve()
-        if path.is_file():
-            for line in path.read_text(encoding="utf-8").splitlines()[: spec.limit]:
-                if not line.strip():
-                    continue
-                record = json.loads(line)
-                text = record.get("text") or record.get("attack") or record.get("prompt")
-                if isinstance(text, str) and text.strip():
-                    messages.append(text[:2000])
+    if not spec.dataset:
+        return messages
+    path = (base / spec.dataset).resolve()
+    if not path.is_file():
+        return messages
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()[: spec.limit]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the attack data set ({exc})") from exc
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(
+                f"{path}:{number}:{exc.colno}: not a JSON line ({exc.msg})",
+                hint="the data set holds one JSON object per line, with its text under "
+                "`text`, `attack` or `prompt`",
+            ) from exc
+        if not isinstance(record, dict):
+            raise InputError(
+                f"{path}:{number}: a line of the attack data set must be a JSON object, "
+                f"not {type(record).__name__}",
+                hint="one JSON object per line, with its text under `text`, `attack` or `prompt`",
+            )
+        text = record.get("text") or record.get("attack") or record.get("prompt")
+        if isinstance(text, str) and text.strip():
+            messages.append(text[:2000])
     return messages
 
 
-def run_scenario(path: Path, *, workdir: Path | None = None) -> ScenarioReport:
-    """Run one scenario on a fresh sample enterprise and compare what happened."""
-    spec = load_scenario(path)
-    report = ScenarioReport(spec.scenario, path)
-    with tempfile.TemporaryDirectory(prefix="accord-sim-") as scratch:
-        root = workdir or Path(scratch)
-        with open_enterprise(root, region=spec.region) as enterprise:
-            _apply_faults(enterprise, spec.faults)
-            driver = Driver(enterprise, advance_time=True)
-            try:
-                expectations = _start_all(driver, enterprise, spec, path.parent)
-                driver.settle(seconds=180)
-                results = {f.case.name: f for f in driver.results()}
-                for name, (journey, expect) in expectations.items():
-                    report.checks.append(
-                        _check(enterprise, results.get(name), name, journey, expect)
-                    )
-                report.refusals = refusals_by_reason(
-                    enterprise.accord, [f.run_id for f in results.values() if f.run_id]
-                )
-                report.actions = driver.actions
-            finally:
-                driver.close()
+def run_scenario(scenario: Scenario | Path, *, workdir: Path | None = None) -> ScenarioReport:
+    """Run one scenario on a sample enterprise and compare what happened.
+
+    Args:
+        scenario: a scenario :func:`load_scenario` read, or the path of its file.
+        workdir: where the sandbox's databases and Accord's SQLite file live. A given directory
+            is reused as it is, not emptied: what an earlier run left there (customers' refunds,
+            runs) is still there, and the expectations may no longer hold. By default a fresh
+            temporary directory, removed afterwards.
+    """
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario)
+    spec = scenario.spec
+    report = ScenarioReport(spec.scenario, scenario.path)
+    with contextlib.ExitStack() as stack:
+        if workdir is None:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="accord-sim-")))
+        enterprise = stack.enter_context(open_enterprise(workdir, region=spec.region))
+        _apply_faults(enterprise, spec.faults)
+        driver = stack.enter_context(Driver(enterprise, advance_time=True))
+        expectations = _start_all(driver, enterprise, scenario)
+        driver.settle(seconds=180)
+        results = {f.case.name: f for f in driver.results()}
+        for name, (journey, expect) in expectations.items():
+            report.checks.append(_check(enterprise, results.get(name), name, journey, expect))
+        report.refusals = refusals_by_reason(
+            enterprise.accord, [f.run_id for f in results.values() if f.run_id]
+        )
+        report.actions = driver.actions
     return report
 
 
 def _apply_faults(enterprise: Enterprise, faults: list[Fault]) -> None:
     for fault in faults:
-        if fault.service not in enterprise.sandbox.urls:
-            raise InputError(
-                f"faults: unknown service {fault.service!r}",
-                hint="one of " + ", ".join(enterprise.sandbox.urls),
-            )
         httpx.put(
-            f"{enterprise.url(fault.service)}/_sandbox/faults", json=fault.rules, timeout=10
+            f"{enterprise.url(fault.service)}/_sandbox/faults",
+            json=[rule.model_dump(mode="json", exclude_unset=True) for rule in fault.rules],
+            timeout=10,
         ).raise_for_status()
 
 
 def _start_all(
-    driver: Driver, enterprise: Enterprise, spec: ScenarioSpec, base: Path
+    driver: Driver, enterprise: Enterprise, scenario: Scenario
 ) -> dict[str, tuple[str, Expect]]:
+    spec = scenario.spec
     expectations: dict[str, tuple[str, Expect]] = {}
     wave = 1
     for case in sorted(spec.cases, key=lambda c: c.wave):
@@ -241,21 +416,25 @@ def _start_all(
             if spec.synthetic.journeys and generated.journey not in spec.synthetic.journeys:
                 continue
             driver.start(generated)
-            expected = Expect(status=None, outcome_in=None)
             expectations[generated.name] = (
                 generated.journey,
-                expected.model_copy(update={"status": "|".join(spec.synthetic.expect_status_in)}),
+                Expect(status=list(spec.synthetic.expect_status_in)),
             )
     if spec.attacks is not None:
-        for index, message in enumerate(_attack_messages(spec.attacks, base)):
+        for index, message in enumerate(scenario.attack_messages):
             name = f"attack-{index:03d}"
             driver.start(
                 Case(
                     name,
                     spec.attacks.journey,
-                    {"customer_id": spec.attacks.customer, "message": message},
+                    {
+                        **spec.attacks.input,
+                        "customer_id": spec.attacks.customer,
+                        "message": message,
+                    },
                     spec.attacks.customer,
-                    staff="leave",
+                    persona=_persona(spec.attacks.persona),
+                    staff=spec.attacks.staff,
                 )
             )
             expectations[name] = (spec.attacks.journey, spec.attacks.expect)
@@ -271,8 +450,8 @@ def _check(
     wanted_parts = []
     ok = True
     if expect.status is not None:
-        wanted_parts.append(expect.status)
-        ok &= finished.status in expect.status.split("|")
+        wanted_parts.append(" or ".join(expect.status))
+        ok &= finished.status in expect.status
     if expect.outcome is not None:
         wanted_parts.append(expect.outcome)
         ok &= finished.outcome == expect.outcome
@@ -282,7 +461,12 @@ def _check(
     if finished.run_id and (
         expect.refused or expect.policies or expect.executed is not None or expect.never_executed
     ):
-        decisions = enterprise.accord.runtime.decisions(TENANT, finished.run_id)
+        runtime = enterprise.accord.runtime
+        decisions = [
+            decision
+            for run_id in sorted(with_sub_runs(enterprise.accord, [finished.run_id]))
+            for decision in runtime.decisions(TENANT, run_id)
+        ]
         reasons = {d.reason or "" for d in decisions if d.outcome == "refused"}
         policies = {
             p
@@ -297,15 +481,20 @@ def _check(
         for policy in expect.policies:
             wanted_parts.append(f"by {policy}")
             ok &= policy in policies
+        ran_as_expected = True
         if expect.executed is not None:
             wanted_parts.append("executed " + ",".join(sorted(expect.executed)))
-            ok &= executed == sorted(expect.executed)
+            ran_as_expected = executed == sorted(expect.executed)
+            ok &= ran_as_expected
         for capability in expect.never_executed:
             wanted_parts.append(f"never {capability}")
             ok &= capability not in executed
         refused_text = ",".join(sorted(reasons)) or "-"
         by_text = ",".join(sorted(policies)) or "-"
-        got += f" [refused: {refused_text}; by {by_text}]"
-    if finished.error and finished.status == "refused_at_start":
+        got += f" [refused: {refused_text}; by {by_text}"
+        if not ran_as_expected:
+            got += f"; executed {','.join(executed) or 'nothing'}"
+        got += "]"
+    if finished.error:
         got += f" ({finished.error})"
     return Check(name, journey, bool(ok), got, ", ".join(wanted_parts) or "anything")
