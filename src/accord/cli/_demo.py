@@ -27,9 +27,15 @@ from accord.cli._serve import serve_until_stopped
 from accord.errors import InputError
 from accord.replay import replay_candidate
 from accord.service import Accord
-from accord.simulation import TENANT, open_enterprise
-from accord.simulation._driver import Case, Driver, Finished, refusals_by_reason
-from accord.simulation._mix import demo_mix
+from accord.simulation import (
+    TENANT,
+    Case,
+    Driver,
+    Finished,
+    demo_mix,
+    open_enterprise,
+    refusals_by_reason,
+)
 from accord.storage import TERMINAL
 
 PEOPLE = 60
