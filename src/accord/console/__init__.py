@@ -5,6 +5,8 @@ from fastapi import FastAPI
 
 from accord.api import create_app
 from accord.console._app import COOKIE, console_router, csrf_token, static_files
+from accord.portal import portal_router
+from accord.portal import static_files as portal_static
 from accord.service import Accord
 
 
@@ -13,6 +15,8 @@ def web_app(accord: Accord) -> FastAPI:
     app = create_app(accord)
     app.mount("/console/static", static_files(), name="console-static")
     app.include_router(console_router(app.state.api))
+    app.mount("/portal/static", portal_static(), name="portal-static")
+    app.include_router(portal_router(accord))
     return app
 
 

@@ -698,3 +698,18 @@ access_decisions = sa.Table(
     sa.Column("at", sa.Float, nullable=False),
     sa.Index(None, "tenant_id", "at"),
 )
+
+portal_challenges = sa.Table(
+    "portal_challenges",
+    metadata,
+    sa.Column("challenge_id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("code_hash", sa.String(64), nullable=False),
+    sa.Column("nonce_hash", sa.String(64), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("used_at", sa.Float),
+    sa.Index(None, "tenant_id", "expires_at"),
+)

@@ -1,0 +1,19 @@
+"""The customer portal (server-rendered pages where customers sign in with a one-time code or
+link, manage their consents and follow their cases), served beside the API and the console."""
+
+from accord.portal._app import COOKIE, portal_router, static_files
+from accord.portal._catalogue import Catalogue, Purpose, load_catalogue, load_purposes
+from accord.portal._sign_in import SIGN_IN_JOURNEY, SIGN_IN_JOURNEY_TEXT, SessionSigner
+
+__all__ = [
+    "COOKIE",
+    "SIGN_IN_JOURNEY",
+    "SIGN_IN_JOURNEY_TEXT",
+    "Catalogue",
+    "Purpose",
+    "SessionSigner",
+    "load_catalogue",
+    "load_purposes",
+    "portal_router",
+    "static_files",
+]

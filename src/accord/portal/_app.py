@@ -1,0 +1,476 @@
+"""The customer portal: server-rendered pages where a customer signs in with a one-time code or
+link, sees and changes their consents, and follows their cases.
+
+A session names a tenant and the customer's subject id only. Every page reads and acts on that
+subject alone: an id in the address that belongs to someone else answers the same 404 as an id
+that does not exist. Forms carry a token derived from the session (CSRF). The pages decide
+nothing: they call the service facade, which governs and records.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
+
+from accord.consent import Grant
+from accord.core import TenantId
+from accord.errors import AccordError, RunNotFound
+from accord.portal._catalogue import BASIS_WORDS, Catalogue, find_catalogue_folder, load_catalogue
+from accord.portal._sign_in import (
+    EMAIL,
+    SESSION_SECONDS,
+    Session,
+    SessionSigner,
+    SignInRefused,
+    SignIns,
+)
+from accord.service import Accord
+
+COOKIE = "accord_portal"
+PREFIX = "/portal"
+CHANNEL = "portal"
+SENT = (
+    "If that address belongs to a customer, we have sent it a sign-in code and a link. "
+    "They work once, for 10 minutes."
+)
+
+
+class NotFound(Exception):
+    """Nothing of the signed-in customer's at this address (whether or not it exists)."""
+
+
+class FormRefused(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _when(epoch: float | None) -> str:
+    if epoch is None:
+        return ""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%d %b %Y, %H:%M UTC")
+
+
+def _templates() -> Environment:
+    folder = Path(str(resources.files("accord.portal").joinpath("templates")))
+    env = Environment(
+        loader=FileSystemLoader(folder),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["when"] = _when
+    return env
+
+
+@dataclass(frozen=True, slots=True)
+class CaseLine:
+    run_id: str
+    title: str
+    status: str
+    started: float
+    ended: float | None
+
+
+class Portal:
+    """The pages, bound to one Accord instance and its catalogue."""
+
+    def __init__(self, accord: Accord, catalogue: Catalogue) -> None:
+        self.accord = accord
+        self.catalogue = catalogue
+        self.signer = SessionSigner(accord.ledger.keyring.master)
+        self.sign_ins = SignIns(accord)
+        self.env = _templates()
+        self.tenant = TenantId(accord.settings.tenant)
+
+    def now(self) -> float:
+        return self.accord.runtime.clock.now()
+
+    def session(self, request: Request) -> tuple[Session, str] | None:
+        cookie = request.cookies.get(COOKIE)
+        if not cookie:
+            return None
+        found = self.signer.verify(cookie, now=self.now())
+        return (found, cookie) if found is not None else None
+
+    def render(
+        self,
+        template: str,
+        session: Session | None,
+        cookie: str | None,
+        *,
+        status: int = 200,
+        **values: Any,
+    ) -> HTMLResponse:
+        page = self.env.get_template(template).render(
+            who=session,
+            csrf=self.signer.form_token(cookie) if cookie else "",
+            **values,
+        )
+        return HTMLResponse(page, status_code=status)
+
+    def not_found(self, session: Session | None, cookie: str | None) -> HTMLResponse:
+        return self.render(
+            "error.html",
+            session,
+            cookie,
+            status=404,
+            title="Not found",
+            message="There is nothing of yours at this address.",
+        )
+
+    # -- consents ---------------------------------------------------------------------------
+
+    def consent_rows(self, subject: str) -> list[dict[str, Any]]:
+        bases = {b.purpose: b for b in self.accord.consent.bases(self.tenant)}
+        grants = self.accord.consent.grants(self.tenant, subject)
+        now = self.now()
+        rows = []
+        for purpose in self.catalogue.purposes.values():
+            configured = bases.get(purpose.purpose)
+            needs_consent = configured is None or configured.basis == "consent"
+            active = [g for g in grants if g.purpose == purpose.purpose and _active(g, now)]
+            rows.append(
+                {
+                    "purpose": purpose,
+                    "needs_consent": needs_consent,
+                    "active": active[-1] if active else None,
+                    "basis": purpose.basis_words
+                    if configured is None
+                    else _basis_words(configured.basis),
+                }
+            )
+        return rows
+
+    def own_grant(self, subject: str, grant_id: str) -> Grant:
+        for grant in self.accord.consent.grants(self.tenant, subject):
+            if grant.grant_id == grant_id:
+                return grant
+        raise NotFound(grant_id)
+
+    def consent_purpose(self, purpose_id: str) -> tuple[str, list[str], str]:
+        purpose = self.catalogue.purposes.get(purpose_id)
+        if purpose is None:
+            raise FormRefused("That is not a purpose you can give or withdraw consent for.")
+        bases = {b.purpose: b for b in self.accord.consent.bases(self.tenant)}
+        configured = bases.get(purpose.purpose)
+        if configured is not None and configured.basis != "consent":
+            raise FormRefused(
+                f"{purpose.title} does not rest on your consent but on "
+                f"{_basis_words(configured.basis)}, so there is nothing to give or withdraw."
+            )
+        return purpose.purpose, purpose.categories, purpose.notice_version
+
+    # -- cases ------------------------------------------------------------------------------
+
+    def case_line(self, view: Any) -> CaseLine:
+        waiting = tuple(p.waiting_for for p in view.positions if p.waiting_for)
+        return CaseLine(
+            view.run_id,
+            self.catalogue.case_title(view.journey),
+            self.catalogue.case_status(view.journey, view.status, view.outcome, waiting),
+            view.created_at,
+            view.ended_at,
+        )
+
+    def own_run(self, subject: str, run_id: str) -> Any:
+        try:
+            view = self.accord.runtime.get(self.tenant, run_id)
+        except RunNotFound as exc:
+            raise NotFound(run_id) from exc
+        if view.subject_id != subject:
+            raise NotFound(run_id)
+        return view
+
+    def explained(self, run_id: str, subject: str) -> list[dict[str, Any]]:
+        """The decisions about the customer, in their words: no policy ids, no model output."""
+        found = []
+        for decision in self.accord.runtime.decisions(self.tenant, run_id):
+            if decision.subject_id not in (None, subject):
+                continue
+            known = decision.capability in self.catalogue.actions
+            if not known and decision.outcome == "executed":
+                continue
+            found.append(
+                {
+                    "at": decision.at,
+                    "text": self.catalogue.decision_text(
+                        decision.capability, decision.outcome, decision.reason
+                    ),
+                }
+            )
+        return found
+
+
+def _active(grant: Grant, now: float) -> bool:
+    return (
+        grant.withdrawn_at is None
+        and grant.granted_at <= now
+        and (grant.expires_at is None or grant.expires_at > now)
+    )
+
+
+def _basis_words(basis: str) -> str:
+    return BASIS_WORDS.get(basis, basis.replace("_", " "))
+
+
+Page = Callable[[Request, Session, str], Response]
+Act = Callable[[Request, Session, dict[str, str]], str]
+
+
+def portal_router(accord: Accord, *, catalogue: Path | None = None) -> APIRouter:
+    """``/portal``: every page of the customer portal.
+
+    Args:
+        catalogue: the folder holding ``purposes.yaml`` and ``portal.yaml``; by default the
+            sample enterprise's ``examples/enterprise`` when there is one.
+    """
+    portal = Portal(accord, load_catalogue(catalogue or find_catalogue_folder()))
+    router = APIRouter(prefix=PREFIX, include_in_schema=False)
+
+    def page(build: Page) -> Callable[[Request], Any]:
+        async def handler(request: Request) -> Response:
+            def work() -> Response:
+                signed = portal.session(request)
+                if signed is None:
+                    return _to_sign_in(request, "Sign in to continue.")
+                session, cookie = signed
+                try:
+                    return build(request, session, cookie)
+                except NotFound:
+                    return portal.not_found(session, cookie)
+
+            return await run_in_threadpool(work)
+
+        return handler
+
+    def form(act: Act) -> Callable[[Request], Any]:
+        async def handler(request: Request) -> Response:
+            fields = {k: str(v) for k, v in (await request.form()).items()}
+
+            def work() -> Response:
+                signed = portal.session(request)
+                if signed is None:
+                    return _to_sign_in(request, "Sign in to continue.")
+                session, cookie = signed
+                try:
+                    if not _same(portal.signer.form_token(cookie), fields.get("csrf", "")):
+                        return portal.render(
+                            "error.html",
+                            session,
+                            cookie,
+                            status=403,
+                            title="That form has expired",
+                            message="Reload the page and try again: nothing was changed.",
+                        )
+                    return RedirectResponse(act(request, session, fields), status_code=303)
+                except NotFound:
+                    return portal.not_found(session, cookie)
+                except (FormRefused, AccordError) as exc:
+                    return portal.render(
+                        "error.html",
+                        session,
+                        cookie,
+                        status=422,
+                        title="That did not work",
+                        message=exc.message,
+                        back=f"{PREFIX}/consents",
+                    )
+
+            return await run_in_threadpool(work)
+
+        return handler
+
+    # -- signing in -------------------------------------------------------------------------
+
+    @router.get("/sign-in")
+    def sign_in_page(
+        why: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> Response:
+        return portal.render("sign_in.html", None, None, why=why)
+
+    @router.post("/sign-in")
+    async def sign_in(
+        request: Request, email: Annotated[str, Form(max_length=320)] = ""
+    ) -> Response:
+        address = email.strip()
+        if not EMAIL.match(address) or len(address) > 254:
+            return portal.render(
+                "sign_in.html",
+                None,
+                None,
+                status=422,
+                why="That does not look like an e-mail address, e.g. name@example.com.",
+                email=address,
+            )
+        link_base = str(request.base_url).rstrip("/") + f"{PREFIX}/link"
+        challenge = await run_in_threadpool(
+            portal.sign_ins.request, portal.tenant, address, link_base=link_base
+        )
+        return portal.render("verify.html", None, None, challenge=challenge.challenge_id, sent=SENT)
+
+    @router.post("/verify")
+    async def verify(
+        request: Request,
+        challenge: Annotated[str, Form(max_length=64)] = "",
+        code: Annotated[str, Form(max_length=32)] = "",
+    ) -> Response:
+        try:
+            subject = await run_in_threadpool(
+                portal.sign_ins.verify_code, portal.tenant, challenge, code.strip()
+            )
+        except SignInRefused as exc:
+            return portal.render(
+                "verify.html",
+                None,
+                None,
+                status=401,
+                challenge=challenge,
+                why=exc.message,
+                again=exc.why != "wrong",
+            )
+        return _signed_in(portal, request, subject)
+
+    @router.get("/link")
+    async def link(request: Request, token: Annotated[str, Query(max_length=200)] = "") -> Response:
+        try:
+            subject = await run_in_threadpool(portal.sign_ins.verify_link, portal.tenant, token)
+        except SignInRefused as exc:
+            return portal.render("sign_in.html", None, None, status=401, why=exc.message)
+        return _signed_in(portal, request, subject)
+
+    @router.post("/sign-out")
+    def sign_out() -> Response:
+        response = RedirectResponse(f"{PREFIX}/sign-in", status_code=303)
+        response.delete_cookie(COOKIE, path=PREFIX)
+        return response
+
+    # -- pages ------------------------------------------------------------------------------
+
+    def home(request: Request, session: Session, cookie: str) -> Response:
+        return RedirectResponse(f"{PREFIX}/cases", status_code=303)
+
+    def consents(request: Request, session: Session, cookie: str) -> Response:
+        history = [
+            event
+            for event in accord.consent.history(portal.tenant, session.subject)
+            if event.kind in ("granted", "withdrawn")
+        ]
+        grants = {g.grant_id: g for g in accord.consent.grants(portal.tenant, session.subject)}
+        titles = {p.purpose: p.title for p in portal.catalogue.purposes.values()}
+        return portal.render(
+            "consents.html",
+            session,
+            cookie,
+            rows=portal.consent_rows(session.subject),
+            history=list(reversed(history)),
+            grants=grants,
+            titles=titles,
+            done=request.query_params.get("done"),
+        )
+
+    def receipt(request: Request, session: Session, cookie: str) -> Response:
+        grant = portal.own_grant(session.subject, request.path_params["grant_id"])
+        document = accord.consent.receipt(portal.tenant, grant.grant_id)
+        return Response(
+            json.dumps(document, indent=2, sort_keys=True),
+            media_type="application/json",
+            headers={
+                "Content-Disposition": f'attachment; filename="consent-{grant.grant_id}.json"'
+            },
+        )
+
+    def cases(request: Request, session: Session, cookie: str) -> Response:
+        views = accord.runtime.list_runs(portal.tenant, subject=session.subject, limit=100)
+        lines = [portal.case_line(v) for v in views if v.subject_id == session.subject]
+        return portal.render("cases.html", session, cookie, cases=lines)
+
+    def case(request: Request, session: Session, cookie: str) -> Response:
+        view = portal.own_run(session.subject, request.path_params["run_id"])
+        return portal.render(
+            "case.html",
+            session,
+            cookie,
+            case=portal.case_line(view),
+            decisions=portal.explained(view.run_id, session.subject),
+        )
+
+    router.add_api_route("", page(home), methods=["GET"])
+    router.add_api_route("/consents", page(consents), methods=["GET"])
+    router.add_api_route("/consents/receipts/{grant_id}", page(receipt), methods=["GET"])
+    router.add_api_route("/cases", page(cases), methods=["GET"])
+    router.add_api_route("/cases/{run_id}", page(case), methods=["GET"])
+
+    # -- forms ------------------------------------------------------------------------------
+
+    def do_grant(request: Request, session: Session, fields: dict[str, str]) -> str:
+        purpose, categories, notice = portal.consent_purpose(fields.get("purpose", ""))
+        now = portal.now()
+        current = accord.consent.grants(portal.tenant, session.subject)
+        if not any(g.purpose == purpose and _active(g, now) for g in current):
+            accord.consent.grant(
+                portal.tenant,
+                session.subject,
+                purpose=purpose,
+                categories=categories,
+                channel=CHANNEL,
+                notice_version=notice,
+                actor=f"customer/{session.subject}",
+            )
+        return f"{PREFIX}/consents?done=granted"
+
+    def do_withdraw(request: Request, session: Session, fields: dict[str, str]) -> str:
+        purpose, _, _ = portal.consent_purpose(fields.get("purpose", ""))
+        accord.consent.withdraw_purpose(
+            portal.tenant,
+            session.subject,
+            purpose,
+            actor=f"customer/{session.subject}",
+            reason="withdrawn in the customer portal",
+        )
+        return f"{PREFIX}/consents?done=withdrawn"
+
+    router.add_api_route("/consents/grant", form(do_grant), methods=["POST"])
+    router.add_api_route("/consents/withdraw", form(do_withdraw), methods=["POST"])
+    return router
+
+
+def _same(expected: str, given: str) -> bool:
+    return bool(given) and hmac.compare_digest(expected, given)
+
+
+def _to_sign_in(request: Request, why: str) -> Response:
+    return RedirectResponse(f"{PREFIX}/sign-in?why={quote(why)}", status_code=303)
+
+
+def _signed_in(portal: Portal, request: Request, subject: str) -> Response:
+    session = Session(portal.tenant, subject, portal.now() + SESSION_SECONDS)
+    response = RedirectResponse(f"{PREFIX}/cases", status_code=303)
+    response.set_cookie(
+        COOKIE,
+        portal.signer.sign(session),
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path=PREFIX,
+        max_age=int(SESSION_SECONDS),
+    )
+    return response
+
+
+def static_files() -> StaticFiles:
+    """The portal's stylesheet, served at ``/portal/static``."""
+    return StaticFiles(directory=str(resources.files("accord.portal").joinpath("static")))

@@ -1,0 +1,211 @@
+"""Every portal route, for a customer signed in as A, refuses B's ids (404, the same answer as
+an id that does not exist) and shows none of B's data; a route missing from the matrix fails
+the suite, so a new route cannot ship untested."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.routing import APIRoute
+
+from accord.consent import Grant
+from accord.simulation import TENANT
+from tests.integration.test_portal_sign_in import Portal, portal_world
+
+A, B = "cus_00013", "cus_00014"
+MARKETING = "dpv:DirectMarketing"
+
+
+@dataclass
+class World:
+    portal: Portal
+    a: httpx.Client
+    a_run: str
+    b_run: str
+    a_grant: str
+    b_grant: str
+
+    def grants(self, subject: str) -> list[Grant]:
+        return self.portal.enterprise.accord.consent.grants(TENANT, subject)
+
+    def active(self, subject: str) -> list[str]:
+        return [g.grant_id for g in self.grants(subject) if g.withdrawn_at is None]
+
+    def csrf(self) -> str:
+        page = self.a.get("/portal/consents")
+        marker = 'name="csrf" value="'
+        return page.text.split(marker, 1)[1].split('"', 1)[0]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    for portal in portal_world(tmp_path_factory.mktemp("portal-access")):
+        accord = portal.enterprise.accord
+        runs, grants = {}, {}
+        for subject in (A, B):
+            grants[subject] = accord.consent.grant(
+                TENANT,
+                subject,
+                purpose=MARKETING,
+                categories=["pd:EmailAddress"],
+                channel="web",
+                notice_version="2026-10",
+                actor=subject,
+            ).grant_id
+            runs[subject] = accord.runtime.start(
+                TENANT,
+                "retention_offer",
+                input={"customer_id": subject, "reason": "I am moving abroad"},
+                subject=subject,
+            ).run_id
+        accord.runtime.drive()
+        yield World(portal, portal.sign_in(A), runs[A], runs[B], grants[A], grants[B])
+
+
+def own_and_others_case(w: World) -> None:
+    assert w.a.get(f"/portal/cases/{w.a_run}").status_code == 200
+    theirs = w.a.get(f"/portal/cases/{w.b_run}")
+    missing = w.a.get("/portal/cases/run_does_not_exist")
+    assert theirs.status_code == missing.status_code == 404
+    assert theirs.text == missing.text
+
+
+def own_and_others_receipt(w: World) -> None:
+    mine = w.a.get(f"/portal/consents/receipts/{w.a_grant}")
+    assert mine.status_code == 200 and mine.json()["piiPrincipalId"] == A
+    theirs = w.a.get(f"/portal/consents/receipts/{w.b_grant}")
+    missing = w.a.get("/portal/consents/receipts/grant_does_not_exist")
+    assert theirs.status_code == missing.status_code == 404
+    assert B not in theirs.text and theirs.text == missing.text
+
+
+def case_list(w: World) -> None:
+    page = w.a.get("/portal/cases")
+    assert page.status_code == 200
+    assert w.a_run in page.text and w.b_run not in page.text and B not in page.text
+
+
+def consent_page(w: World) -> None:
+    page = w.a.get("/portal/consents")
+    assert page.status_code == 200
+    assert w.a_grant in page.text and w.b_grant not in page.text and B not in page.text
+
+
+def withdraw_names_no_one_else(w: World) -> None:
+    before = w.active(B)
+    answer = w.a.post(
+        "/portal/consents/withdraw",
+        data={"csrf": w.csrf(), "purpose": MARKETING, "subject": B, "grant_id": w.b_grant},
+    )
+    assert answer.status_code == 303
+    assert w.active(B) == before and w.a_grant not in w.active(A)
+
+
+def grant_names_no_one_else(w: World) -> None:
+    accord = w.portal.enterprise.accord
+    accord.consent.withdraw_purpose(TENANT, A, MARKETING, actor=A, reason="to grant anew")
+    before = [g.grant_id for g in w.grants(B)]
+    answer = w.a.post(
+        "/portal/consents/grant", data={"csrf": w.csrf(), "purpose": MARKETING, "subject": B}
+    )
+    assert answer.status_code == 303
+    assert [g.grant_id for g in w.grants(B)] == before
+    assert [g.channel for g in w.grants(A)][-1] == "portal"
+
+
+def home(w: World) -> None:
+    answer = w.a.get("/portal")
+    assert answer.status_code == 303 and answer.headers["location"] == "/portal/cases"
+
+
+def sign_in_pages(w: World) -> None:
+    assert w.a.get("/portal/sign-in").status_code == 200
+
+
+def asking_for_bs_code_signs_no_one_in(w: World) -> None:
+    client = w.portal.client()
+    challenge = w.portal.ask(client, w.portal.email_of(B))
+    assert "accord_portal" not in client.cookies
+    wrong = client.post("/portal/verify", data={"challenge": challenge, "code": "12345x"})
+    assert wrong.status_code == 401
+    link = client.get(f"/portal/link?token={challenge}.not-the-nonce")
+    assert link.status_code == 401 and "accord_portal" not in client.cookies
+
+
+def sign_out(w: World) -> None:
+    client = w.portal.sign_in(A)
+    out = client.post("/portal/sign-out")
+    assert out.status_code == 303
+    assert client.get("/portal/cases").status_code == 303
+
+
+Check = Callable[[World], None]
+
+MATRIX: dict[tuple[str, str], Check] = {
+    ("GET", "/portal"): home,
+    ("GET", "/portal/sign-in"): sign_in_pages,
+    ("POST", "/portal/sign-in"): asking_for_bs_code_signs_no_one_in,
+    ("POST", "/portal/verify"): asking_for_bs_code_signs_no_one_in,
+    ("GET", "/portal/link"): asking_for_bs_code_signs_no_one_in,
+    ("POST", "/portal/sign-out"): sign_out,
+    ("GET", "/portal/cases"): case_list,
+    ("GET", "/portal/cases/{run_id}"): own_and_others_case,
+    ("GET", "/portal/consents"): consent_page,
+    ("GET", "/portal/consents/receipts/{grant_id}"): own_and_others_receipt,
+    ("POST", "/portal/consents/grant"): grant_names_no_one_else,
+    ("POST", "/portal/consents/withdraw"): withdraw_names_no_one_else,
+}
+
+PUBLIC = {
+    ("GET", "/portal/sign-in"),
+    ("POST", "/portal/sign-in"),
+    ("POST", "/portal/verify"),
+    ("GET", "/portal/link"),
+    ("POST", "/portal/sign-out"),
+}
+
+
+def api_routes(routes: list[Any]) -> Iterator[APIRoute]:
+    """Every route of an application, looking inside the routers it includes."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from api_routes(included.routes)
+        elif isinstance(route, APIRoute):
+            yield route
+
+
+def portal_routes(world: World) -> set[tuple[str, str]]:
+    return {
+        (method, route.path)
+        for route in api_routes(world.portal.app.routes)
+        if route.path.startswith("/portal")
+        for method in route.methods or ()
+    }
+
+
+def test_every_portal_route_is_in_the_matrix(world: World) -> None:
+    assert portal_routes(world) == set(MATRIX)
+
+
+@pytest.mark.parametrize("route", sorted(MATRIX), ids=lambda r: f"{r[0]} {r[1]}")
+def test_a_customer_reaches_only_their_own_subject(world: World, route: tuple[str, str]) -> None:
+    MATRIX[route](world)
+
+
+@pytest.mark.parametrize("route", sorted(set(MATRIX) - PUBLIC), ids=lambda r: f"{r[0]} {r[1]}")
+def test_every_private_route_sends_a_stranger_to_sign_in(
+    world: World, route: tuple[str, str]
+) -> None:
+    method, path = route
+    path = path.replace("{run_id}", world.b_run).replace("{grant_id}", world.b_grant)
+    stranger = world.portal.client()
+    answer = stranger.request(
+        method, path, data={"purpose": MARKETING} if method == "POST" else None
+    )
+    assert answer.status_code == 303 and answer.headers["location"].startswith("/portal/sign-in")
+    assert world.b_run not in answer.text and world.b_grant not in answer.text
