@@ -74,11 +74,14 @@ def test_the_demo_serves_its_console_with_a_ready_sign_in(tmp_path: Path) -> Non
     )
     assert process.stdout is not None
     link = None
+    portal = None
     try:
         deadline = time.monotonic() + 120
         for line in process.stdout:
             if "/console/sign-in?" in line:
                 link = line.strip()
+            if "/portal/link?token=" in line:
+                portal = line.strip()
             if line.startswith("serving on") or time.monotonic() > deadline:
                 break
         assert link is not None and link.startswith(f"http://127.0.0.1:{port}/console/")
@@ -93,6 +96,14 @@ def test_the_demo_serves_its_console_with_a_ready_sign_in(tmp_path: Path) -> Non
             item = inbox.text.split('href="/console/reviews/', 1)[1].split('"', 1)[0]
             packet = browser.get(f"http://127.0.0.1:{port}/console/reviews/{item}").text
             assert "Submit decision" in packet and "Decide" in packet
+        assert portal is not None and portal.startswith(f"http://127.0.0.1:{port}/portal/")
+        with httpx.Client(follow_redirects=True, timeout=10) as customer:
+            cases = customer.get(portal)
+            assert cases.status_code == 200, cases.text
+            assert "refund" in cases.text.lower()
+        with httpx.Client(follow_redirects=True, timeout=10) as someone_else:
+            again = someone_else.get(portal)
+            assert "already used" in again.text, again.text[:500]
     finally:
         process.send_signal(signal.SIGTERM)
         _, errors = process.communicate(timeout=60)

@@ -11,6 +11,7 @@ the database it makes (``<database>.demo``) and refuses to touch a file without 
 
 from __future__ import annotations
 
+import re
 import shutil
 import statistics
 import time
@@ -18,6 +19,7 @@ from collections import Counter, defaultdict
 from dataclasses import replace
 from pathlib import Path
 
+import httpx
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
@@ -25,12 +27,14 @@ from accord.api import issue_token
 from accord.cli._common import console, handled
 from accord.cli._serve import serve_until_stopped
 from accord.errors import InputError
+from accord.portal import SignIns
 from accord.replay import replay_candidate
 from accord.service import Accord
 from accord.simulation import (
     TENANT,
     Case,
     Driver,
+    Enterprise,
     Finished,
     demo_mix,
     open_enterprise,
@@ -127,6 +131,7 @@ def run_demo(
         _what_if(enterprise.manifest.cedar, accord, workdir)
         _evidence(accord)
         _console_links(accord, host, port, served=serve)
+        _portal_link(enterprise, results, host, port)
         if serve:
             serve_until_stopped(accord, host=host, port=port)
 
@@ -313,6 +318,42 @@ def _evidence(accord: Accord) -> None:
         f"   accord audit verify --database {url}",
         markup=False,
     )
+
+
+LINK = re.compile(r"(http://\S+/portal/link\?token=[A-Za-z0-9._~-]+)")
+
+
+def _portal_link(enterprise: Enterprise, results: list[Finished], host: str, port: int) -> None:
+    """Sign a customer with an open case in to the portal the way they would: ask for a link,
+    which reaches their inbox (the sandbox's notifications service) through the gateway."""
+    waiting = [
+        f
+        for f in results
+        if f.case.journey == "refund_request" and f.status not in TERMINAL and f.case.subject
+    ]
+    if not waiting:
+        return
+    customer_id = str(waiting[0].case.subject)
+    with httpx.Client(timeout=10.0) as http:
+        email = http.get(f"{enterprise.url('crm')}/customers/{customer_id}").json()["email"]
+        SignIns(enterprise.accord).request(
+            TENANT, email, link_base=f"http://{host}:{port}/portal/link"
+        )
+        enterprise.accord.runtime.drive()
+        inbox = http.get(
+            f"{enterprise.url('notifications')}/messages", params={"recipient": email}
+        ).json()
+    links = [m for message in inbox["messages"] for m in LINK.findall(message["body"])]
+    console.print("\n[bold]7. The customer portal[/bold]")
+    if not links:
+        console.print(f"   no sign-in link reached {customer_id}'s inbox", markup=False)
+        return
+    console.print(
+        f"   {customer_id} has a refund waiting for a supervisor; the sign-in link the portal "
+        "just e-mailed them (valid for 10 minutes, once):",
+        markup=False,
+    )
+    console.print(f"   {links[-1]}", markup=False, soft_wrap=True)
 
 
 def _console_links(accord: Accord, host: str, port: int, *, served: bool) -> None:

@@ -3,7 +3,7 @@ link, manage their consents and follow their cases), served beside the API and t
 
 from accord.portal._app import COOKIE, portal_router, static_files
 from accord.portal._catalogue import Catalogue, Purpose, load_catalogue, load_purposes
-from accord.portal._sign_in import SIGN_IN_JOURNEY, SIGN_IN_JOURNEY_TEXT, SessionSigner
+from accord.portal._sign_in import SIGN_IN_JOURNEY, SIGN_IN_JOURNEY_TEXT, SessionSigner, SignIns
 
 __all__ = [
     "COOKIE",
@@ -12,6 +12,7 @@ __all__ = [
     "Catalogue",
     "Purpose",
     "SessionSigner",
+    "SignIns",
     "load_catalogue",
     "load_purposes",
     "portal_router",
