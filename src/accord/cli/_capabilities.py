@@ -41,7 +41,9 @@ def list_command(json_output: Json = False, database: Database = None) -> None:
     with opened(database) as accord, handled():
         capabilities = list(accord.capabilities)
         if json_output:
-            console.print(as_json([_summary(c) for c in capabilities]), markup=False)
+            console.print(
+                as_json([_summary(c) for c in capabilities]), markup=False, soft_wrap=True
+            )
             return
         if not capabilities:
             console.print(
@@ -74,7 +76,7 @@ def show_command(name: str, json_output: Json = False, database: Database = None
             "output_schema": capability.output_schema(),
         }
         if json_output:
-            console.print(as_json(details), markup=False)
+            console.print(as_json(details), markup=False, soft_wrap=True)
             return
         console.print(Text(capability.name, style="bold"))
         if capability.description:
@@ -100,7 +102,9 @@ def show_command(name: str, json_output: Json = False, database: Database = None
             ("output", details["output_schema"]),
         ):
             console.print(f"\n[bold]{title} schema[/bold]")
-            console.print(json.dumps(schema, indent=2, ensure_ascii=False), markup=False)
+            console.print(
+                json.dumps(schema, indent=2, ensure_ascii=False), markup=False, soft_wrap=True
+            )
 
 
 @app.command("lint")

@@ -87,7 +87,7 @@ def list_command(json_output: Json = False, database: Database = None) -> None:
     with opened(database) as accord, handled():
         records = accord.flags.list(tenant_of(accord))
         if json_output:
-            console.print(as_json(records), markup=False)
+            console.print(as_json(records), markup=False, soft_wrap=True)
             return
         table = _table("key", "value", "version", "updated_at", "by", "reason")
         for record in records:
@@ -112,7 +112,7 @@ def history_command(
     with opened(database) as accord, handled():
         changes = accord.flags.history(tenant_of(accord), key)
         if json_output:
-            console.print(as_json(changes), markup=False)
+            console.print(as_json(changes), markup=False, soft_wrap=True)
             return
         table = _table("at", "key", "change", "actor", "reason")
         for change in changes:

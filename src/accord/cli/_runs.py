@@ -30,7 +30,7 @@ Json = Annotated[bool, typer.Option("--json", help="print JSON")]
 
 def _print_run(view: RunView, *, json_output: bool) -> None:
     if json_output:
-        console.print(as_json(view), markup=False)
+        console.print(as_json(view), markup=False, soft_wrap=True)
         return
     colour = {
         "completed": "green",
@@ -121,7 +121,7 @@ def list_command(
             wait=False,
         )
         if json_output:
-            console.print(as_json(views), markup=False)
+            console.print(as_json(views), markup=False, soft_wrap=True)
             return
         table = Table("run", "journey", "status", "outcome", "at", "started")
         for view in views:
@@ -184,7 +184,7 @@ def history_command(run_id: str, json_output: Json = False, database: Database =
     with opened(database) as accord, handled():
         entries = accord.runtime.history(tenant_of(accord), run_id)
         if json_output:
-            console.print(as_json(entries), markup=False)
+            console.print(as_json(entries), markup=False, soft_wrap=True)
             return
         wide = console.width >= 110
         table = Table("seq", "at (UTC)", "event", "block", "visit", "try")
@@ -215,7 +215,7 @@ def decisions_command(run_id: str, json_output: Json = False, database: Database
     with opened(database) as accord, handled():
         records = accord.runtime.decisions(tenant_of(accord), run_id)
         if json_output:
-            console.print(as_json(records), markup=False)
+            console.print(as_json(records), markup=False, soft_wrap=True)
             return
         if not records:
             console.print(f"run {run_id} made no gateway calls")

@@ -116,7 +116,7 @@ def faults_command(
     if clear:
         console.print(f"{service}: every fault rule removed")
         return
-    console.print(as_json(response.json()), markup=False)
+    console.print(as_json(response.json()), markup=False, soft_wrap=True)
 
 
 def _selected(only: str | None) -> list[str]:
