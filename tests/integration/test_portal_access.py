@@ -17,6 +17,7 @@ from accord.simulation import TENANT
 from tests.integration.test_portal_sign_in import Portal, portal_world
 
 A, B = "cus_00013", "cus_00014"
+OTHER = "cus_00012"  # has a pending order to be asked about, as A has
 MARKETING = "dpv:DirectMarketing"
 
 
@@ -28,6 +29,8 @@ class World:
     b_run: str
     a_grant: str
     b_grant: str
+    a_proposal: str
+    other_proposal: str
 
     def grants(self, subject: str) -> list[Grant]:
         return self.portal.enterprise.accord.consent.grants(TENANT, subject)
@@ -62,8 +65,30 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 input={"customer_id": subject, "reason": "I am moving abroad"},
                 subject=subject,
             ).run_id
+        proposals = {
+            customer: accord.runtime.start(
+                TENANT,
+                "support_resolution",
+                input={
+                    "customer_id": customer,
+                    "message": f"please cancel order {order}, I don't need it any more",
+                    "order_id": order,
+                },
+                subject=customer,
+            ).run_id
+            for customer, order in ((A, "#W2443586"), (OTHER, "#W5493256"))
+        }
         accord.runtime.drive()
-        yield World(portal, portal.sign_in(A), runs[A], runs[B], grants[A], grants[B])
+        yield World(
+            portal,
+            portal.sign_in(A),
+            runs[A],
+            runs[B],
+            grants[A],
+            grants[B],
+            proposals[A],
+            proposals[OTHER],
+        )
 
 
 def own_and_others_case(w: World) -> None:
@@ -117,6 +142,39 @@ def grant_names_no_one_else(w: World) -> None:
     assert [g.channel for g in w.grants(A)][-1] == "portal"
 
 
+def waiting_at(w: World, run_id: str) -> list[str | None]:
+    view = w.portal.enterprise.accord.runtime.get(TENANT, run_id)
+    return [p.waiting_for for p in view.positions]
+
+
+def confirmation_list(w: World) -> None:
+    assert waiting_at(w, w.a_proposal) == ["confirm:propose"]
+    assert waiting_at(w, w.other_proposal) == ["confirm:propose"]
+    page = w.a.get("/portal/confirmations")
+    assert page.status_code == 200
+    assert w.a_proposal in page.text and "#W2443586" in page.text
+    assert w.other_proposal not in page.text and "#W5493256" not in page.text
+    assert "v1." not in page.text, "a confirmation token left the server"
+
+
+def answer_only_ones_own(w: World) -> None:
+    csrf = w.csrf()
+    theirs = w.a.post(
+        "/portal/confirmations/answer",
+        data={"csrf": csrf, "run_id": w.other_proposal, "block": "propose", "answer": "confirm"},
+    )
+    assert theirs.status_code == 404
+    assert waiting_at(w, w.other_proposal) == ["confirm:propose"]
+    mine = w.a.post(
+        "/portal/confirmations/answer",
+        data={"csrf": csrf, "run_id": w.a_proposal, "block": "propose", "answer": "refuse"},
+    )
+    assert mine.status_code == 303, mine.text
+    accord = w.portal.enterprise.accord
+    accord.runtime.drive()
+    assert accord.runtime.get(TENANT, w.a_proposal).outcome == "declined_by_customer"
+
+
 def home(w: World) -> None:
     answer = w.a.get("/portal")
     assert answer.status_code == 303 and answer.headers["location"] == "/portal/cases"
@@ -154,6 +212,8 @@ MATRIX: dict[tuple[str, str], Check] = {
     ("POST", "/portal/sign-out"): sign_out,
     ("GET", "/portal/cases"): case_list,
     ("GET", "/portal/cases/{run_id}"): own_and_others_case,
+    ("GET", "/portal/confirmations"): confirmation_list,
+    ("POST", "/portal/confirmations/answer"): answer_only_ones_own,
     ("GET", "/portal/consents"): consent_page,
     ("GET", "/portal/consents/receipts/{grant_id}"): own_and_others_receipt,
     ("POST", "/portal/consents/grant"): grant_names_no_one_else,

@@ -38,6 +38,7 @@ from accord.portal._sign_in import (
     SignIns,
 )
 from accord.service import Accord
+from accord.storage import TERMINAL
 
 COOKIE = "accord_portal"
 PREFIX = "/portal"
@@ -194,6 +195,55 @@ class Portal:
         if view.subject_id != subject:
             raise NotFound(run_id)
         return view
+
+    def confirmations(self, subject: str) -> list[dict[str, Any]]:
+        """The proposals waiting for the customer's answer, newest first: what confirming would
+        do, until when, and where it may be answered; only the customer's own runs."""
+        now = self.now()
+        found = []
+        for view in self.accord.runtime.list_runs(self.tenant, subject=subject, limit=100):
+            if view.subject_id != subject or view.status in TERMINAL:
+                continue
+            waiting = {
+                p.block for p in view.positions if (p.waiting_for or "").startswith("confirm")
+            }
+            if not waiting:
+                continue
+            events = self.accord.events(
+                self.tenant,
+                types=["confirmation.requested"],
+                run_id=view.run_id,
+                newest=True,
+                limit=20,
+            )
+            seen: set[str] = set()
+            for event in events:
+                data = event.cloudevent.get("data") or {}
+                block = str(data.get("block") or "")
+                expires = data.get("expires_at")
+                if block not in waiting or block in seen:
+                    continue
+                seen.add(block)
+                if isinstance(expires, int | float) and expires <= now:
+                    continue
+                found.append(
+                    {
+                        "run_id": view.run_id,
+                        "block": block,
+                        "title": self.catalogue.case_title(view.journey),
+                        "proposal": data.get("proposal") or {},
+                        "expires_at": expires,
+                        "portal": "portal" in (data.get("channels") or []),
+                        "token": str(data.get("token") or ""),
+                    }
+                )
+        return found
+
+    def own_confirmation(self, subject: str, run_id: str, block: str) -> dict[str, Any]:
+        for pending in self.confirmations(subject):
+            if pending["run_id"] == run_id and pending["block"] == block:
+                return pending
+        raise NotFound(f"{run_id}/{block}")
 
     def explained(self, run_id: str, subject: str) -> list[dict[str, Any]]:
         """The decisions about the customer, in their words: no policy ids, no model output."""
@@ -414,6 +464,20 @@ def portal_router(accord: Accord, *, catalogue: Path | None = None) -> APIRouter
     router.add_api_route("/cases", page(cases), methods=["GET"])
     router.add_api_route("/cases/{run_id}", page(case), methods=["GET"])
 
+    def confirmations(request: Request, session: Session, cookie: str) -> Response:
+        pending = portal.confirmations(session.subject)
+        for entry in pending:
+            entry.pop("token", None)  # a bearer secret: it never leaves the server
+        return portal.render(
+            "confirmations.html",
+            session,
+            cookie,
+            pending=pending,
+            done=request.query_params.get("done", ""),
+        )
+
+    router.add_api_route("/confirmations", page(confirmations), methods=["GET"])
+
     # -- forms ------------------------------------------------------------------------------
 
     def do_grant(request: Request, session: Session, fields: dict[str, str]) -> str:
@@ -443,6 +507,19 @@ def portal_router(accord: Accord, *, catalogue: Path | None = None) -> APIRouter
         )
         return f"{PREFIX}/consents?done=withdrawn"
 
+    def do_answer(request: Request, session: Session, fields: dict[str, str]) -> str:
+        answer = fields.get("answer", "")
+        if answer not in ("confirm", "refuse"):
+            raise FormRefused("Choose confirm or decline.")
+        pending = portal.own_confirmation(
+            session.subject, fields.get("run_id", ""), fields.get("block", "")
+        )
+        if not pending["portal"]:
+            raise FormRefused("This request can only be answered by e-mail or text message.")
+        accord.confirm(pending["token"], answer, channel=CHANNEL)
+        return f"{PREFIX}/confirmations?done={'confirmed' if answer == 'confirm' else 'declined'}"
+
+    router.add_api_route("/confirmations/answer", form(do_answer), methods=["POST"])
     router.add_api_route("/consents/grant", form(do_grant), methods=["POST"])
     router.add_api_route("/consents/withdraw", form(do_withdraw), methods=["POST"])
     return router
