@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -499,21 +500,8 @@ def create_service(database: Path, *, clock: Clock, data: Path | None = None) ->
     ) -> Response:
         def effect(tx: sqlite3.Connection) -> Order:
             order = Order.model_validate(_order_data(tx, _normalised(order_id)))
-            if order.status != "delivered":
-                raise ProblemError(
-                    409,
-                    "order_not_delivered",
-                    f"order {order.order_id} is {order.status}; only a delivered order's items "
-                    "can be returned",
-                )
-            missing = Counter(request.item_ids) - Counter(item.item_id for item in order.items)
-            if missing:
-                raise ProblemError(
-                    422,
-                    "item_not_in_order",
-                    f"order {order.order_id} does not hold item(s) {', '.join(sorted(missing))} "
-                    "(as many times as asked)",
-                )
+            _require_delivered(order, "returned")
+            _require_items(order, request.item_ids)
             user = _user_data(tx, order.user_id)
             original = {t.payment_method_id for t in order.payment_history}
             method = user["payment_methods"].get(request.payment_method_id)
@@ -669,13 +657,7 @@ def create_service(database: Path, *, clock: Clock, data: Path | None = None) ->
     ) -> Response:
         def effect(tx: sqlite3.Connection) -> Order:
             order = Order.model_validate(_order_data(tx, _normalised(order_id)))
-            if order.status != "delivered":
-                raise ProblemError(
-                    409,
-                    "order_not_delivered",
-                    f"order {order.order_id} is {order.status}; only a delivered order's items "
-                    "can be exchanged",
-                )
+            _require_delivered(order, "exchanged")
             user = _user_data(tx, order.user_id)
             variants = _new_variants(tx, order, change)
             method = _own_method(user, change.payment_method_id)
@@ -745,6 +727,28 @@ def _require_pending(order: Order, change: str) -> None:
         )
 
 
+def _require_delivered(order: Order, doing: str) -> None:
+    if order.status != "delivered":
+        raise ProblemError(
+            409,
+            "order_not_delivered",
+            f"order {order.order_id} is {order.status}; only a delivered order's items can be "
+            f"{doing}",
+        )
+
+
+def _require_items(order: Order, item_ids: Sequence[str]) -> None:
+    """Each item is in the order, as many times as it is named."""
+    missing = Counter(item_ids) - Counter(item.item_id for item in order.items)
+    if missing:
+        raise ProblemError(
+            422,
+            "item_not_in_order",
+            f"order {order.order_id} does not hold item(s) {', '.join(sorted(missing))} "
+            "(as many times as asked)",
+        )
+
+
 def _new_variants(tx: sqlite3.Connection, order: Order, change: ItemChange) -> list[Variant]:
     """The variant each item becomes, after checking the change is one the shop allows."""
     if len(change.item_ids) != len(change.new_item_ids):
@@ -754,14 +758,7 @@ def _new_variants(tx: sqlite3.Connection, order: Order, change: ItemChange) -> l
             f"{len(change.item_ids)} item(s) but {len(change.new_item_ids)} new item(s): give "
             "one new item per item, in the same order",
         )
-    missing = Counter(change.item_ids) - Counter(item.item_id for item in order.items)
-    if missing:
-        raise ProblemError(
-            422,
-            "item_not_in_order",
-            f"order {order.order_id} does not hold item(s) {', '.join(sorted(missing))} "
-            "(as many times as asked)",
-        )
+    _require_items(order, change.item_ids)
     products = {item.item_id: item.product_id for item in order.items}
     variants = []
     for old, new in zip(change.item_ids, change.new_item_ids, strict=True):
