@@ -10,7 +10,7 @@ import pytest
 from accord.errors import ConfigurationError
 from accord.replay import replay_candidate
 from accord.service import Settings, build
-from accord.simulation import TENANT, Case, Driver, open_enterprise
+from accord.simulation import Case, Driver, open_enterprise
 
 ENTERPRISE = Path(__file__).resolve().parents[2] / "examples" / "enterprise"
 
@@ -88,4 +88,3 @@ def test_a_replay_without_the_runs_capabilities_says_so(tmp_path: Path) -> None:
         assert "ACCORD_CAPABILITY_CATALOGUES" in (raised.value.hint or "")
     finally:
         bare.close()
-    assert TENANT == "default"
