@@ -83,8 +83,16 @@ class CaseTexts(_Strict):
     statuses: tuple[CaseStatus, ...] = ()
 
 
+class ChatSettings(_Strict):
+    """The support chat: the journey that carries each conversation (it takes
+    ``conversation`` and ``customer_id``)."""
+
+    journey: str = Field(min_length=1, max_length=128)
+
+
 class _PortalFile(_Strict):
     portal: Literal[1]
+    chat: ChatSettings | None = None
     cases: tuple[CaseTexts, ...] = ()
     fallback: dict[str, str] = Field(default_factory=dict)
     decisions: dict[str, str] = Field(default_factory=dict)
@@ -105,6 +113,7 @@ class Catalogue:
     decisions: dict[str, str] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)
     actions: dict[str, str] = field(default_factory=dict)
+    chat: ChatSettings | None = None
 
     def case_title(self, journey: str) -> str:
         found = self.cases.get(journey)
@@ -115,10 +124,12 @@ class Catalogue:
     ) -> str:
         """The customer's words for where a case stands; a generic line when none is written."""
         texts = self.cases.get(journey)
+        # a position waits for "confirm:propose", "human:handoff", "event:chat_message", ...
+        kinds = {waiting.partition(":")[0] for waiting in waiting_for}
         for line in texts.statuses if texts else ():
             if outcome is not None and line.outcome == outcome:
                 return line.text
-            if outcome is None and line.waiting_for is not None and line.waiting_for in waiting_for:
+            if outcome is None and line.waiting_for is not None and line.waiting_for in kinds:
                 return line.text
         return self.fallback.get(status, GENERIC_STATUS)
 
@@ -195,6 +206,7 @@ def load_catalogue(folder: Path | None) -> Catalogue:
         texts.decisions,
         texts.reasons,
         texts.actions,
+        texts.chat,
     )
 
 

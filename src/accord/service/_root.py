@@ -81,6 +81,7 @@ from accord.reviews import (
     ReviewInbox,
 )
 from accord.runtime import AgentServices, RunState, Runtime, SignalResult
+from accord.service._conversations import Conversations, conversation_capabilities
 from accord.service._direct import DirectCall, DirectResult, invoke_direct
 from accord.service._events import EventView, build_dispatcher
 from accord.service._events import get_view as get_event_view
@@ -133,6 +134,7 @@ class Accord:
     identity: Resolver
     context: ContextStore
     retention: Retention
+    conversations: Conversations
     endpoints: Endpoints = field(default_factory=Endpoints)
     telemetry: Telemetry = field(default_factory=Telemetry)
 
@@ -890,6 +892,8 @@ def build(
         check_purpose=validate_purpose,
     )
     capabilities = identity_capabilities(identity, context, capabilities)
+    conversations = Conversations(db, ledger, clock, ids)
+    capabilities = conversation_capabilities(conversations, capabilities)
     governance = Governance(db, consent, policies, pdp, flags, ids.new_id, region=settings.region)
     gateway = Gateway(
         capabilities, governance=governance if governed else None, telemetry=telemetry
@@ -910,6 +914,7 @@ def build(
         agents=AgentServices(agents, AgentEngine(providers)),
         telemetry=telemetry,
     )
+    conversations.bind(runtime)
     telemetry.metrics.register(
         DatabaseCollector(
             db, lambda: [endpoint.status() for endpoint in endpoints], clock=clock.now
@@ -933,6 +938,7 @@ def build(
         identity,
         context,
         retention,
+        conversations,
         endpoints,
         telemetry,
     )

@@ -257,8 +257,12 @@ def deploy(accord: Accord, manifest: Manifest, *, actor: str = "enterprise") -> 
     return lines
 
 
+MAPPINGS = frozenset({"input", "output", "proposal", "context", "resource", "recommend"})
+
+
 def _journey_purposes(manifest: Manifest) -> set[str]:
-    """Every purpose the manifest's journeys and their blocks name."""
+    """Every purpose the manifest's journeys and their blocks name (not the values of their
+    mappings, which are expressions: a capability may take a purpose as input)."""
     found: set[str] = set()
 
     def walk(value: Any) -> None:
@@ -266,8 +270,9 @@ def _journey_purposes(manifest: Manifest) -> set[str]:
             purpose = value.get("purpose")
             if isinstance(purpose, str):
                 found.add(purpose)
-            for item in value.values():
-                walk(item)
+            for key, item in value.items():
+                if key not in MAPPINGS:
+                    walk(item)
         elif isinstance(value, list):
             for item in value:
                 walk(item)

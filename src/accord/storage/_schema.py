@@ -713,3 +713,46 @@ portal_challenges = sa.Table(
     sa.Column("used_at", sa.Float),
     sa.Index(None, "tenant_id", "expires_at"),
 )
+
+# Confirmation notices: a proposal sent to the subject by e-mail or SMS with a signed link,
+# once per confirmation and channel, with what the gateway decided about the message.
+portal_notices = sa.Table(
+    "portal_notices",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("confirmation_id", sa.String(64), primary_key=True),
+    sa.Column("channel", sa.String(16), primary_key=True),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.String(64)),
+    sa.Column("decision_id", sa.String(64)),
+    sa.Column("at", sa.Float, nullable=False),
+)
+
+# Support conversations: each is one run of the chat journey; its messages (the customer's and
+# Accord's) are sealed under the subject's data key, so erasing the subject shreds them.
+conversations = sa.Table(
+    "conversations",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("conversation_id", sa.String(64), primary_key=True),
+    sa.Column("subject_id", sa.String(128), nullable=False),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("opened_at", sa.Float, nullable=False),
+    sa.Index(None, "tenant_id", "subject_id"),
+)
+
+conversation_messages = sa.Table(
+    "conversation_messages",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("conversation_id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("author", sa.String(16), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("sealed", sa.Text),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("message_key", sa.String(200)),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.UniqueConstraint("tenant_id", "conversation_id", "message_key"),
+)
