@@ -26,7 +26,7 @@ def test_the_policy_cases_pass_against_the_enterprise_bundle() -> None:
     assert [r.failures for r in results if not r.passed] == []
 
 
-def test_the_manifest_names_six_journeys_that_load() -> None:
+def test_the_manifest_names_seven_journeys_that_load() -> None:
     manifest = load_manifest(ENTERPRISE / "enterprise.yaml")
     names = {load_journey_file(path).spec.journey for path in manifest.journeys}
     assert names == {
@@ -36,8 +36,10 @@ def test_the_manifest_names_six_journeys_that_load() -> None:
         "retention_offer",
         "access_provisioning",
         "account_recovery",
+        "support_chat",
     }
     assert "dpv:DirectMarketing" not in {b.purpose for b in manifest.bases}
+    assert "dpv:ServicePersonalisation" not in {b.purpose for b in manifest.bases}
     assert {q.name for q in manifest.queues} >= {"supervisor", "senior", "support", "managers"}
 
 

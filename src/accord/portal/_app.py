@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +31,7 @@ from accord.consent import Grant
 from accord.core import TenantId
 from accord.errors import AccordError, RunNotFound
 from accord.portal._catalogue import BASIS_WORDS, Catalogue, find_catalogue_folder, load_catalogue
+from accord.portal._chat import add_chat_routes
 from accord.portal._sign_in import (
     EMAIL,
     SESSION_SECONDS,
@@ -39,10 +42,12 @@ from accord.portal._sign_in import (
 )
 from accord.service import Accord
 from accord.storage import TERMINAL
+from accord.storage import _reviews as reviews
 
 COOKIE = "accord_portal"
 PREFIX = "/portal"
 CHANNEL = "portal"
+CHAT_BACK = re.compile(r"/portal/chat/[A-Za-z0-9_-]{1,64}")
 SENT = (
     "If that address belongs to a customer, we have sent it a sign-in code and a link. "
     "They work once, for 10 minutes."
@@ -226,6 +231,8 @@ class Portal:
                 seen.add(block)
                 if isinstance(expires, int | float) and expires <= now:
                     continue
+                if not self._still_pending(str(data.get("confirmation") or "")):
+                    continue  # answered on some channel; the run has not moved on yet
                 found.append(
                     {
                         "run_id": view.run_id,
@@ -239,6 +246,47 @@ class Portal:
                 )
         return found
 
+    def wait_for_reply(self, subject: str, conversation_id: str, seconds: float) -> None:
+        """Wait up to ``seconds`` (wall time) while the conversation's run is busy."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                found = self.accord.conversations.get(self.tenant, subject, conversation_id)
+                if found.run_id is None:
+                    return
+                status = self.accord.runtime.get(self.tenant, found.run_id).status
+            except (AccordError, LookupError):
+                return
+            if status not in ("ready", "running"):
+                return
+            time.sleep(0.05)
+
+    def _still_pending(self, confirmation_id: str) -> bool:
+        with self.accord.db.read() as connection:
+            stored = reviews.get_confirmation(connection, self.tenant, confirmation_id)
+        return stored is not None and stored["status"] == "pending"
+
+    def people_decided(self, run_id: str, subject: str) -> list[dict[str, Any]]:
+        """What people decided in the case: our staff's review decisions and the customer's
+        own answers to proposals, from the ledger (the decision only, never a reviewer's
+        reason or notes)."""
+        found = []
+        entries = self.accord.ledger.entries(
+            self.tenant, run_id=run_id, kinds=["human.decision", "confirmation.answered"]
+        )
+        for entry in entries:
+            if entry.subject_id not in (None, subject):
+                continue
+            body = entry.body
+            if entry.kind == "human.decision":
+                text = self.catalogue.review_text(str(body.get("decision") or ""))
+            else:
+                text = self.catalogue.answer_text(
+                    str(body.get("answer") or ""), body.get("channel")
+                )
+            found.append({"at": entry.at, "text": text})
+        return found
+
     def own_confirmation(self, subject: str, run_id: str, block: str) -> dict[str, Any]:
         for pending in self.confirmations(subject):
             if pending["run_id"] == run_id and pending["block"] == block:
@@ -247,7 +295,7 @@ class Portal:
 
     def explained(self, run_id: str, subject: str) -> list[dict[str, Any]]:
         """The decisions about the customer, in their words: no policy ids, no model output."""
-        found = []
+        found = self.people_decided(run_id, subject)
         for decision in self.accord.runtime.decisions(self.tenant, run_id):
             if decision.subject_id not in (None, subject):
                 continue
@@ -262,7 +310,7 @@ class Portal:
                     ),
                 }
             )
-        return found
+        return sorted(found, key=lambda line: float(line["at"]))
 
 
 def _active(grant: Grant, now: float) -> bool:
@@ -281,12 +329,16 @@ Page = Callable[[Request, Session, str], Response]
 Act = Callable[[Request, Session, dict[str, str]], str]
 
 
-def portal_router(accord: Accord, *, catalogue: Path | None = None) -> APIRouter:
+def portal_router(
+    accord: Accord, *, catalogue: Path | None = None, reply_wait: float = 5.0
+) -> APIRouter:
     """``/portal``: every page of the customer portal.
 
     Args:
         catalogue: the folder holding ``purposes.yaml`` and ``portal.yaml``; by default the
             sample enterprise's ``examples/enterprise`` when there is one.
+        reply_wait: how long (wall seconds) a chat form waits for the run's reply before
+            showing the conversation.
     """
     portal = Portal(accord, load_catalogue(catalogue or find_catalogue_folder()))
     router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -337,7 +389,7 @@ def portal_router(accord: Accord, *, catalogue: Path | None = None) -> APIRouter
                         status=422,
                         title="That did not work",
                         message=exc.message,
-                        back=f"{PREFIX}/consents",
+                        back=_back(request.url.path, fields.get("back", "")),
                     )
 
             return await run_in_threadpool(work)
@@ -477,6 +529,15 @@ def portal_router(accord: Accord, *, catalogue: Path | None = None) -> APIRouter
         )
 
     router.add_api_route("/confirmations", page(confirmations), methods=["GET"])
+    add_chat_routes(
+        router,
+        portal,
+        page,
+        form,
+        not_found=NotFound,
+        refused=FormRefused,
+        reply_wait=reply_wait,
+    )
 
     # -- forms ------------------------------------------------------------------------------
 
@@ -517,12 +578,32 @@ def portal_router(accord: Accord, *, catalogue: Path | None = None) -> APIRouter
         if not pending["portal"]:
             raise FormRefused("This request can only be answered by e-mail or text message.")
         accord.confirm(pending["token"], answer, channel=CHANNEL)
+        back = fields.get("back", "")
+        if CHAT_BACK.fullmatch(back):
+            portal.wait_for_reply(session.subject, back.removeprefix(f"{PREFIX}/chat/"), 5.0)
+            return f"{back}#latest"
         return f"{PREFIX}/confirmations?done={'confirmed' if answer == 'confirm' else 'declined'}"
 
     router.add_api_route("/confirmations/answer", form(do_answer), methods=["POST"])
     router.add_api_route("/consents/grant", form(do_grant), methods=["POST"])
     router.add_api_route("/consents/withdraw", form(do_withdraw), methods=["POST"])
+    from accord.portal._channels import add_channel_routes  # noqa: PLC0415 - it imports _app
+
+    add_channel_routes(router, portal)
     return router
+
+
+def _back(path: str, back: str) -> str:
+    """Where a refused form's page links back to: the page the form was on."""
+    if CHAT_BACK.fullmatch(back):
+        return back
+    if path.startswith(f"{PREFIX}/chat/") and path.count("/") == 4:  # /portal/chat/ID/act
+        return path.rsplit("/", 1)[0]
+    if path.startswith(f"{PREFIX}/chat"):
+        return f"{PREFIX}/chat"
+    if path.startswith(f"{PREFIX}/confirmations"):
+        return f"{PREFIX}/confirmations"
+    return f"{PREFIX}/consents"
 
 
 def _same(expected: str, given: str) -> bool:

@@ -98,9 +98,17 @@ class _PortalFile(_Strict):
     decisions: dict[str, str] = Field(default_factory=dict)
     reasons: dict[str, str] = Field(default_factory=dict)
     actions: dict[str, str] = Field(default_factory=dict)
+    reviews: dict[str, str] = Field(default_factory=dict)
+    answers: dict[str, str] = Field(default_factory=dict)
 
 
 GENERIC_STATUS = "With our team"
+CHANNEL_WORDS = {
+    "portal": "here in the portal",
+    "chat": "in the support chat",
+    "email": "from our e-mail",
+    "sms": "from our text message",
+}
 
 
 @dataclass(frozen=True)
@@ -114,6 +122,17 @@ class Catalogue:
     reasons: dict[str, str] = field(default_factory=dict)
     actions: dict[str, str] = field(default_factory=dict)
     chat: ChatSettings | None = None
+    reviews: dict[str, str] = field(default_factory=dict)
+    answers: dict[str, str] = field(default_factory=dict)
+
+    def review_text(self, decision: str) -> str:
+        """A person's decision in the customer's words (never the reviewer's own notes)."""
+        return self.reviews.get(decision, "A person in our team looked at your case")
+
+    def answer_text(self, answer: str, channel: str | None) -> str:
+        text = self.answers.get(answer, "You answered")
+        where = CHANNEL_WORDS.get(channel or "", "")
+        return f"{text} {where}".strip()
 
     def case_title(self, journey: str) -> str:
         found = self.cases.get(journey)
@@ -207,6 +226,8 @@ def load_catalogue(folder: Path | None) -> Catalogue:
         texts.reasons,
         texts.actions,
         texts.chat,
+        texts.reviews,
+        texts.answers,
     )
 
 

@@ -28,6 +28,7 @@ from accord.errors import CapabilityFailed
 from accord.journeys import LoadedJourney
 from accord.replay._recorded import RecordedRun
 from accord.service import Accord, Settings, build
+from accord.service._identity import deployment_registry
 from accord.storage import TERMINAL, RolloutRecord, journeys, policies
 from accord.storage import agents as stored_agents
 from accord.storage import consent as stored_consent
@@ -314,7 +315,7 @@ def shadow_store(production: Accord, answers: RecordedAnswers) -> Iterator[Shado
             otlp_endpoint=None,
         )
         clock = ReplayClock()
-        base = production.capabilities.over or production.capabilities
+        base = deployment_registry(production.capabilities)
         instance = build(
             settings,
             capabilities=answers.registry(base),

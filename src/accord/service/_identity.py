@@ -20,6 +20,7 @@ from accord.connectors import CallContext, Capability, CapabilityRegistry
 from accord.core import TenantId
 from accord.errors import CapabilityFailed
 from accord.identity import ContextStore, Resolver, ResolveReport, SourceRecord
+from accord.service._conversations import SAY
 from accord.service._direct import DirectResult
 from accord.storage import identity as stored
 
@@ -105,17 +106,24 @@ class CandidateOutcome(BaseModel):
     merge_id: str | None = None
 
 
+def deployment_registry(registry: CapabilityRegistry) -> CapabilityRegistry:
+    """The deployment's own capabilities under Accord's built-in layers (context, identity,
+    conversations) of an instance's registry."""
+    while registry.over is not None and (registry.holds(CONTEXT_READ) or registry.holds(SAY)):
+        registry = registry.over
+    return registry
+
+
 def identity_capabilities(
     resolver: Resolver, store: ContextStore, over: CapabilityRegistry
 ) -> CapabilityRegistry:
     """Accord's built-in capabilities, over the deployment's registry.
 
-    Given another instance's registry (built-ins over a deployment's), the new built-ins sit
-    over the same deployment registry, bound to this instance's stores.
+    Given another instance's registry (built-ins over a deployment's, conversations' over
+    these), the new built-ins sit over the same deployment registry, bound to this instance's
+    stores.
     """
-    while over.holds(CONTEXT_READ) and over.over is not None:
-        over = over.over
-    registry = CapabilityRegistry(over=over)
+    registry = CapabilityRegistry(over=deployment_registry(over))
 
     def read_context(request: ContextReadRequest, ctx: CallContext) -> dict[str, Any]:
         if ctx.subject_id is None:
