@@ -101,6 +101,9 @@ def test_the_demo_serves_its_console_with_a_ready_sign_in(tmp_path: Path) -> Non
             cases = customer.get(portal)
             assert cases.status_code == 200, cases.text
             assert "refund" in cases.text.lower()
+            waiting = customer.get(f"http://127.0.0.1:{port}/portal/confirmations")
+            assert 'value="confirm"' in waiting.text, waiting.text[:500]
+            assert "cancel the order" in waiting.text or "refund the first item" in waiting.text
         with httpx.Client(follow_redirects=True, timeout=10) as someone_else:
             again = someone_else.get(portal)
             assert "already used" in again.text, again.text[:500]

@@ -335,7 +335,9 @@ def _portal_link(enterprise: Enterprise, results: list[Finished], host: str, por
         return
     customer_id = str(waiting[0].case.subject)
     with httpx.Client(timeout=10.0) as http:
-        email = http.get(f"{enterprise.url('crm')}/customers/{customer_id}").json()["email"]
+        customer = http.get(f"{enterprise.url('crm')}/customers/{customer_id}").json()
+        email = customer["email"]
+        proposal = _ask_for_a_remedy(enterprise, http, customer_id, customer["retail_user_id"])
         SignIns(enterprise.accord).request(
             TENANT, email, link_base=f"http://{host}:{port}/portal/link"
         )
@@ -349,11 +351,50 @@ def _portal_link(enterprise: Enterprise, results: list[Finished], host: str, por
         console.print(f"   no sign-in link reached {customer_id}'s inbox", markup=False)
         return
     console.print(
-        f"   {customer_id} has a refund waiting for a supervisor; the sign-in link the portal "
-        "just e-mailed them (valid for 10 minutes, once):",
+        f"   {customer_id} has a refund waiting for a supervisor"
+        + (f", and {proposal} waiting for their answer" if proposal else "")
+        + "; the sign-in link the portal just e-mailed them (valid for 10 minutes, once):",
         markup=False,
     )
     console.print(f"   {links[-1]}", markup=False, soft_wrap=True)
+    console.print(
+        "   there: My cases, Waiting for your answer, My consents, and the Support chat "
+        "(each conversation is one durable run of support_chat)",
+        markup=False,
+    )
+
+
+def _ask_for_a_remedy(
+    enterprise: Enterprise, http: httpx.Client, customer_id: str, user_id: str
+) -> str | None:
+    """The customer writes to support about one of their orders, so that the portal has a
+    proposal waiting for their answer; what it proposes, or None when they have no order a
+    remedy fits."""
+    orders = http.get(f"{enterprise.url('orders')}/users/{user_id}/orders").json()["orders"]
+    by_status = {order["status"]: order["order_id"] for order in reversed(orders)}
+    if "pending" in by_status:
+        order_id, message, what = by_status["pending"], "I want to cancel my order", "cancelling"
+    elif "delivered" in by_status:
+        order_id, message, what = (
+            by_status["delivered"],
+            "can I get a refund for my order",
+            "a refund of",
+        )
+    else:
+        return None
+    accord = enterprise.accord
+    started = accord.runtime.start(
+        TENANT,
+        "support_resolution",
+        input={"customer_id": customer_id, "message": message, "order_id": order_id},
+        subject=customer_id,
+        idempotency_key=f"demo/portal-proposal/{customer_id}",
+    )
+    accord.runtime.drive()
+    view = accord.runtime.get(TENANT, started.run_id)
+    if not any((p.waiting_for or "").startswith("confirm") for p in view.positions):
+        return None
+    return f"{what} order {order_id}"
 
 
 def _console_links(accord: Accord, host: str, port: int, *, served: bool) -> None:
