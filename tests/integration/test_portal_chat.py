@@ -15,6 +15,7 @@ from typing import TypeVar
 import httpx
 import pytest
 
+from accord.service import Accord
 from accord.simulation import TENANT
 from accord.storage._schema import conversation_messages
 from tests.integration.test_portal_sign_in import Portal, portal_world
@@ -32,7 +33,7 @@ class Chat:
     b: httpx.Client
 
     @property
-    def accord(self):  # type: ignore[no-untyped-def]
+    def accord(self) -> Accord:
         return self.portal.enterprise.accord
 
     def csrf(self, client: httpx.Client) -> str:
@@ -211,15 +212,15 @@ def test_a_refund_asked_for_in_the_chat_is_confirmed_by_the_customer_then_carrie
         lambda: [t for t in chat.texts(A, conversation) if "#W7728728" in str(t[2])],
         "the order named",
     )
-    page = eventually(
-        lambda: (
-            (p := chat.a.get(f"/portal/chat/{conversation}")).text.count('value="confirm"') and p
-        ),
-        "the proposal in the conversation",
-    )
-    assert "Waiting for your answer" in page.text and "refund the first item" in page.text
-    block = re.search(r'name="block" value="([^"]+)"', page.text)
-    run = re.search(r'name="run_id" value="([^"]+)"', page.text)
+
+    def proposed() -> str | None:
+        text = chat.a.get(f"/portal/chat/{conversation}").text
+        return text if 'value="confirm"' in text else None
+
+    page = eventually(proposed, "the proposal in the conversation")
+    assert "Waiting for your answer" in page and "refund the first item" in page
+    block = re.search(r'name="block" value="([^"]+)"', page)
+    run = re.search(r'name="run_id" value="([^"]+)"', page)
     assert block and run
     answered = chat.a.post(
         "/portal/confirmations/answer",
@@ -260,7 +261,7 @@ def test_a_refund_asked_for_in_the_chat_is_confirmed_by_the_customer_then_carrie
     assert "A person in our team was asked to approve it: to pay your refund" in explained
     assert "A person in our team checked it and approved it" in explained
     assert "receipt checked" not in explained
-    assert "Refund approved, money back in 3–5 days" in chat.a.get("/portal/cases").text
+    assert "Refund approved, money back in 3\u20135 days" in chat.a.get("/portal/cases").text
 
 
 def test_another_customers_conversation_answers_404_and_takes_nothing(chat: Chat) -> None:
