@@ -4,16 +4,21 @@ the suite, so a new route cannot ship untested."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from fastapi.routing import APIRoute
 
 from accord.consent import Grant
+from accord.portal._channels import ANSWER_PATH, LinkSigner
 from accord.simulation import TENANT
+from accord.storage._schema import confirmations
 from tests.integration.test_portal_sign_in import Portal, portal_world
 
 A, B = "cus_00013", "cus_00014"
@@ -31,6 +36,8 @@ class World:
     b_grant: str
     a_proposal: str
     other_proposal: str
+    a_conversation: str
+    b_conversation: str
 
     def grants(self, subject: str) -> list[Grant]:
         return self.portal.enterprise.accord.consent.grants(TENANT, subject)
@@ -78,6 +85,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             ).run_id
             for customer, order in ((A, "#W2443586"), (OTHER, "#W5493256"))
         }
+        chats = {
+            subject: accord.conversations.open(TENANT, subject, journey="support_chat")
+            for subject in (A, B)
+        }
         accord.runtime.drive()
         yield World(
             portal,
@@ -88,6 +99,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             grants[B],
             proposals[A],
             proposals[OTHER],
+            chats[A].conversation_id,
+            chats[B].conversation_id,
         )
 
 
@@ -201,6 +214,57 @@ def sign_out(w: World) -> None:
     assert client.get("/portal/cases").status_code == 303
 
 
+def transcript(w: World, subject: str, conversation_id: str) -> list[tuple[str, str | None]]:
+    conversations = w.portal.enterprise.accord.conversations
+    found = conversations.get(TENANT, subject, conversation_id)
+    return [(m.kind, m.text) for m in conversations.transcript(TENANT, found)]
+
+
+def chat_list(w: World) -> None:
+    page = w.a.get("/portal/chat")
+    assert page.status_code == 200
+    assert w.a_conversation in page.text and w.b_conversation not in page.text
+
+
+def own_and_others_conversation(w: World) -> None:
+    mine = w.a.get(f"/portal/chat/{w.a_conversation}")
+    assert mine.status_code == 200 and "Hello" in mine.text
+    theirs = w.a.get(f"/portal/chat/{w.b_conversation}")
+    missing = w.a.get("/portal/chat/conv_does_not_exist")
+    assert theirs.status_code == missing.status_code == 404
+    assert theirs.text == missing.text and "Aarav Sanchez" not in theirs.text
+
+
+def new_conversation_is_ones_own(w: World) -> None:
+    conversations = w.portal.enterprise.accord.conversations
+    before = [c.conversation_id for c in conversations.of_subject(TENANT, B)]
+    opened = w.a.post("/portal/chat/new", data={"csrf": w.csrf(), "subject": B})
+    assert opened.status_code == 303
+    assert [c.conversation_id for c in conversations.of_subject(TENANT, B)] == before
+    mine = str(opened.headers["location"]).removeprefix("/portal/chat/")
+    assert conversations.get(TENANT, A, mine).subject_id == A
+
+
+def writing_to_anothers_conversation(w: World) -> None:
+    before = transcript(w, B, w.b_conversation)
+    answer = w.a.post(
+        f"/portal/chat/{w.b_conversation}/messages", data={"csrf": w.csrf(), "text": "hello"}
+    )
+    assert answer.status_code == 404
+    assert transcript(w, B, w.b_conversation) == before
+
+
+def consenting_in_anothers_conversation(w: World) -> None:
+    before = transcript(w, B, w.b_conversation)
+    answer = w.a.post(
+        f"/portal/chat/{w.b_conversation}/consent",
+        data={"csrf": w.csrf(), "purpose": "dpv:ServicePersonalisation", "answer": "agree"},
+    )
+    assert answer.status_code == 404
+    assert transcript(w, B, w.b_conversation) == before
+    assert not [g for g in w.grants(B) if g.purpose == "dpv:ServicePersonalisation"]
+
+
 Check = Callable[[World], None]
 
 MATRIX: dict[tuple[str, str], Check] = {
@@ -218,6 +282,11 @@ MATRIX: dict[tuple[str, str], Check] = {
     ("GET", "/portal/consents/receipts/{grant_id}"): own_and_others_receipt,
     ("POST", "/portal/consents/grant"): grant_names_no_one_else,
     ("POST", "/portal/consents/withdraw"): withdraw_names_no_one_else,
+    ("GET", "/portal/chat"): chat_list,
+    ("GET", "/portal/chat/{conversation_id}"): own_and_others_conversation,
+    ("POST", "/portal/chat/new"): new_conversation_is_ones_own,
+    ("POST", "/portal/chat/{conversation_id}/messages"): writing_to_anothers_conversation,
+    ("POST", "/portal/chat/{conversation_id}/consent"): consenting_in_anothers_conversation,
 }
 
 PUBLIC = {
@@ -227,6 +296,61 @@ PUBLIC = {
     ("GET", "/portal/link"),
     ("POST", "/portal/sign-out"),
 }
+
+
+def answer_links(w: World) -> tuple[str, str]:
+    """A's e-mail link to their proposal (as the notice carries it, whether or not A has
+    answered already), and the id of OTHER's waiting confirmation."""
+    accord = w.portal.enterprise.accord
+    with accord.db.read() as connection:
+        mine, other = (
+            connection.execute(
+                sa.select(confirmations.c.confirmation_id).where(confirmations.c.run_id == run_id)
+            ).scalar_one()
+            for run_id in (w.a_proposal, w.other_proposal)
+        )
+    links = LinkSigner(accord.ledger.keyring.master)
+    return f"{ANSWER_PATH}?{links.query(TENANT, mine, 'email')}", other
+
+
+def confirmation_status(w: World, confirmation_id: str) -> str:
+    with w.portal.enterprise.accord.db.read() as connection:
+        status: str = connection.execute(
+            sa.select(confirmations.c.status).where(
+                confirmations.c.confirmation_id == confirmation_id
+            )
+        ).scalar_one()
+    return status
+
+
+def answer_link_shows_only_its_own(w: World) -> None:
+    link, other = answer_links(w)
+    stranger = w.portal.client()
+    mine = stranger.get(link)
+    assert mine.status_code == 200 and "#W2443586" in mine.text
+    assert "#W5493256" not in mine.text and OTHER not in mine.text
+    theirs = stranger.get(re.sub(r"confirmation=[^&]+", f"confirmation={other}", link))
+    assert theirs.status_code == 400 and "#W5493256" not in theirs.text
+
+
+def answer_link_answers_only_its_own(w: World) -> None:
+    link, other = answer_links(w)
+    fields = {k: v[0] for k, v in parse_qs(urlsplit(link).query).items()}
+    mine = fields["confirmation"]
+    before = confirmation_status(w, mine)
+    stranger = w.portal.client()
+    for changed in ({"confirmation": other}, {"channel": "sms"}, {"channel": "portal"}):
+        answer = stranger.post("/portal/answer", data={**fields, **changed, "answer": "confirm"})
+        assert answer.status_code == 400
+    assert confirmation_status(w, other) == "pending"
+    assert waiting_at(w, w.other_proposal) == ["confirm:propose"]
+    assert confirmation_status(w, mine) == before
+
+
+# the e-mail and SMS link pages need no session: the signed link is the credential
+MATRIX[("GET", "/portal/answer")] = answer_link_shows_only_its_own
+MATRIX[("POST", "/portal/answer")] = answer_link_answers_only_its_own
+PUBLIC |= {("GET", "/portal/answer"), ("POST", "/portal/answer")}
 
 
 def api_routes(routes: list[Any]) -> Iterator[APIRoute]:

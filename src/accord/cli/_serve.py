@@ -1,5 +1,5 @@
-"""``accord serve``: the API and the staff console, with in-process workers unless told
-otherwise."""
+"""``accord serve``: the API, the staff console and the customer portal, with in-process
+workers unless told otherwise, and the deliverer of confirmation notices by e-mail and SMS."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import uvicorn
 from accord.api import create_app
 from accord.cli._common import console, handled, opened
 from accord.console import web_app
+from accord.portal._channels import ConfirmationNotices
 from accord.service import Accord
 
 Database = Annotated[
@@ -26,16 +27,35 @@ def serve_command(
     no_workers: Annotated[
         bool, typer.Option("--no-workers", help="serve only; run `accord worker` elsewhere")
     ] = False,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url",
+            help="where customers reach this server, for the links in e-mail and SMS "
+            "(default: http://HOST:PORT)",
+        ),
+    ] = None,
     database: Database = None,
 ) -> None:
-    """Serve the API (/v1, /openapi.json), the console (/console), /health, /ready and
-    /metrics; drive runs in-process too unless --no-workers."""
+    """Serve the API (/v1, /openapi.json), the console (/console), the portal (/portal),
+    /health, /ready and /metrics; send confirmation notices by e-mail and SMS; drive runs
+    in-process too unless --no-workers."""
     with opened(database) as accord, handled():
-        serve_until_stopped(accord, host=host, port=port, workers=not no_workers)
+        serve_until_stopped(
+            accord, host=host, port=port, workers=not no_workers, public_url=public_url
+        )
 
 
-def serve_until_stopped(accord: Accord, *, host: str, port: int, workers: bool = True) -> None:
-    """Serve the API and the console (with in-process workers) until SIGTERM or Ctrl-C."""
+def serve_until_stopped(
+    accord: Accord,
+    *,
+    host: str,
+    port: int,
+    workers: bool = True,
+    public_url: str | None = None,
+) -> None:
+    """Serve the API, the console and the portal (with in-process workers) until SIGTERM or
+    Ctrl-C, sending confirmation notices with links to ``public_url`` meanwhile."""
     stop = threading.Event()
     # uvicorn hands a signal it caught back to these after its shutdown: stop, not die
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -46,6 +66,7 @@ def serve_until_stopped(accord: Accord, *, host: str, port: int, workers: bool =
         )
     )
     threads = _background(accord, stop) if workers else []
+    threads.append(_notices(accord, stop, public_url or f"http://{host}:{port}"))
 
     def on_stop() -> None:
         # a signal caught before uvicorn installs its own handlers only sets ``stop``
@@ -78,6 +99,13 @@ def _background(accord: Accord, stop: threading.Event) -> list[threading.Thread]
     )
     thread.start()
     return [thread, *accord.start_event_services(stop)]
+
+
+def _notices(accord: Accord, stop: threading.Event, base_url: str) -> threading.Thread:
+    notices = ConfirmationNotices(accord, base_url=base_url)
+    thread = threading.Thread(target=notices.run, args=(stop,), name="accord-notices", daemon=True)
+    thread.start()
+    return thread
 
 
 def serve_metrics(accord: Accord, port: int) -> uvicorn.Server:
