@@ -172,7 +172,7 @@ def test_a_message_the_model_is_unsure_of_is_answered_by_a_colleague_from_the_co
         "the review item",
     )
     assert (item.kind, item.queue, item.status) == ("escalation", "support", "open")
-    assert UNSURE in str(item.packet["reason"]), item.packet
+    assert UNSURE in str(item.packet["recommendation"]["rationale"]), item.packet
     shown(page, PASSED_ON)
     expect(messages(page, "You")).to_contain_text(UNSURE)
     expect(page.get_by_role("status").filter(has_text=WITH_A_COLLEAGUE)).to_be_visible()

@@ -177,7 +177,8 @@ def test_a_message_the_model_is_unsure_of_goes_to_a_person_and_the_customer_is_t
         "the review item",
     )
     assert item.kind == "escalation" and item.status == "open"
-    assert "asdf qwerty zxcv" in str(item.packet)
+    assert "asdf qwerty zxcv" in str(item.packet["recommendation"]["rationale"])
+    assert "asdf" not in str(item.packet["reason"])
     page = chat.a.get(f"/portal/chat/{conversation}")
     assert "A colleague is looking at your message" in page.text
 

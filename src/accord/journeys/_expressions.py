@@ -72,7 +72,14 @@ class Expression:
                 f"expression `{self.source}` read a missing field {exc.args[0]!r}",
                 hint="guard optional fields with has(...), e.g. has(input.x) ? input.x : 0",
             ) from exc
-        except (TypeError, ValueError, RuntimeError, ZeroDivisionError, OverflowError) as exc:
+        except (
+            TypeError,
+            ValueError,
+            RuntimeError,
+            ZeroDivisionError,
+            OverflowError,
+            IndexError,
+        ) as exc:
             raise ExpressionError(
                 f"expression `{self.source}` failed: {_first_sentence(str(exc))}"
             ) from exc

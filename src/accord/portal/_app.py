@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 import json
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ from accord.storage import _reviews as reviews
 COOKIE = "accord_portal"
 PREFIX = "/portal"
 CHANNEL = "portal"
+WAITERS = 4  # requests that may wait for a chat reply at once, each holding a worker thread
 CHAT_BACK = re.compile(r"/portal/chat/[A-Za-z0-9_-]{1,64}")
 SENT = (
     "If that address belongs to a customer, we have sent it a sign-in code and a link. "
@@ -94,8 +96,10 @@ class CaseLine:
 class Portal:
     """The pages, bound to one Accord instance and its catalogue."""
 
-    def __init__(self, accord: Accord, catalogue: Catalogue) -> None:
+    def __init__(self, accord: Accord, catalogue: Catalogue, *, reply_wait: float = 5.0) -> None:
         self.accord = accord
+        self.reply_wait = reply_wait
+        self._waiters = threading.BoundedSemaphore(WAITERS)
         self.catalogue = catalogue
         self.signer = SessionSigner(accord.ledger.keyring.master)
         self.sign_ins = SignIns(accord)
@@ -246,9 +250,18 @@ class Portal:
                 )
         return found
 
-    def wait_for_reply(self, subject: str, conversation_id: str, seconds: float) -> None:
-        """Wait up to ``seconds`` (wall time) while the conversation's run is busy."""
-        deadline = time.monotonic() + seconds
+    def wait_for_reply(self, subject: str, conversation_id: str) -> None:
+        """Wait up to ``reply_wait`` seconds (wall time) while the conversation's run is busy;
+        at most a few requests wait at once, the others answer straight away."""
+        if not self._waiters.acquire(blocking=False):
+            return
+        try:
+            self._wait_for_reply(subject, conversation_id)
+        finally:
+            self._waiters.release()
+
+    def _wait_for_reply(self, subject: str, conversation_id: str) -> None:
+        deadline = time.monotonic() + self.reply_wait
         while time.monotonic() < deadline:
             try:
                 found = self.accord.conversations.get(self.tenant, subject, conversation_id)
@@ -340,7 +353,9 @@ def portal_router(
         reply_wait: how long (wall seconds) a chat form waits for the run's reply before
             showing the conversation.
     """
-    portal = Portal(accord, load_catalogue(catalogue or find_catalogue_folder()))
+    portal = Portal(
+        accord, load_catalogue(catalogue or find_catalogue_folder()), reply_wait=reply_wait
+    )
     router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
     def page(build: Page) -> Callable[[Request], Any]:
@@ -536,7 +551,6 @@ def portal_router(
         form,
         not_found=NotFound,
         refused=FormRefused,
-        reply_wait=reply_wait,
     )
 
     # -- forms ------------------------------------------------------------------------------
@@ -580,7 +594,7 @@ def portal_router(
         accord.confirm(pending["token"], answer, channel=CHANNEL)
         back = fields.get("back", "")
         if CHAT_BACK.fullmatch(back):
-            portal.wait_for_reply(session.subject, back.removeprefix(f"{PREFIX}/chat/"), 5.0)
+            portal.wait_for_reply(session.subject, back.removeprefix(f"{PREFIX}/chat/"))
             return f"{back}#latest"
         return f"{PREFIX}/confirmations?done={'confirmed' if answer == 'confirm' else 'declined'}"
 

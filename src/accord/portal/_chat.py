@@ -38,7 +38,6 @@ def add_chat_routes(
     *,
     not_found: type[Exception],
     refused: type[Exception],
-    reply_wait: float,
 ) -> None:
     """``/portal/chat``: the list, a conversation, writing, and answering a consent request."""
     accord = portal.accord
@@ -138,6 +137,8 @@ def add_chat_routes(
 
     def write(request: Request, session: Session, fields: dict[str, str]) -> str:
         found = own(session.subject, request.path_params["conversation_id"])
+        if state(found)[0] in TERMINAL:
+            raise refused("This conversation has ended. Start a new one to write to us.")
         text = fields.get("text", "").strip()
         if not text:
             raise refused("Write a message first.")
@@ -160,7 +161,15 @@ def add_chat_routes(
         asked = [m for m in lines(found) if m["kind"] == "consent_request"]
         if not asked or asked[-1]["purpose"] != purpose:
             raise refused("This conversation did not ask for that consent.")
-        if answer == "agree":
+        now = portal.now()
+        active = any(
+            g.purpose == purpose
+            and g.withdrawn_at is None
+            and g.granted_at <= now
+            and (g.expires_at is None or g.expires_at > now)
+            for g in accord.consent.grants(portal.tenant, session.subject)
+        )
+        if answer == "agree" and not active:
             accord.consent.grant(
                 portal.tenant,
                 session.subject,
@@ -186,7 +195,7 @@ def add_chat_routes(
         def waited(request: Request, session: Session, fields: dict[str, str]) -> str:
             target = act(request, session, fields)
             conversation_id = target.removeprefix(f"{prefix}/").split("#")[0]
-            portal.wait_for_reply(session.subject, conversation_id, reply_wait)
+            portal.wait_for_reply(session.subject, conversation_id)
             return target
 
         return waited

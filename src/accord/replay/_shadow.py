@@ -28,6 +28,7 @@ from accord.errors import CapabilityFailed
 from accord.journeys import LoadedJourney
 from accord.replay._recorded import RecordedRun
 from accord.service import Accord, Settings, build
+from accord.service._conversations import SAY
 from accord.service._identity import deployment_registry
 from accord.storage import TERMINAL, RolloutRecord, journeys, policies
 from accord.storage import agents as stored_agents
@@ -315,7 +316,10 @@ def shadow_store(production: Accord, answers: RecordedAnswers) -> Iterator[Shado
             otlp_endpoint=None,
         )
         clock = ReplayClock()
-        base = deployment_registry(production.capabilities)
+        base = CapabilityRegistry(over=deployment_registry(production.capabilities))
+        # the conversation a recorded run wrote to is not the shadow's: its replies are
+        # answered from the recording like any other call
+        base.add(production.capabilities.get(SAY))
         instance = build(
             settings,
             capabilities=answers.registry(base),

@@ -12,6 +12,7 @@ transcript with the rest of their data.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -24,7 +25,7 @@ from accord.audit import Ledger
 from accord.audit._shredding import associated_data, open_sealed, seal
 from accord.connectors import CallContext, Capability, CapabilityRegistry
 from accord.core import Clock, IdGenerator, TenantId
-from accord.errors import CapabilityFailed, InputError
+from accord.errors import CapabilityFailed, InputError, RunFinished
 from accord.runtime import Runtime
 from accord.storage import Database
 from accord.storage._schema import conversation_messages, conversations
@@ -117,14 +118,9 @@ class Conversations:
         """
         conversation_id = self.ids.new_id("conv")
         now = self.clock.now()
-        run = self.runtime.start(
-            tenant,
-            journey,
-            input={"conversation": conversation_id, "customer_id": subject},
-            subject=subject,
-            idempotency_key=f"conversation/{conversation_id}",
-        )
-        with self.db.transaction() as connection:
+
+        def within(connection: Connection, run: Any) -> None:
+            # in the start's transaction: no worker can reach the run before its conversation
             connection.execute(
                 sa.insert(conversations).values(
                     tenant_id=tenant,
@@ -134,6 +130,15 @@ class Conversations:
                     opened_at=now,
                 )
             )
+
+        run = self.runtime.start(
+            tenant,
+            journey,
+            input={"conversation": conversation_id, "customer_id": subject},
+            subject=subject,
+            idempotency_key=f"conversation/{conversation_id}",
+            within=within,
+        )
         return Conversation(conversation_id, subject, run.run_id, now)
 
     def post(self, tenant: TenantId, subject: str, conversation_id: str, text: str) -> Message:
@@ -162,6 +167,27 @@ class Conversations:
         records the grant in the consent ledger first)."""
         found = self.get(tenant, subject, conversation_id)
         words = "I agree" if granted else "No, thank you"
+
+        def unanswered(connection: Connection) -> None:
+            self._lock(connection, tenant, found)
+            kinds = connection.execute(
+                sa.select(conversation_messages.c.kind, conversation_messages.c.data)
+                .where(
+                    conversation_messages.c.tenant_id == tenant,
+                    conversation_messages.c.conversation_id == found.conversation_id,
+                    conversation_messages.c.kind.in_(("consent_request", "consent_answer")),
+                )
+                .order_by(conversation_messages.c.seq.desc())
+                .limit(1)
+            ).first()
+            if kinds is None or kinds.kind != "consent_request":
+                raise InputError(
+                    "this conversation is not waiting for a consent answer",
+                    hint="it was answered already, or never asked",
+                )
+            if json.loads(kinds.data).get("purpose") != purpose:
+                raise InputError(f"this conversation did not ask for consent to {purpose}")
+
         return self._to_run(
             tenant,
             found,
@@ -171,6 +197,7 @@ class Conversations:
             kind="consent_answer",
             text=words,
             data={"purpose": purpose, "granted": granted},
+            guard=unanswered,
         )
 
     def get(self, tenant: TenantId, subject: str, conversation_id: str) -> Conversation:
@@ -226,13 +253,11 @@ class Conversations:
                 connection, tenant, [conversation.subject_id], now=0.0, create=False
             )
         key = keys.get(conversation.subject_id)
-        aad = associated_data(
-            tenant, conversation.subject_id, ENTRY_KIND, conversation.conversation_id
-        )
         found = []
         for row in rows:
             text: str | None = None
             if key is not None and row["sealed"]:
+                aad = _aad(tenant, conversation, row["seq"], row["author"], row["kind"])
                 try:
                     text = open_sealed(key, json.loads(row["sealed"]), aad).decode()
                 except (InvalidTag, ValueError, KeyError):
@@ -294,24 +319,38 @@ class Conversations:
         kind: Kind,
         text: str,
         data: dict[str, Any] | None = None,
+        guard: Callable[[Connection], None] | None = None,
     ) -> Message:
         appended: list[int] = []
 
         def within(connection: Connection, _: object) -> None:
+            if guard is not None:
+                guard(connection)
             appended.append(
                 self._append(
                     connection, tenant, found, author=author, kind=kind, text=text, data=data or {}
                 )
             )
 
-        self.runtime.signal(
-            tenant,
-            name,
-            correlation_key=found.conversation_id,
-            payload=payload,
-            within=within,
-        )
+        if found.run_id is None:
+            raise RunFinished(f"conversation {found.conversation_id!r} has no run")
+        # addressed to the run, never by correlation: the run holds the message until it waits
+        # for one, the ledger seals it under the subject's key, and an ended conversation
+        # refuses it (RunFinished) before anything is stored
+        self.runtime.signal(tenant, name, run_id=found.run_id, payload=payload, within=within)
         return Message(appended[0], author, kind, text, data or {}, self.clock.now())
+
+    @staticmethod
+    def _lock(connection: Connection, tenant: TenantId, found: Conversation) -> None:
+        """Take the conversation's row: it orders the conversation's messages and answers."""
+        connection.execute(
+            sa.update(conversations)
+            .where(
+                conversations.c.tenant_id == tenant,
+                conversations.c.conversation_id == found.conversation_id,
+            )
+            .values(opened_at=conversations.c.opened_at)
+        )
 
     def _append(
         self,
@@ -327,28 +366,20 @@ class Conversations:
     ) -> int:
         table = conversation_messages
         where = (table.c.tenant_id == tenant, table.c.conversation_id == found.conversation_id)
+        self._lock(connection, tenant, found)
         if message_key is not None:
             earlier = connection.execute(
                 sa.select(table.c.seq).where(*where, table.c.message_key == message_key)
             ).scalar()
             if earlier is not None:
                 return int(earlier)
-        # the conversation's row is the lock that orders its messages
-        connection.execute(
-            sa.update(conversations)
-            .where(
-                conversations.c.tenant_id == tenant,
-                conversations.c.conversation_id == found.conversation_id,
-            )
-            .values(opened_at=conversations.c.opened_at)
-        )
         last = connection.execute(sa.select(sa.func.max(table.c.seq)).where(*where)).scalar()
         seq = int(last or 0) + 1
         now = self.clock.now()
         key = self.ledger.vault.keys(
             connection, tenant, [found.subject_id], now=now, create=True
         ).get(found.subject_id)
-        aad = associated_data(tenant, found.subject_id, ENTRY_KIND, found.conversation_id)
+        aad = _aad(tenant, found, seq, author, kind)
         connection.execute(
             sa.insert(table).values(
                 tenant_id=tenant,
@@ -365,12 +396,23 @@ class Conversations:
         return seq
 
 
+def _aad(tenant: str, found: Conversation, seq: int, author: str, kind: str) -> bytes:
+    """What a sealed text is bound to: its conversation, place, author and kind, so a text
+    cannot be moved to another row or given another author unnoticed."""
+    return associated_data(
+        tenant, found.subject_id, f"{ENTRY_KIND}/{seq}/{author}/{kind}", found.conversation_id
+    )
+
+
 def _conversation(row: Any) -> Conversation:
     return Conversation(row["conversation_id"], row["subject_id"], row["run_id"], row["opened_at"])
 
 
 def conversation_capabilities(store: Conversations, over: CapabilityRegistry) -> CapabilityRegistry:
-    """``conversation.say`` over ``over``."""
+    """``conversation.say`` over ``over``; ``over`` itself when it already has one (a replay's
+    shadow answers it from the recording)."""
+    if over.find(SAY) is not None:
+        return over
     registry = CapabilityRegistry(over=over)
     registry.add(
         Capability(
