@@ -14,7 +14,10 @@ from typing import TypeVar
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
+from accord.connectors import CallContext
+from accord.errors import CapabilityFailed, InputError
 from accord.service import Accord
 from accord.simulation import TENANT
 from accord.storage._schema import conversation_messages
@@ -325,3 +328,93 @@ def test_the_transcript_is_sealed_under_the_subjects_key_and_shredded_on_erasure
     )
     accord.erase_subject(subject, actor="dpo", reason="the customer asked")
     assert [m.text for m in accord.conversations.transcript(TENANT, found)] == [None, None]
+
+
+def test_a_message_written_while_the_run_is_busy_waits_for_it_sealed_and_an_ended_one_refuses(
+    chat: Chat,
+) -> None:
+    accord = chat.accord
+    conversation = chat.start(chat.a)
+    eventually(lambda: chat.texts(A, conversation), "the greeting")
+    chat.say(chat.a, conversation, "asdf qwerty zxcv")
+    run_id = chat.run_of(A, conversation)
+    [item] = eventually(
+        lambda: [i for i in accord.review_items(queue="support") if i.run_id == run_id],
+        "the review item",
+    )
+    # the run waits for a person: this message waits in its inbox, addressed to the run
+    chat.say(chat.a, conversation, "SECRET-WHILE-WAITING")
+    signals = accord.ledger.entries(TENANT, kinds=["signal"], run_id=run_id)
+    assert signals and all(e.subject_id == A for e in signals)
+    with accord.db.read() as connection:
+        raw = connection.execute(sa.text("SELECT entry FROM ledger_entries")).scalars().all()
+    assert not [r for r in raw if "SECRET-WHILE-WAITING" in str(r)], "chat text left unsealed"
+    accord.decide_review(item.item_id, "ada.support", "approve", reason="Which order, please?")
+    eventually(
+        lambda: [t for t in chat.texts(A, conversation) if t[0] == "staff"], "the staff reply"
+    )
+    # the held message is the next one the run listens to: it goes to a person again
+    eventually(
+        lambda: [i for i in accord.review_items(queue="support") if i.run_id == run_id],
+        "the held message triaged",
+    )
+
+    accord.runtime.cancel(TENANT, run_id, reason="closing", by="ops")
+    eventually(lambda: accord.runtime.get(TENANT, run_id).status == "cancelled", "the end")
+    before = chat.texts(A, conversation)
+    late = chat.say(chat.a, conversation, "anyone there?")
+    assert late.status_code == 422 and "has ended" in late.text
+    assert "has ended" in chat.a.get(f"/portal/chat/{conversation}").text
+    assert chat.texts(A, conversation) == before
+
+
+def test_a_consent_question_takes_one_answer(chat: Chat) -> None:
+    accord = chat.accord
+    subject = "cus_00012"
+    found = accord.conversations.open(TENANT, subject, journey="support_chat")
+    eventually(lambda: accord.conversations.transcript(TENANT, found), "the greeting")
+    accord.conversations.post(TENANT, subject, found.conversation_id, "where is my order?")
+    eventually(
+        lambda: [
+            m for m in accord.conversations.transcript(TENANT, found) if m.kind == "consent_request"
+        ],
+        "the consent request",
+    )
+    accord.conversations.answer_consent(
+        TENANT, subject, found.conversation_id, purpose=HISTORY, granted=False
+    )
+    with pytest.raises(InputError, match="not waiting for a consent answer"):
+        accord.conversations.answer_consent(
+            TENANT, subject, found.conversation_id, purpose=HISTORY, granted=False
+        )
+    answers = [
+        m for m in accord.conversations.transcript(TENANT, found) if m.kind == "consent_answer"
+    ]
+    assert len(answers) == 1
+
+
+def test_conversation_say_writes_only_into_the_runs_subjects_conversation(chat: Chat) -> None:
+    accord = chat.accord
+    conversation = chat.start(chat.a)
+    eventually(lambda: chat.texts(A, conversation), "the greeting")
+    say = accord.capabilities.get("conversation.say")
+    request = say.input_model.model_validate({"conversation": conversation, "text": "hi"})
+
+    def context(subject: str | None, key: str) -> CallContext:
+        return CallContext(
+            tenant_id=TENANT,
+            run_id="run_x",
+            block="b",
+            visit=1,
+            attempt=1,
+            idempotency_key=key,
+            subject_id=subject,
+        )
+
+    for subject in (B, None):
+        with pytest.raises(CapabilityFailed):
+            say.handler(request, context(subject, f"k-{subject}"))
+    first = say.handler(request, context(A, "same-key"))
+    again = say.handler(request, context(A, "same-key"))
+    assert first.seq == again.seq
+    assert [t for t in chat.texts(A, conversation) if t[2] == "hi"] == [("accord", "text", "hi")]
