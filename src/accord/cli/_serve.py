@@ -13,7 +13,7 @@ import uvicorn
 from accord.api import create_app
 from accord.cli._common import console, handled, opened
 from accord.console import web_app
-from accord.portal._channels import ConfirmationNotices
+from accord.portal import ConfirmationNotices
 from accord.service import Accord
 
 Database = Annotated[

@@ -236,7 +236,12 @@ def deploy(accord: Accord, manifest: Manifest, *, actor: str = "enterprise") -> 
     consent_only = sorted(_journey_purposes(manifest) - covered)
     lines.append(
         f"lawful bases for {len(covered)} purposes"
-        + (f"; {', '.join(consent_only)} needs each customer's consent" if consent_only else "")
+        + (
+            f"; {', '.join(consent_only)} {'needs' if len(consent_only) == 1 else 'need'} each "
+            "customer's consent"
+            if consent_only
+            else ""
+        )
     )
     for queue in manifest.queues:
         accord.put_queue(queue, actor=actor)
