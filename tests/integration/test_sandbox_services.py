@@ -642,7 +642,9 @@ def test_a_drop_under_another_server_still_breaks_the_connection(tmp_path: Path)
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     listener.bind(("127.0.0.1", 0))
     app = create_app("kyc", tmp_path / "kyc.sqlite3")
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="critical"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, lifespan="off", log_config=None, log_level="critical")
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]})
     thread.start()
     try:

@@ -21,6 +21,12 @@ KEY = b"k" * 32
 
 @pytest.fixture
 def lines() -> Iterator[io.StringIO]:
+    # a uvicorn server started in this process may have configured its own loggers (its
+    # default log config stops uvicorn.access propagating, a log level silences it)
+    for name in ("uvicorn", "uvicorn.access", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        logger.handlers, logger.propagate = [], True
+        logger.setLevel(logging.NOTSET)
     out = io.StringIO()
     configure_logging(pseudonym_key=KEY, secrets=[SECRET], stream=out)
     yield out

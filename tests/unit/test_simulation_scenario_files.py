@@ -152,3 +152,27 @@ def test_the_attack_data_set_is_read_at_load(tmp_path: Path) -> None:
         "  expect: {status: completed}\n",
     )
     assert load_scenario(path, manifest=MANIFEST).attack_messages == ("zero", "one", "two")
+
+
+def test_a_conversation_needs_the_customers_subject(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "scenario: s\ncases:\n"
+        "  - name: one\n    journey: support_chat\n    input: {}\n"
+        "    persona: {chat: [\"where is my order\"], chat_consent: agree}\n"
+        "    expect: {status: completed}\n",
+    )
+    assert "cases[0].subject: a case with chat messages is a customer's conversation" in (
+        refused(path)
+    )
+
+
+def test_a_chat_consent_answer_is_agree_or_refuse(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "scenario: s\ncases:\n"
+        "  - name: one\n    journey: support_chat\n    subject: cus_00013\n    input: {}\n"
+        "    persona: {chat: [hello], chat_consent: maybe}\n"
+        "    expect: {status: completed}\n",
+    )
+    assert "cases[0].persona.chat_consent" in refused(path)

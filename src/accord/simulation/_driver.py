@@ -23,6 +23,7 @@ from typing import Any, Literal, Self
 import httpx
 
 from accord.errors import AccordError
+from accord.portal import Purpose, load_purposes
 from accord.runtime import RunView
 from accord.service import Accord
 from accord.simulation._enterprise import TENANT, Enterprise
@@ -45,6 +46,11 @@ class Persona:
     """Purposes the person consents to before the run starts (e-mail contact)."""
     withdraw_at: str | None = None
     """A block: when the run waits there, the person withdraws every consent above."""
+    chat: tuple[str, ...] = ()
+    """What the person writes in a support conversation, a message each time it listens; a
+    case with messages opens a conversation (``Accord.conversations``) instead of a bare run."""
+    chat_consent: Literal["agree", "refuse"] = "agree"
+    """The answer to a consent question the conversation asks."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +74,8 @@ class Tracked:
     answered: dict[str, int] = field(default_factory=dict)
     otp_answers: int = 0
     withdrawn: bool = False
+    conversation: str | None = None
+    said: int = 0
     error: str | None = None
     """Why the case stopped: a refused start, or a sandbox system failing a person's answer."""
 
@@ -107,6 +115,7 @@ class Driver:
         self._http = httpx.Client(timeout=10.0)
         self._managers: set[str] = set()
         self._ended: set[str] = set()
+        self._catalogue: dict[str, Purpose] | None = None
         self._jumps: list[tuple[float, float]] = []
         """Each forward move of the clock: when (simulated time) and by how much."""
 
@@ -143,6 +152,12 @@ class Driver:
         if case.journey == "access_provisioning":
             self._register_manager_of(str(case.input.get("employee_id", "")))
         try:
+            if case.persona.chat and case.subject is not None:
+                opened = self.accord.conversations.open(TENANT, case.subject, journey=case.journey)
+                self.tracked[str(opened.run_id)] = Tracked(
+                    case, str(opened.run_id), conversation=opened.conversation_id
+                )
+                return opened.run_id
             result = self.accord.runtime.start(
                 TENANT,
                 case.journey,
@@ -285,6 +300,12 @@ class Driver:
             return self._enter_code(tracked, view)
         if kind == "event" and name == "document_uploaded":
             return self._upload_document(tracked, view)
+        if kind == "event" and name == "chat_message":
+            return self._write(tracked)
+        if kind == "event" and name == "chat_consent":
+            return self._answer_consent(tracked)
+        if kind == "child":
+            return self._confirm_child(tracked)
         if kind == "confirm":
             return self._confirm(tracked, view)
         if kind == "human":
@@ -341,12 +362,78 @@ class Driver:
         self.actions["documents uploaded"] += 1
         return True
 
-    def _confirm(self, tracked: Tracked, view: RunView) -> bool:
+    def _write(self, tracked: Tracked) -> bool:
+        """The next message of the person's conversation, if they have one left."""
+        messages = tracked.case.persona.chat
+        if tracked.conversation is None or tracked.said >= len(messages):
+            return False
+        subject = str(tracked.case.subject)
+        self.accord.conversations.post(
+            TENANT, subject, tracked.conversation, messages[tracked.said]
+        )
+        tracked.said += 1
+        self.actions["chat messages written"] += 1
+        return True
+
+    def _answer_consent(self, tracked: Tracked) -> bool:
+        """Agree or not to what the conversation asked, granting it first as the portal does
+        (the categories of the purpose catalogue beside the manifest)."""
+        if tracked.conversation is None:
+            return False
+        subject = str(tracked.case.subject)
+        conversations = self.accord.conversations
+        found = conversations.get(TENANT, subject, tracked.conversation)
+        asked = [m for m in conversations.transcript(TENANT, found) if m.kind == "consent_request"]
+        purpose = str(asked[-1].data.get("purpose") or "") if asked else ""
+        categories = self._categories().get(purpose)
+        agree = tracked.case.persona.chat_consent == "agree" and bool(categories)
+        if agree and categories:
+            self.accord.consent.grant(
+                TENANT,
+                subject,
+                purpose=purpose,
+                categories=categories,
+                channel="chat",
+                notice_version=self._notices().get(purpose, ""),
+                actor=f"customer/{subject}",
+            )
+        conversations.answer_consent(
+            TENANT, subject, tracked.conversation, purpose=purpose, granted=agree
+        )
+        self.actions["chat consents " + ("given" if agree else "refused")] += 1
+        return True
+
+    def _categories(self) -> dict[str, list[str]]:
+        return {p: list(found.categories) for p, found in self._purposes().items()}
+
+    def _notices(self) -> dict[str, str]:
+        return {p: found.notice_version for p, found in self._purposes().items()}
+
+    def _purposes(self) -> dict[str, Purpose]:
+        if self._catalogue is None:
+            path = self.enterprise.manifest.root / "purposes.yaml"
+            self._catalogue = load_purposes(path) if path.is_file() else {}
+        return self._catalogue
+
+    def _confirm_child(self, tracked: Tracked) -> bool:
+        """A proposal of a sub-run (the case a conversation started) is the person's too."""
+        acted = False
+        for child in self.accord.runtime.list_runs(TENANT, subject=tracked.case.subject, limit=50):
+            if child.parent_run_id != tracked.run_id or child.status in TERMINAL:
+                continue
+            if any((p.waiting_for or "").startswith("confirm") for p in child.positions):
+                acted = self._confirm(tracked, child, run_id=child.run_id) or acted
+        return acted
+
+    def _confirm(self, tracked: Tracked, view: RunView, *, run_id: str | None = None) -> bool:
         answer = tracked.case.persona.confirm
         if answer == "ignore":
             return False
         events = self.accord.events(
-            types=["confirmation.requested"], run_id=tracked.run_id, newest=True, limit=1
+            types=["confirmation.requested"],
+            run_id=run_id or tracked.run_id,
+            newest=True,
+            limit=1,
         )
         if not events:
             return False

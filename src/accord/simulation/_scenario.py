@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, Literal, get_args
 
 import httpx
 import yaml
@@ -97,6 +97,10 @@ class PersonaSpec(_Strict):
     confirm: Answer = "confirm"
     consents: list[str] = Field(default_factory=list)
     withdraw_at: str | None = None
+    chat: list[str] = Field(
+        default_factory=list, description="messages the person writes in a support conversation"
+    )
+    chat_consent: Literal["agree", "refuse"] = "agree"
 
 
 class CaseSpec(_Strict):
@@ -281,6 +285,11 @@ def _check_names(spec: ScenarioSpec, journeys: Mapping[str, frozenset[str]]) -> 
             problems.append(
                 f"cases[{index}].journey: unknown journey {case.journey!r}; one of {known}"
             )
+        elif case.persona.chat and case.subject is None:
+            problems.append(
+                f"cases[{index}].subject: a case with chat messages is a customer's "
+                "conversation, so it needs the customer's subject id"
+            )
         elif case.persona.withdraw_at is not None and case.persona.withdraw_at not in blocks:
             problems.append(
                 f"cases[{index}].persona.withdraw_at: {case.persona.withdraw_at!r} is not a "
@@ -307,6 +316,8 @@ def _persona(spec: PersonaSpec) -> Persona:
         confirm=spec.confirm,
         consents=tuple(spec.consents),
         withdraw_at=spec.withdraw_at,
+        chat=tuple(spec.chat),
+        chat_consent=spec.chat_consent,
     )
 
 
