@@ -159,7 +159,7 @@ def test_a_conversation_needs_the_customers_subject(tmp_path: Path) -> None:
         tmp_path,
         "scenario: s\ncases:\n"
         "  - name: one\n    journey: support_chat\n    input: {}\n"
-        "    persona: {chat: [\"where is my order\"], chat_consent: agree}\n"
+        '    persona: {chat: ["where is my order"], chat_consent: agree}\n'
         "    expect: {status: completed}\n",
     )
     assert "cases[0].subject: a case with chat messages is a customer's conversation" in (
