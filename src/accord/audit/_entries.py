@@ -47,6 +47,8 @@ EntryKind = Literal[
     "retention.rule",
     "retention.applied",
     "ledger.key",
+    "experiment.change",
+    "experiment.assigned",
 ]
 ENTRY_KINDS: tuple[str, ...] = get_args(EntryKind)
 ReviewEventKind = Literal[
@@ -238,6 +240,44 @@ def flag_change(
             "reason": reason,
             "actor": actor,
         },
+    )
+
+
+def experiment_change(
+    *,
+    experiment: str,
+    version: int,
+    change: str,
+    actor: str,
+    reason: str,
+    detail: dict[str, Any],
+    at: float,
+) -> Entry:
+    """An experiment created, shipped or stopped (by a person, or on a guardrail breach), with
+    the figures the decision rested on."""
+    return Entry(
+        "experiment.change",
+        at,
+        {
+            "experiment": experiment,
+            "version": version,
+            "change": change,
+            "actor": actor,
+            "reason": reason,
+            "detail": detail,
+        },
+    )
+
+
+def experiment_assigned(
+    *, experiment: str, version: int, variant: str, subject_id: str, at: float
+) -> Entry:
+    """A subject's sticky assignment to one arm of an experiment."""
+    return Entry(
+        "experiment.assigned",
+        at,
+        {"experiment": experiment, "version": version, "variant": variant},
+        subject_id=subject_id,
     )
 
 

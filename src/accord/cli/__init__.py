@@ -16,6 +16,7 @@ from accord.cli import (
     _consent,
     _dlq,
     _events,
+    _experiments,
     _flags,
     _identity,
     _journeys,
@@ -56,6 +57,7 @@ app.add_typer(_identity.context_app, name="context")
 app.add_typer(_identity.retention_app, name="retention")
 app.add_typer(_tokens.app, name="token")
 app.add_typer(_suite.app, name="suite")
+app.add_typer(_experiments.app, name="experiment")
 app.command("serve")(_serve.serve_command)
 app.command("explain")(_audit.explain_command)
 app.command("replay")(_replay.replay_command)

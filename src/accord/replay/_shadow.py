@@ -29,6 +29,7 @@ from accord.journeys import LoadedJourney
 from accord.replay._recorded import RecordedRun
 from accord.service import Accord, Settings, build
 from accord.service._conversations import SAY
+from accord.service._experiments import ASSIGN, RECORD
 from accord.service._identity import deployment_registry
 from accord.storage import TERMINAL, RolloutRecord, journeys, policies
 from accord.storage import agents as stored_agents
@@ -317,9 +318,10 @@ def shadow_store(production: Accord, answers: RecordedAnswers) -> Iterator[Shado
         )
         clock = ReplayClock()
         base = CapabilityRegistry(over=deployment_registry(production.capabilities))
-        # the conversation a recorded run wrote to is not the shadow's: its replies are
-        # answered from the recording like any other call
-        base.add(production.capabilities.get(SAY))
+        # the conversation a recorded run wrote to, and the experiments it was assigned in,
+        # are not the shadow's: those calls are answered from the recording like any other
+        for built_in in (SAY, ASSIGN, RECORD):
+            base.add(production.capabilities.get(built_in))
         instance = build(
             settings,
             capabilities=answers.registry(base),

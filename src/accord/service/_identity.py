@@ -108,8 +108,10 @@ class CandidateOutcome(BaseModel):
 
 def deployment_registry(registry: CapabilityRegistry) -> CapabilityRegistry:
     """The deployment's own capabilities under Accord's built-in layers (context, identity,
-    conversations) of an instance's registry."""
-    while registry.over is not None and (registry.holds(CONTEXT_READ) or registry.holds(SAY)):
+    conversations, experiments) of an instance's registry."""
+    while registry.over is not None and any(
+        registry.holds(name) for name in (CONTEXT_READ, SAY, "experiment.assign")
+    ):
         registry = registry.over
     return registry
 

@@ -58,6 +58,7 @@ from accord.events import (
 )
 from accord.events import read_event as read_inbound_event
 from accord.events import run_consumer as run_trigger_consumer
+from accord.experiments import Experiments
 from accord.flags import FlagRecord, Flags, FlagStore, FlagValue
 from accord.gateway import Gateway, Governance
 from accord.identity import (
@@ -87,6 +88,7 @@ from accord.service._events import EventView, build_dispatcher
 from accord.service._events import get_view as get_event_view
 from accord.service._events import list_views as list_event_views
 from accord.service._events import redeliver as redeliver_events
+from accord.service._experiments import experiment_capabilities
 from accord.service._identity import (
     CONTEXT_READ,
     REVIEW_JOURNEY,
@@ -135,6 +137,7 @@ class Accord:
     context: ContextStore
     retention: Retention
     conversations: Conversations
+    experiments: Experiments
     endpoints: Endpoints = field(default_factory=Endpoints)
     telemetry: Telemetry = field(default_factory=Telemetry)
 
@@ -894,6 +897,8 @@ def build(
     capabilities = identity_capabilities(identity, context, capabilities)
     conversations = Conversations(db, ledger, clock, ids)
     capabilities = conversation_capabilities(conversations, capabilities)
+    experiments = Experiments(db, ledger, clock)
+    capabilities = experiment_capabilities(experiments, capabilities)
     governance = Governance(db, consent, policies, pdp, flags, ids.new_id, region=settings.region)
     gateway = Gateway(
         capabilities, governance=governance if governed else None, telemetry=telemetry
@@ -939,6 +944,7 @@ def build(
         context,
         retention,
         conversations,
+        experiments,
         endpoints,
         telemetry,
     )

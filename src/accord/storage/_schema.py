@@ -756,3 +756,47 @@ conversation_messages = sa.Table(
     sa.Column("at", sa.Float, nullable=False),
     sa.UniqueConstraint("tenant_id", "conversation_id", "message_key"),
 )
+
+# Experiments: a design (its spec and the salt that makes assignment sticky and unguessable),
+# each subject's arm, and each subject's outcome per metric in arrival order.
+experiments = sa.Table(
+    "experiments",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("spec", sa.Text, nullable=False),
+    sa.Column("salt", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("decision", sa.Text),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+experiment_assignments = sa.Table(
+    "experiment_assignments",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("experiment", sa.String(128), primary_key=True),
+    sa.Column("subject_id", sa.String(128), primary_key=True),
+    sa.Column("variant", sa.String(64), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+)
+
+experiment_observations = sa.Table(
+    "experiment_observations",
+    metadata,
+    sa.Column("observation_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("experiment", sa.String(128), nullable=False),
+    sa.Column("subject_id", sa.String(128), nullable=False),
+    sa.Column("metric", sa.String(64), nullable=False),
+    sa.Column("variant", sa.String(64), nullable=False),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.UniqueConstraint(
+        "tenant_id", "experiment", "subject_id", "metric", name="uq_experiment_observations_unit"
+    ),
+    sa.Index(None, "tenant_id", "experiment", "observation_id"),
+)
