@@ -53,7 +53,7 @@ def test_create_report_and_ship_from_the_command_line(
     try:
         rng = random.Random(11)
         tenant = TenantId(accord.settings.tenant)
-        for i in range(240):
+        for i in range(400):
             subject = f"cus_{i}"
             arm = accord.experiments.assign(tenant, "retention-offer", subject)
             lift = 0.3 if arm.variant == "generous" else 0.0
@@ -65,11 +65,11 @@ def test_create_report_and_ship_from_the_command_line(
 
     shown = invoke("report", "retention-offer")
     assert shown.exit_code == 0, shown.output
-    assert "always-valid" in shown.stdout and "verdict:" in shown.stdout
-    assert "mSPRT" in shown.stdout
+    assert "verdict: ship generous" in shown.stdout
+    assert "mSPRT (normal mixture, tau=0.08), always valid" in shown.stdout
     report = json.loads(invoke("report", "retention-offer", "--json").stdout)
     assert report["status"] == "running" and report["primary"][0]["variant"] == "generous"
-    assert sum(report["assigned"].values()) == 240
+    assert sum(report["assigned"].values()) == 400
 
     shipped = invoke(
         "ship", "retention-offer", "generous", "--reason", "keeps more", "--actor", "ann"
