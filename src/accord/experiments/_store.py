@@ -303,9 +303,26 @@ class Experiments:
                     )
             except sa.exc.IntegrityError:
                 return "duplicate"
-        if spec.guardrails and metric in {g.name for g in spec.guardrails}:
+        if metric in {g.name for g in spec.guardrails} and self._due(tenant, name, metric):
             self.watch(tenant, name)
         return "recorded"
+
+    def _due(self, tenant: TenantId, name: str, metric: str) -> bool:
+        """Whether this outcome should trigger a guardrail check: each of the first 200, then
+        each time the count grows by about 1%. The test is valid at any looks, so checking less
+        often only delays a stop a little, and a report's reading checks too."""
+        table = experiment_observations
+        with self.db.read() as connection:
+            count = int(
+                connection.execute(
+                    sa.select(sa.func.count()).where(
+                        table.c.tenant_id == tenant,
+                        table.c.experiment == name,
+                        table.c.metric == metric,
+                    )
+                ).scalar_one()
+            )
+        return count <= 200 or count % max(1, count // 100) == 0
 
     # -- the report and decisions -----------------------------------------------------------
 
