@@ -4,7 +4,6 @@ Accord's gateway against the sandbox orders service seeded from the full benchma
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,17 +38,15 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RetailSuite]:
 
 
 @pytest.fixture(scope="module")
-def full_run(suite: RetailSuite) -> tuple[SuiteReport, list[Task], float]:
+def full_run(suite: RetailSuite) -> tuple[SuiteReport, list[Task]]:
     tasks = [task for path in default_task_files() for task in load_tasks(path)]
-    started = time.perf_counter()
-    report = suite.run(tasks)
-    return report, tasks, time.perf_counter() - started
+    return suite.run(tasks), tasks
 
 
 def test_every_train_and_dev_task_is_permitted_matches_and_every_violation_is_refused(
-    full_run: tuple[SuiteReport, list[Task], float],
+    full_run: tuple[SuiteReport, list[Task]],
 ) -> None:
-    report, tasks, seconds = full_run
+    report, tasks = full_run
     assert len(tasks) == 520 and report.tasks == 520
     assert report.misses() == []
     summary = report.to_json()
@@ -67,14 +64,13 @@ def test_every_train_and_dev_task_is_permitted_matches_and_every_violation_is_re
     assert summary["final_state"] == {"matched": 520, "total": 520}
     violations = summary["violations"]
     assert violations["refused"] == violations["total"] > 4000
-    assert seconds < 420, f"the full run took {seconds:.0f}s"
 
 
 @pytest.mark.parametrize("kind", sorted(VIOLATION_KINDS))
 def test_each_violation_kind_occurs_and_is_refused_by_its_own_rule(
-    full_run: tuple[SuiteReport, list[Task], float], kind: str
+    full_run: tuple[SuiteReport, list[Task]], kind: str
 ) -> None:
-    report, _, _ = full_run
+    report, _ = full_run
     found = [v for v in report.variants if v.kind == kind]
     assert found, f"no task gave a {kind} variant"
     assert all(v.policy == VIOLATION_KINDS[kind] for v in found)
@@ -82,10 +78,10 @@ def test_each_violation_kind_occurs_and_is_refused_by_its_own_rule(
 
 
 def test_ground_truth_actions_that_break_a_rule_are_refused_by_it_and_change_nothing(
-    full_run: tuple[SuiteReport, list[Task], float],
+    full_run: tuple[SuiteReport, list[Task]],
 ) -> None:
     # a few tasks pay with a gift card too small for the order: the oracle expects no change
-    report, _, _ = full_run
+    report, _ = full_run
     broken = [v for v in report.variants if v.kind == "ground_truth_not_allowed"]
     assert broken and all(v.refused for v in broken)
     assert {v.policy for v in broken} == {"gift-card-covers-amount"}
