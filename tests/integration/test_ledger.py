@@ -611,6 +611,18 @@ def test_every_entry_kind_round_trips_and_verifies(accord: Accord) -> None:
         ),
         entries.identity_event("identity.model", at=1.5, body={"version": 1}),
         entries.identity_event("retention.rule", at=1.5, body={"category": "pd:Purchase"}),
+        entries.experiment_change(
+            experiment="e",
+            version=1,
+            change="stopped",
+            actor="accord",
+            reason="guardrail breached",
+            detail={"p_value": 1e-9, "assigned": {"a": 3}},
+            at=1.5,
+        ),
+        entries.experiment_assigned(
+            experiment="e", version=1, variant="a", subject_id="s1", at=1.5
+        ),
     ]
     with accord.db.transaction() as connection:
         indexes = accord.ledger.append(connection, "default", built)
