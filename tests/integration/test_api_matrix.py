@@ -1,6 +1,7 @@
 """The authorisation matrix over real HTTP: two tenants, each with runs, review items, consent
-grants, flags, policies, agents, dead letters and events of its own, and every role of each
-tenant calling every /v1 route, first at the other tenant's resources, then at its own.
+grants, flags, policies, agents, experiments, dead letters and events of its own, and every
+role of each tenant calling every /v1 route, first at the other tenant's resources, then at
+its own.
 
 Nothing crosses: a route addressing another tenant's resource answers 401, 403, 404 or 422,
 no answer carries the other tenant's ids or data, and the other tenant's state is the same
@@ -25,6 +26,7 @@ from schemathesis.errors import FailureGroup
 from accord.agents import load_agent_text
 from accord.api import OPERATIONS, ROLES, compile_access, role_matrix
 from accord.core import TenantId
+from accord.experiments import parse_experiment
 from accord.journeys import load_journey_text
 from accord.service import Accord
 from accord.testing import FrozenClock
@@ -64,6 +66,15 @@ blocks:
 """
 
 PROMPT = "You triage complaints.\n<!-- user -->\n{{ input.message }}\n"
+
+EXPERIMENT = """
+experiment: {name}
+description: {description}
+target: {{kind: journey, name: apply}}
+control: a
+variants: [{{name: a}}, {{name: b}}]
+primary: {{name: done, kind: binary, minimum_effect: 0.1, baseline: 0.5}}
+"""
 
 
 def agent_spec(name: str, version: int) -> str:
@@ -105,6 +116,7 @@ class Estate:
     letter_id: str
     journey: str
     agent: str
+    experiment: str
     flag: str
     policy_version: int
     event_ids: tuple[str, ...]
@@ -112,8 +124,8 @@ class Estate:
 
 
 def furnish(accord: Accord, clock: FrozenClock, tenant: str, tmp_path: Path) -> Estate:
-    """Runs, a review item, a grant, a flag, a hold-free subject, a policy bundle, agents, a
-    dead letter and outbound events in ``tenant``, through the facade."""
+    """Runs, a review item, a grant, a flag, a hold-free subject, a policy bundle, agents, an
+    experiment, a dead letter and outbound events in ``tenant``, through the facade."""
     t = TenantId(tenant)
     policy_marker = f"permit-all-{tenant}"
     bundle = accord.policies.deploy(
@@ -147,6 +159,14 @@ def furnish(accord: Accord, clock: FrozenClock, tenant: str, tmp_path: Path) -> 
     for version in (1, 2):
         spec = load_agent_text(agent_spec(agent, version), source_name="a.yaml", base=tmp_path)
         accord.deploy_agent(spec, tenant=tenant)
+    experiment = f"exp_{tenant}"
+    experiment_marker = f"experiment-about-{tenant}"
+    accord.experiments.create(
+        t,
+        parse_experiment(EXPERIMENT.format(name=experiment, description=experiment_marker)),
+        actor="tests",
+    )
+    accord.experiments.assign(t, experiment, subject)
     events = tuple(e.event.event_id for e in accord.events(tenant, run_id=run_id))
     assert events, "the run emitted events"
     return Estate(
@@ -158,6 +178,7 @@ def furnish(accord: Accord, clock: FrozenClock, tenant: str, tmp_path: Path) -> 
         letter_id=letter.letter_id,
         journey=journey,
         agent=agent,
+        experiment=experiment,
         flag=flag,
         policy_version=bundle.version,
         event_ids=events,
@@ -169,6 +190,8 @@ def furnish(accord: Accord, clock: FrozenClock, tenant: str, tmp_path: Path) -> 
             letter.letter_id,
             journey,
             agent,
+            experiment,
+            experiment_marker,
             notice,
             flag_reason,
             policy_marker,
@@ -191,6 +214,10 @@ def state(accord: Accord, estate: Estate) -> dict[str, Any]:
         "policies": [v.version for v in accord.policies.versions(tenant)],
         "agents": [(v.name, v.version) for v in accord.agents.versions(t)],
         "rollouts": [r.rollout_id for r in accord.agents.rollouts(t)],
+        "experiments": [
+            (r["experiment"], r["version"], r["status"], json.dumps(r["decision"]))
+            for r in accord.experiments.list(t)
+        ],
         "letters": [
             (d.letter_id, d.status) for d in accord.dead_letters(status=None, tenant=tenant)
         ],
@@ -225,6 +252,12 @@ def calls(target: Estate, schema: str) -> dict[str, Call]:
         "journeys.get": Call("GET", f"/v1/journeys/{target.journey}/versions"),
         "journeys.lint": Call("POST", "/v1/journeys/lint", body={"source": PROBE_JOURNEY}),
         "journeys.deploy": Call("POST", "/v1/journeys", body={"source": PROBE_JOURNEY}),
+        "journeys.attribution": Call(
+            "GET",
+            f"/v1/journeys/{target.journey}/attribution",
+            params={"success": "done"},
+            addressed=True,
+        ),
         "runs.list": Call("GET", "/v1/runs", params={"subject": subject}),
         "runs.get": Call("GET", f"/v1/runs/{run}", addressed=True),
         "runs.history": Call("GET", f"/v1/runs/{run}/history", addressed=True),
@@ -291,6 +324,22 @@ def calls(target: Estate, schema: str) -> dict[str, Call]:
             "POST",
             "/v1/agents/rollouts",
             body={"action": "start", "agent": target.agent, "candidate": 2, "percent": 10},
+        ),
+        "experiments.list": Call("GET", "/v1/experiments"),
+        "experiments.get": Call("GET", f"/v1/experiments/{target.experiment}", addressed=True),
+        "experiments.create": Call(
+            "POST",
+            "/v1/experiments",
+            body={"source": EXPERIMENT.format(name="probe", description="probe")},
+        ),
+        "experiments.ship": Call(
+            "POST",
+            f"/v1/experiments/{target.experiment}/ship",
+            body={"variant": "b", **reason},
+            addressed=True,
+        ),
+        "experiments.stop": Call(
+            "POST", f"/v1/experiments/{target.experiment}/stop", body=reason, addressed=True
         ),
         "dlq.list": Call("GET", "/v1/dead-letters", params={"status": "pending"}),
         "dlq.retry": Call(

@@ -35,6 +35,8 @@ PAGES = [
     "/console/subjects/cus_1",
     "/console/audit",
     "/console/controls",
+    "/console/experiments",
+    "/console/experiments/retention-offer",
 ]
 
 
@@ -89,7 +91,12 @@ def test_every_page_sends_a_stranger_to_sign_in(base: str, world: dict[str, str]
             response = client.get(path)
             assert response.status_code == 303, path
             assert response.headers["location"].startswith("/console/sign-in"), path
-        for path in ["/console/flags", f"/console/reviews/{world['default.item']}/decision"]:
+        for path in [
+            "/console/flags",
+            f"/console/reviews/{world['default.item']}/decision",
+            "/console/experiments/retention-offer/ship",
+            "/console/experiments/retention-offer/stop",
+        ]:
             response = client.post(path, data={"csrf": "x", "key": "capability:x.y"})
             assert response.status_code == 303 and "sign-in" in response.headers["location"]
 
@@ -126,8 +133,10 @@ def test_pages_follow_the_access_policies_and_are_recorded(
     assert reviewer.get("/console/reviews").status_code == 200
     assert reviewer.get("/console/controls").status_code == 403
     assert reviewer.get("/console/audit").status_code == 403
+    assert reviewer.get("/console/experiments").status_code == 403
     nav = reviewer.get("/console/reviews").text
     assert "/console/audit" not in nav and "/console/controls" not in nav
+    assert "/console/experiments" not in nav
 
     auditor = session(accord, base, "auditor")
     assert auditor.get("/console/audit").status_code == 200

@@ -623,6 +623,16 @@ def test_every_entry_kind_round_trips_and_verifies(accord: Accord) -> None:
         entries.experiment_assigned(
             experiment="e", version=1, variant="a", subject_id="s1", at=1.5
         ),
+        entries.offer_catalogue(catalogue="c", version=1, digest="sha256:0", actor="ann", at=1.5),
+        *(
+            entries.watch_event(
+                kind,
+                proposal_id="wp_1",
+                at=1.5,
+                body={"metric": "override_rate", "finding": {"p_value": 1e-12, "counts": [3, 40]}},
+            )
+            for kind in ("watch.proposed", "watch.decided")
+        ),
     ]
     with accord.db.transaction() as connection:
         indexes = accord.ledger.append(connection, "default", built)

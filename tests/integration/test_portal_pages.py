@@ -36,13 +36,18 @@ def test_consent_centre_speaks_from_the_catalogue(portal: Portal) -> None:
     assert "Handling your refunds and claims" in page.text
     assert "rests on our contract with you" in page.text
     assert "Looking through your orders in the support chat" in page.text
-    hidden = ('value="dpv:DirectMarketing"', 'value="dpv:ServicePersonalisation"')
+    assert "Offers chosen for you" in page.text
+    hidden = (
+        'value="dpv:DirectMarketing"',
+        'value="dpv:ServicePersonalisation"',
+        'value="dpv:ProvidePersonalisedRecommendations"',
+    )
     shown = page.text
     for value in hidden:
         shown = shown.replace(value, "")
     assert "dpv:" not in shown
     # a button for each purpose that rests on consent; the others rest on another basis
-    assert page.text.count('action="/portal/consents/grant"') == 2
+    assert page.text.count('action="/portal/consents/grant"') == 3
 
 
 def test_a_form_without_its_token_changes_nothing(portal: Portal) -> None:

@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 
-from accord.api import _problems, _v1, _v1_governance
+from accord.api import _problems, _v1, _v1_attribution, _v1_experiments, _v1_governance
 from accord.api._access import AccessControl, compile_access
 from accord.api._auth import TokenVerifier
 from accord.api._events import events_router, problem
@@ -113,6 +113,7 @@ def create_app(accord: Accord) -> FastAPI:
     app.include_router(events_router(accord))
     for router in (
         _v1.journeys_router(),
+        _v1_attribution.attribution_router(),
         _v1.runs_router(),
         _v1.reviews_router(),
         _v1.audit_router(),
@@ -122,6 +123,7 @@ def create_app(accord: Accord) -> FastAPI:
         _v1_governance.subjects_router(),
         _v1_governance.policies_router(),
         _v1_governance.agents_router(),
+        _v1_experiments.experiments_router(),
         _v1_governance.delivery_router(),
     ):
         app.include_router(router)

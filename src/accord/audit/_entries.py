@@ -49,6 +49,9 @@ EntryKind = Literal[
     "ledger.key",
     "experiment.change",
     "experiment.assigned",
+    "offer.catalogue",
+    "watch.proposed",
+    "watch.decided",
 ]
 ENTRY_KINDS: tuple[str, ...] = get_args(EntryKind)
 ReviewEventKind = Literal[
@@ -279,6 +282,28 @@ def experiment_assigned(
         {"experiment": experiment, "version": version, "variant": variant},
         subject_id=subject_id,
     )
+
+
+def offer_catalogue(*, catalogue: str, version: int, digest: str, actor: str, at: float) -> Entry:
+    """An offer catalogue deployed: which version next-best-action choices read from now."""
+    return Entry(
+        "offer.catalogue",
+        at,
+        {"catalogue": catalogue, "version": version, "digest": digest, "actor": actor},
+    )
+
+
+def watch_event(
+    kind: Literal["watch.proposed", "watch.decided"],
+    *,
+    proposal_id: str,
+    at: float,
+    body: dict[str, Any],
+) -> Entry:
+    """A change the degradation watch proposed (with the finding it rests on), or a person's
+    decision on it (with the reason and what accepting applied). About no subject: the
+    figures are counts over many runs."""
+    return Entry(kind, at, {"proposal": proposal_id, **body})
 
 
 def journey_deploy(

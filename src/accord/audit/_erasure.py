@@ -132,6 +132,7 @@ def erase_subject(
             stored.destroy_subject_key(connection, tenant, subject_id, now)
         scrubbed = stored.scrub_subject(connection, tenant, subject_id, empty_state=empty_state)
         forgotten = stored_identity.forget_subject(connection, TenantId(tenant), subject_id, at=now)
+        stored.forget_choices(connection, tenant, subject_id)
         (index,) = ledger.append_locked(
             connection,
             tenant,

@@ -11,6 +11,7 @@ import typer
 
 from accord.cli import (
     _agents,
+    _attribution,
     _audit,
     _capabilities,
     _consent,
@@ -21,6 +22,7 @@ from accord.cli import (
     _identity,
     _journeys,
     _mcp,
+    _offers,
     _policy,
     _replay,
     _reviews,
@@ -30,6 +32,7 @@ from accord.cli import (
     _simulate,
     _suite,
     _tokens,
+    _watch,
 )
 from accord.cli._common import console, handled, opened
 
@@ -58,9 +61,12 @@ app.add_typer(_identity.retention_app, name="retention")
 app.add_typer(_tokens.app, name="token")
 app.add_typer(_suite.app, name="suite")
 app.add_typer(_experiments.app, name="experiment")
+app.add_typer(_offers.app, name="offers")
+app.add_typer(_watch.app, name="watch")
 app.command("serve")(_serve.serve_command)
 app.command("explain")(_audit.explain_command)
 app.command("replay")(_replay.replay_command)
+app.command("attribution")(_attribution.attribution_command)
 app.command("simulate")(_simulate.simulate_command)
 app.command("confirm")(_reviews.confirm_command)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)

@@ -4,6 +4,7 @@ messages that say what happened and what to do."""
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -41,6 +42,16 @@ def opened(database: str | None = None) -> Iterator[Accord]:
 
 def tenant_of(instance: Accord) -> TenantId:
     return TenantId(instance.settings.tenant)
+
+
+def actor_or_user(given: str | None = None) -> str:
+    """``given``, else the user name of whoever runs the command (``cli`` when there is none)."""
+    if given:
+        return given
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "cli"
 
 
 @contextmanager

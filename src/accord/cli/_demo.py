@@ -5,6 +5,12 @@ The sandbox's systems start on loopback ports, Accord is deployed in front of th
 journey while the people in it answer codes, upload documents, confirm proposals and decide
 review items. A few items are left in the review inbox for whoever opens the console.
 
+Before them, the experiment ``retention-offer`` starts and a wave of customers who want to leave
+(every sandbox customer who can be e-mailed an offer and is not in the mix's retention cases)
+goes through the retention journey, each weighing their offer with the customers' response
+model; its report, read as ``accord experiment report`` reads it, closes the outcomes. The wave
+goes first so that the mix's runs stay the newest ones ``accord run list`` shows.
+
 The demo recreates its database and the ``demo-enterprise/`` directory beside it, so it marks
 the database it makes (``<database>.demo``) and refuses to touch a file without that mark.
 """
@@ -16,6 +22,7 @@ import shutil
 import statistics
 import time
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,8 +32,10 @@ from rich.table import Column, Table
 
 from accord.api import issue_token
 from accord.cli._common import console, handled
+from accord.cli._experiments import show, started
 from accord.cli._serve import serve_until_stopped
 from accord.errors import InputError
+from accord.experiments import ExperimentSpec, load_experiment
 from accord.portal import SignIns
 from accord.replay import replay_candidate
 from accord.service import Accord
@@ -39,11 +48,14 @@ from accord.simulation import (
     demo_mix,
     open_enterprise,
     refusals_by_reason,
+    retention_wave,
 )
 from accord.storage import TERMINAL
 
 PEOPLE = 60
 SEED = 7
+EXPERIMENT = "experiments/retention-offer.yaml"
+"""The demo's experiment, beside the manifest."""
 LEFT_FOR_PEOPLE = {"refund:supervisor": 2, "support:talk_to_human": 1, "access:read": 1}
 """Cases whose review items nobody decides, so the console has real work waiting."""
 REFUND_LIMIT = 'decimal("100.00")'
@@ -108,26 +120,45 @@ def run_demo(
     )
     with handled(), open_enterprise(workdir, database_url=url) as enterprise:
         accord = enterprise.accord
+        design = load_experiment(enterprise.manifest.root / EXPERIMENT)
+        accord.experiments.create(TENANT, design, actor="enterprise")
         console.print("\n[bold]1. Deploy journeys and governance[/bold]")
         for line in enterprise.deployed:
             console.print(f"   {line}")
+        console.print(f"   {started(design)}", markup=False)
         console.print(f"   {len(accord.capabilities)} capabilities behind the gateway")
         for name, service_url in enterprise.sandbox.urls.items():
             console.print(f"   {name:<14}{service_url}", markup=False, highlight=False)
 
         first, repeats = demo_mix(enterprise, people=PEOPLE, seed=SEED)
         first = _leave_some_for_people(first)
+        wave = retention_wave(
+            enterprise,
+            seed=SEED,
+            leave_out={str(c.subject) for c in first if c.journey == "retention_offer"},
+        )
+        console.print(
+            f"\n[bold]2. The experiment: {len(wave)} customers who want to leave are offered "
+            "a discount[/bold]"
+        )
+        with Driver(enterprise) as wave_driver:
+            began = time.monotonic()
+            _drive_with_progress(wave_driver, [wave])
+            wave_results = wave_driver.results()
+            _wave_summary(wave_results, time.monotonic() - began)
+
         people = len({case.subject for case in [*first, *repeats]})
         console.print(
-            f"\n[bold]2. {len(first) + len(repeats)} requests from {people} synthetic "
+            f"\n[bold]3. {len(first) + len(repeats)} requests from {people} synthetic "
             "customers and employees arrive[/bold]"
         )
         with Driver(enterprise) as driver:
-            started = time.monotonic()
-            _drive_with_progress(driver, first, repeats)
-            elapsed = time.monotonic() - started
+            began = time.monotonic()
+            _drive_with_progress(driver, [first, repeats])
+            elapsed = time.monotonic() - began
             results = driver.results()
             _summary(accord, driver, results, elapsed)
+        _experiment_report(enterprise, design, wave_driver, wave_results)
         _what_if(enterprise.manifest.cedar, accord, workdir)
         _evidence(accord)
         _console_links(accord, host, port, served=serve)
@@ -136,8 +167,9 @@ def run_demo(
             serve_until_stopped(accord, host=host, port=port)
 
 
-def _drive_with_progress(driver: Driver, first: list[Case], repeats: list[Case]) -> None:
-    totals = Counter(case.journey for case in [*first, *repeats])
+def _drive_with_progress(driver: Driver, waves: Sequence[Sequence[Case]]) -> None:
+    """Start each wave once the ones before it have settled, with a bar per journey."""
+    totals = Counter(case.journey for wave in waves for case in wave)
     with Progress(
         TextColumn("   {task.description:<22}"),
         BarColumn(bar_width=30),
@@ -160,12 +192,10 @@ def _drive_with_progress(driver: Driver, first: list[Case], repeats: list[Case])
             for name, bar in bars.items():
                 progress.update(bar, completed=settled[name])
 
-        for case in first:
-            driver.start(case)
-        driver.settle(seconds=120, on_progress=update)
-        for case in repeats:
-            driver.start(case)
-        driver.settle(seconds=60, on_progress=update)
+        for wave in waves:
+            for case in wave:
+                driver.start(case)
+            driver.settle(seconds=120, on_progress=update)
         update(driver)
 
 
@@ -190,7 +220,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _summary(accord: Accord, driver: Driver, results: list[Finished], elapsed: float) -> None:
-    console.print(f"\n[bold]3. Outcomes[/bold] ({elapsed:.1f} s)")
+    console.print(f"\n[bold]4. Outcomes[/bold] ({elapsed:.1f} s)")
     by_journey: dict[str, list[Finished]] = defaultdict(list)
     for finished in results:
         by_journey[finished.case.journey].append(finished)
@@ -264,9 +294,60 @@ def _summary(accord: Accord, driver: Driver, results: list[Finished], elapsed: f
         )
 
 
+def _wave_summary(results: list[Finished], elapsed: float) -> None:
+    ended = Counter(f.outcome or f.status for f in results if f.status in TERMINAL)
+    staying = sum(1 for f in results if any(w.startswith("settle_in ") for w in f.waiting))
+    others = sum(1 for f in results if _is_open(f)) - staying
+    console.print(
+        f"   {staying} accepted, their discount applied (each run waits 30 days to follow up); "
+        + ", ".join(f"{outcome} {count}" for outcome, count in ended.most_common())
+        + (f"; {others} still open" if others else "")
+        + f" ({elapsed:.1f} s)",
+        markup=False,
+    )
+    for finished in results:
+        if finished.error is not None or finished.status in ("failed", "refused_at_start"):
+            console.print(
+                f"   {finished.case.name}: {finished.status} ({finished.error})", markup=False
+            )
+
+
+def _experiment_report(
+    enterprise: Enterprise, design: ExperimentSpec, driver: Driver, wave: list[Finished]
+) -> None:
+    """The experiment's report as ``accord experiment report`` shows it, and what the wave's
+    customers' response model says the truth is."""
+    console.print(f"\n[bold]5. The experiment's report[/bold] ({design.description})")
+    show(
+        enterprise.accord.experiments.watch(TENANT, design.experiment), primary=design.primary.name
+    )
+    response = driver.response
+    chances: dict[str, list[float]] = defaultdict(list)
+    for finished in wave:
+        if not finished.run_id or finished.weighed is None:
+            continue
+        arm = enterprise.accord.runtime.get(TENANT, finished.run_id).steps.get("arm") or {}
+        variant = str(arm.get("variant", ""))
+        if variant in {v.name for v in design.variants}:
+            chances[variant].append(response.acceptance(finished.weighed))
+    if chances:
+        expected = {
+            v.name: sum(chances[v.name]) / len(chances[v.name])
+            for v in design.variants
+            if chances[v.name]
+        }
+        console.print(
+            "   the truth this estimates: the wave's customers accept p% off with probability "
+            f"1 / (1 + e^(-{response.slope:g} (p - {response.midpoint:g}))), so for the offers "
+            "each arm made them they keep "
+            + ", ".join(f"{arm} {rate:.3f}" for arm, rate in expected.items()),
+            markup=False,
+        )
+
+
 def _what_if(bundle: Path, accord: Accord, workdir: Path) -> None:
     """Replay the refunds in shadow under a candidate bundle with a lower approval limit."""
-    console.print("\n[bold]4. What if supervisors approved every refund above 50?[/bold]")
+    console.print("\n[bold]6. What if supervisors approved every refund above 50?[/bold]")
     current = bundle.read_text(encoding="utf-8")
     lowered = current.replace(REFUND_LIMIT, LOWER_REFUND_LIMIT)
     if lowered == current:
@@ -298,7 +379,7 @@ def _what_if(bundle: Path, accord: Accord, workdir: Path) -> None:
 
 
 def _evidence(accord: Accord) -> None:
-    console.print("\n[bold]5. Evidence: the ledger proves it[/bold]")
+    console.print("\n[bold]7. Evidence: the ledger proves it[/bold]")
     head = accord.tree_head(fresh=True)
     console.print(
         f"   signed tree head: {head.tree_size} entries, root {head.root_hash[:16]}…, "
@@ -346,7 +427,7 @@ def _portal_link(enterprise: Enterprise, results: list[Finished], host: str, por
             f"{enterprise.url('notifications')}/messages", params={"recipient": email}
         ).json()
     links = [m for message in inbox["messages"] for m in LINK.findall(message["body"])]
-    console.print("\n[bold]7. The customer portal[/bold]")
+    console.print("\n[bold]9. The customer portal[/bold]")
     if not links:
         console.print(f"   no sign-in link reached {customer_id}'s inbox", markup=False)
         return
@@ -418,7 +499,7 @@ def _console_links(accord: Accord, host: str, port: int, *, served: bool) -> Non
     base = f"http://{host}:{port}"
     open_items = accord.review_items(limit=1000)
     queues = Counter(item.queue for item in open_items)
-    console.print("\n[bold]6. The console and the API[/bold]")
+    console.print("\n[bold]8. The console and the API[/bold]")
     console.print(
         f"   {len(open_items)} items wait in the review inbox: "
         + ", ".join(f"{queue} {count}" for queue, count in queues.most_common()),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import math
 from pathlib import Path
 from typing import Annotated
@@ -10,8 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from accord.cli._common import as_json, console, handled, opened, tenant_of, when
-from accord.experiments import Report, load_experiment
+from accord.cli._common import actor_or_user, as_json, console, handled, opened, tenant_of, when
+from accord.experiments import Comparison, ExperimentSpec, Report, load_experiment
 
 app = typer.Typer(
     help="A/B/n experiments with a holdout: sticky assignment, always-valid analysis, "
@@ -27,13 +26,11 @@ Reason = Annotated[str, typer.Option("--reason", help="why; recorded in the ledg
 Actor = Annotated[str | None, typer.Option("--actor", help="who (default: your user name)")]
 
 
-def _actor(given: str | None) -> str:
-    if given:
-        return given
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        return "cli"
+def started(spec: ExperimentSpec) -> str:
+    """The line that says ``spec`` is running (also used by the demo)."""
+    arms = ", ".join(v.name for v in spec.variants)
+    holdout = f", holdout {spec.holdout:.0%}" if spec.holdout else ""
+    return f"experiment {spec.experiment} v{spec.version} running: {arms}{holdout}"
 
 
 @app.command("create")
@@ -45,13 +42,8 @@ def create_command(
     """Start the experiment ``file`` describes (checked first; errors name the field)."""
     with opened(database) as accord, handled():
         spec = load_experiment(file)
-        accord.experiments.create(tenant_of(accord), spec, actor=_actor(actor))
-        arms = ", ".join(v.name for v in spec.variants)
-        console.print(
-            f"experiment {spec.experiment} v{spec.version} running: {arms}"
-            + (f", holdout {spec.holdout:.0%}" if spec.holdout else ""),
-            markup=False,
-        )
+        accord.experiments.create(tenant_of(accord), spec, actor=actor_or_user(actor))
+        console.print(started(spec), markup=False)
 
 
 @app.command("list")
@@ -89,15 +81,28 @@ def report_command(
         if json:
             console.print(as_json(report.to_json()), markup=False, soft_wrap=True)
             return
-        show(report)
+        show(report, primary=accord.experiments.spec(tenant_of(accord), name).primary.name)
 
 
 def _figure(value: float) -> str:
     return f"{value:+.4g}" if math.isfinite(value) else "n/a"
 
 
-def show(report: Report) -> None:
-    """The report as tables (also used by the demo)."""
+def _row(metric: str, c: Comparison) -> tuple[str, ...]:
+    return (
+        metric,
+        c.variant,
+        f"{c.n_control}/{c.n_variant}",
+        f"{c.control_mean:.4g}",
+        f"{c.variant_mean:.4g}",
+        _figure(c.effect),
+        f"{_figure(c.low)} to {_figure(c.high)}",
+        f"{c.p_value:.3g}",
+    )
+
+
+def show(report: Report, *, primary: str | None = None) -> None:
+    """The report as tables (also used by the demo); ``primary`` names the primary metric."""
     console.print(
         f"experiment {report.experiment} v{report.version}: {report.status}"
         + (
@@ -122,27 +127,10 @@ def show(report: Report) -> None:
         "p (always valid)",
     )
     for c in report.primary:
-        table.add_row(
-            "primary",
-            c.variant,
-            f"{c.n_control}/{c.n_variant}",
-            f"{c.control_mean:.4g}",
-            f"{c.variant_mean:.4g}",
-            _figure(c.effect),
-            f"{_figure(c.low)} to {_figure(c.high)}",
-            f"{c.p_value:.3g}",
-        )
+        table.add_row(*_row(f"{primary} (primary)" if primary else "primary", c))
     for g in report.guardrails:
-        c = g.comparison
         table.add_row(
-            f"{g.metric} (guardrail{', breached' if g.breached else ''})",
-            c.variant,
-            f"{c.n_control}/{c.n_variant}",
-            f"{c.control_mean:.4g}",
-            f"{c.variant_mean:.4g}",
-            _figure(c.effect),
-            f"{_figure(c.low)} to {_figure(c.high)}",
-            f"{c.p_value:.3g}",
+            *_row(f"{g.metric} (guardrail{', breached' if g.breached else ''})", g.comparison)
         )
     console.print(table)
     if report.planned_sample is not None:
@@ -165,7 +153,7 @@ def ship_command(
     """End the experiment: ``variant`` for everyone new (recorded with the figures)."""
     with opened(database) as accord, handled():
         accord.experiments.ship(
-            tenant_of(accord), name, variant, actor=_actor(actor), reason=reason
+            tenant_of(accord), name, variant, actor=actor_or_user(actor), reason=reason
         )
         console.print(f"experiment {name} shipped {variant}", markup=False)
 
@@ -179,5 +167,5 @@ def stop_command(
 ) -> None:
     """End the experiment without shipping: everyone new gets the control."""
     with opened(database) as accord, handled():
-        accord.experiments.stop(tenant_of(accord), name, actor=_actor(actor), reason=reason)
+        accord.experiments.stop(tenant_of(accord), name, actor=actor_or_user(actor), reason=reason)
         console.print(f"experiment {name} stopped", markup=False)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 from typing import Annotated
 
 import typer
@@ -10,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from accord.cli._common import as_json, console, handled, opened, tenant_of, when
+from accord.cli._common import actor_or_user, as_json, console, handled, opened, tenant_of, when
 from accord.flags import FlagValue, parse_flag_key, parse_flag_value
 
 app = typer.Typer(
@@ -47,13 +46,6 @@ def _at(epoch: float) -> str:
     return when(epoch)[:19]
 
 
-def _default_actor() -> str:
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        return "cli"
-
-
 @app.command("set")
 def set_command(
     key: Annotated[str, typer.Argument(help="<kind>:<name>, e.g. capability:orders.lookup")],
@@ -71,7 +63,7 @@ def set_command(
         record = accord.set_flag(
             str(parsed),
             parse_flag_value(parsed, value),
-            actor=actor or _default_actor(),
+            actor=actor_or_user(actor),
             reason=reason,
             tenant=tenant_of(accord),
         )

@@ -1,5 +1,6 @@
 """``accord serve``: the API, the staff console and the customer portal, with in-process
-workers unless told otherwise, and the deliverer of confirmation notices by e-mail and SMS."""
+workers unless told otherwise, the deliverer of confirmation notices by e-mail and SMS, and the
+degradation watch's periodic check."""
 
 from __future__ import annotations
 
@@ -35,14 +36,29 @@ def serve_command(
             "(default: http://HOST:PORT)",
         ),
     ] = None,
+    watch_interval: Annotated[
+        float,
+        typer.Option(
+            "--watch-interval",
+            help="seconds between the degradation watch's checks of the default tenant "
+            "(0: no checks)",
+            min=0,
+        ),
+    ] = 3600.0,
     database: Database = None,
 ) -> None:
     """Serve the API (/v1, /openapi.json), the console (/console), the portal (/portal),
-    /health, /ready and /metrics; send confirmation notices by e-mail and SMS; drive runs
-    in-process too unless --no-workers."""
+    /health, /ready and /metrics; send confirmation notices by e-mail and SMS; check for
+    degradation every --watch-interval seconds; drive runs in-process too unless
+    --no-workers."""
     with opened(database) as accord, handled():
         serve_until_stopped(
-            accord, host=host, port=port, workers=not no_workers, public_url=public_url
+            accord,
+            host=host,
+            port=port,
+            workers=not no_workers,
+            public_url=public_url,
+            watch_interval=watch_interval,
         )
 
 
@@ -53,9 +69,11 @@ def serve_until_stopped(
     port: int,
     workers: bool = True,
     public_url: str | None = None,
+    watch_interval: float = 0.0,
 ) -> None:
     """Serve the API, the console and the portal (with in-process workers) until SIGTERM or
-    Ctrl-C, sending confirmation notices with links to ``public_url`` meanwhile."""
+    Ctrl-C, sending confirmation notices with links to ``public_url`` meanwhile, and checking
+    the default tenant for degradation every ``watch_interval`` seconds (0: never)."""
     stop = threading.Event()
     # uvicorn hands a signal it caught back to these after its shutdown: stop, not die
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -67,6 +85,8 @@ def serve_until_stopped(
     )
     threads = _background(accord, stop) if workers else []
     threads.append(_notices(accord, stop, public_url or f"http://{host}:{port}"))
+    if watch_interval > 0:
+        threads.append(_watch(accord, stop, watch_interval))
 
     def on_stop() -> None:
         # a signal caught before uvicorn installs its own handlers only sets ``stop``
@@ -104,6 +124,18 @@ def _background(accord: Accord, stop: threading.Event) -> list[threading.Thread]
 def _notices(accord: Accord, stop: threading.Event, base_url: str) -> threading.Thread:
     notices = ConfirmationNotices(accord, base_url=base_url)
     thread = threading.Thread(target=notices.run, args=(stop,), name="accord-notices", daemon=True)
+    thread.start()
+    return thread
+
+
+def _watch(accord: Accord, stop: threading.Event, interval: float) -> threading.Thread:
+    thread = threading.Thread(
+        target=accord.watch.run,
+        args=(stop,),
+        kwargs={"tenant": accord.settings.tenant, "interval": interval},
+        name="accord-watch",
+        daemon=True,
+    )
     thread.start()
     return thread
 

@@ -29,9 +29,12 @@ from starlette.concurrency import run_in_threadpool
 from accord.api import OPERATIONS, Principal, Unauthenticated
 from accord.api._http import ApiContext
 from accord.api._problems import status_of
+from accord.api._v1_experiments import experiment_report, experiment_summaries
 from accord.console import _charts
+from accord.console._attribution import attribution_section
 from accord.core import TenantId
 from accord.errors import AccordError, InputError
+from accord.experiments import ExperimentNotFound
 from accord.reviews import item_packet
 from accord.storage import dashboards
 
@@ -247,6 +250,8 @@ def console_router(api: ApiContext) -> APIRouter:
             return RedirectResponse("/console/reviews", status_code=303)
         if "audit.entries" in allowed:
             return RedirectResponse("/console/audit", status_code=303)
+        if "experiments.list" in allowed:
+            return RedirectResponse("/console/experiments", status_code=303)
         return console.render(
             request,
             "error.html",
@@ -315,6 +320,13 @@ def console_router(api: ApiContext) -> APIRouter:
             [(q.queue, float(q.open), f"{q.overdue} past their SLA") for q in figures.queues],
         )
         latency = _charts.bars("Gateway decision latency (this process)", _latency(accord))
+        attribution = None
+        if "journeys.attribution" in console.can(request, who):
+            if request.query_params.get("attribution"):
+                console.allow(request, who, "journeys.attribution")
+            attribution = attribution_section(
+                accord, who.tenant, request.query_params, since=now - hours * 3600
+            )
         return console.render(
             request,
             "dashboard.html",
@@ -324,6 +336,7 @@ def console_router(api: ApiContext) -> APIRouter:
             charts=[outcomes, escalation, overrides, changed, queues, latency],
             confidence=confidence,
             queues=figures.queues,
+            attribution=attribution,
         )
 
     def inbox(request: Request, who: Principal, session: str) -> Response:
@@ -344,6 +357,7 @@ def console_router(api: ApiContext) -> APIRouter:
             everyone=everyone,
             queue=queue,
             now=accord.runtime.clock.now(),
+            proposals=accord.watch.proposals(who.tenant, status="open", limit=PAGE_SIZE),
         )
 
     def item(request: Request, who: Principal, session: str) -> Response:
@@ -361,6 +375,18 @@ def console_router(api: ApiContext) -> APIRouter:
             recommended=_pretty(packet.recommendation.value)
             if packet.recommendation.value is not None
             else "",
+            done=request.query_params.get("done"),
+        )
+
+    def proposal_page(request: Request, who: Principal, session: str) -> Response:
+        found = accord.watch.get(who.tenant, request.path_params["proposal_id"])
+        return console.render(
+            request,
+            "proposal.html",
+            who,
+            session,
+            proposal=found,
+            needs=_APPLYING.get(found.candidate.kind),
             done=request.query_params.get("done"),
         )
 
@@ -508,10 +534,32 @@ def console_router(api: ApiContext) -> APIRouter:
             done=request.query_params.get("done"),
         )
 
+    def experiments_page(request: Request, who: Principal, session: str) -> Response:
+        found = experiment_summaries(accord, who.tenant)
+        return console.render(request, "experiments.html", who, session, experiments=found)
+
+    def experiment_page(request: Request, who: Principal, session: str) -> Response:
+        try:
+            # reading the report checks the guardrails, as the CLI and the API do
+            found = experiment_report(accord, who.tenant, request.path_params["name"])
+        except ExperimentNotFound as exc:
+            return console.failure(request, who, session, exc, status=404)
+        return console.render(
+            request,
+            "experiment.html",
+            who,
+            session,
+            x=found,
+            done=request.query_params.get("done"),
+        )
+
     router.add_api_route("", page(None, home), methods=["GET"])
     router.add_api_route("/dashboard", page("runs.list", dashboard), methods=["GET"])
     router.add_api_route("/reviews", page("reviews.list", inbox), methods=["GET"])
     router.add_api_route("/reviews/{item_id}", page("reviews.get", item), methods=["GET"])
+    router.add_api_route(
+        "/proposals/{proposal_id}", page("reviews.get", proposal_page), methods=["GET"]
+    )
     router.add_api_route("/runs", page("runs.list", runs_page), methods=["GET"])
     router.add_api_route("/runs/{run_id}", page("runs.get", run_page), methods=["GET"])
     router.add_api_route("/subjects", page("subjects.get", subjects_search), methods=["GET"])
@@ -519,6 +567,12 @@ def console_router(api: ApiContext) -> APIRouter:
     router.add_api_route("/audit", page("audit.entries", audit_page), methods=["GET"])
     router.add_api_route("/audit/proof/{index}", page("audit.inclusion", proof), methods=["GET"])
     router.add_api_route("/controls", page("flags.list", controls), methods=["GET"])
+    router.add_api_route(
+        "/experiments", page("experiments.list", experiments_page), methods=["GET"]
+    )
+    router.add_api_route(
+        "/experiments/{name}", page("experiments.get", experiment_page), methods=["GET"]
+    )
 
     # -- forms -------------------------------------------------------------------------------
 
@@ -610,6 +664,42 @@ def console_router(api: ApiContext) -> APIRouter:
             raise InputError(f"unknown rollout action {action!r}", hint="advance, promote or stop")
         return "/console/controls?done=" + quote(rollout_id)
 
+    def do_ship(request: Request, who: Principal, fields: dict[str, str]) -> str:
+        name = request.path_params["name"]
+        variant = fields.get("variant", "")
+        accord.experiments.ship(
+            TenantId(who.tenant), name, variant, actor=who.subject, reason=fields.get("reason", "")
+        )
+        return f"/console/experiments/{quote(name)}?done=" + quote(f"shipped {variant}")
+
+    def do_stop(request: Request, who: Principal, fields: dict[str, str]) -> str:
+        name = request.path_params["name"]
+        accord.experiments.stop(
+            TenantId(who.tenant), name, actor=who.subject, reason=fields.get("reason", "")
+        )
+        return f"/console/experiments/{quote(name)}?done=stopped"
+
+    def do_proposal(request: Request, who: Principal, fields: dict[str, str]) -> str:
+        proposal_id = request.path_params["proposal_id"]
+        decision = fields.get("decision", "")
+        reason = fields.get("reason", "")
+        if decision == "accept":
+            # accepting applies the change as this person: they need its own permission too
+            needs = _APPLYING.get(accord.watch.get(who.tenant, proposal_id).candidate.kind)
+            if needs is not None:
+                console.allow(request, who, needs)
+            accord.watch.accept(who.tenant, proposal_id, by=who.subject, reason=reason)
+        elif decision == "reject":
+            accord.watch.reject(who.tenant, proposal_id, by=who.subject, reason=reason)
+        else:
+            raise InputError(f"unknown decision {decision!r}", hint="accept or reject")
+        return f"/console/proposals/{quote(proposal_id)}?done={quote(decision + 'ed')}"
+
+    router.add_api_route(
+        "/proposals/{proposal_id}/decision",
+        form("reviews.decide", do_proposal),
+        methods=["POST"],
+    )
     router.add_api_route(
         "/reviews/{item_id}/claim", form("reviews.claim", do_claim), methods=["POST"]
     )
@@ -618,7 +708,21 @@ def console_router(api: ApiContext) -> APIRouter:
     )
     router.add_api_route("/flags", form("flags.set", do_flag), methods=["POST"])
     router.add_api_route("/rollouts", form("agents.rollout", do_rollout), methods=["POST"])
+    router.add_api_route(
+        "/experiments/{name}/ship", form("experiments.ship", do_ship), methods=["POST"]
+    )
+    router.add_api_route(
+        "/experiments/{name}/stop", form("experiments.stop", do_stop), methods=["POST"]
+    )
     return router
+
+
+_APPLYING = {
+    "rollback_rollout": "agents.rollout",
+    "restore_agent_version": "agents.rollout",
+    "kill_switch": "flags.set",
+}
+"""The operation that accepting a watch proposal of each kind performs besides deciding it."""
 
 
 def _signed_in(console: Console, request: Request, token: str, target: str) -> Response:

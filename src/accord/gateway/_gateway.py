@@ -25,7 +25,7 @@ import math
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from opentelemetry import trace
@@ -39,6 +39,7 @@ from accord.flags import Flags
 from accord.gateway._executor import Executor
 from accord.gateway._outcomes import (
     ApprovalRequired,
+    Checked,
     Executed,
     Held,
     Invocation,
@@ -260,6 +261,17 @@ class GatewaySession:
                     capability=invocation.capability, outcome=outcome
                 ).observe(time.perf_counter() - started)
 
+    def check(self, invocation: Invocation, *, now: float) -> Checked | Refused | Held:
+        """Whether the gateway would let ``invocation`` through now (kill switch, lawful basis,
+        policy), without calling anything and without a decision record: what a choice among
+        possible actions asks before it proposes one. The action, when it is taken, passes the
+        gateway again and is recorded then."""
+        governance = self.gateway.governance
+        if governance is None:
+            return Checked(None, (), (), ())
+        capability = self.gateway._executor.resolve(invocation.capability)
+        return _Pass(self, governance, capability, invocation, now, dry=True).check()
+
     def _invoke(self, invocation: Invocation, *, now: float) -> Outcome:
         executor = self.gateway._executor
         governance = self.gateway.governance
@@ -279,7 +291,9 @@ class GatewaySession:
             return Executed(output, None)
         governed = _Pass(self, governance, capability, invocation, now)
         try:
-            return governed.run()
+            outcome = governed.run()
+            assert not isinstance(outcome, Checked)
+            return outcome
         finally:
             governed.stage(None)
 
@@ -383,6 +397,8 @@ class _Pass:
         capability: Capability,
         invocation: Invocation,
         now: float,
+        *,
+        dry: bool = False,
     ) -> None:
         self.session = session
         self.governance = governance
@@ -390,7 +406,8 @@ class _Pass:
         self.invocation = invocation
         self.call = invocation.call
         self.now = now
-        self.decision_id = session.new_decision_id(governance)
+        self._dry = dry
+        self.decision_id = "" if dry else session.new_decision_id(governance)
         self._tracer = session.gateway.telemetry.tracer
         self._stage: Span | None = None
         # purpose, journey, channel, side effect and region are in the policy context below
@@ -409,7 +426,16 @@ class _Pass:
         if name is not None and not isinstance(self._tracer, trace.NoOpTracer):
             self._stage = self._tracer.start_span(f"gateway.{name}")
 
-    def run(self) -> Outcome:
+    def check(self) -> Checked | Refused | Held:
+        """The stages before the call, recording nothing (``dry``)."""
+        assert self._dry
+        outcome = self.run()
+        assert isinstance(outcome, Checked | Refused | Held)
+        if isinstance(outcome, Refused | Held):
+            return replace(outcome, decision_id=None)
+        return outcome
+
+    def run(self) -> Outcome | Checked:
         tenant = self.session.tenant
         self.stage("kill_switch")
         snapshot = self.session.snapshot(self.governance)
@@ -468,6 +494,13 @@ class _Pass:
             ]
         wanted = [o for o in decision.obligations if o.kind == "approval"]
         missing = tuple(sorted({o.value for o in wanted} - approved))
+        if self._dry:
+            return Checked(
+                decision.bundle_version,
+                tuple(decision.determining),
+                tuple((o.kind, o.value, o.policy) for o in decision.obligations),
+                missing,
+            )
         if missing:
             self._record("approval_required", None)
             policies = tuple(sorted({o.policy for o in wanted if o.value in missing}))
@@ -621,6 +654,8 @@ class _Pass:
     def _record(self, outcome: str, reason: str | None) -> None:
         self.record["outcome"] = outcome
         self.record["reason"] = reason
+        if self._dry:
+            return
         self.session.records.append(
             NewDecision(
                 decision_id=self.decision_id,

@@ -126,4 +126,17 @@ class ApprovalRequired:
     decision_id: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """The gateway would let the call through: what :meth:`GatewaySession.check` answers
+    when the kill switch, the lawful basis and the policy all allow it. ``obligations`` are the
+    Allow's duties as ``(kind, value, policy)``; ``approvals`` the roles that would still have
+    to approve it."""
+
+    bundle_version: int | None
+    determining: tuple[str, ...]
+    obligations: tuple[tuple[str, str, str], ...]
+    approvals: tuple[str, ...]
+
+
 Outcome = Executed | Refused | Held | ApprovalRequired

@@ -151,6 +151,22 @@ class FlowBuilder:
             "call", block_id, {"journey": journey, "input": input, "version": version, **options}
         )
 
+    def offer(
+        self,
+        block_id: str,
+        catalogue: str,
+        *,
+        input: Any = None,
+        explore: bool = False,
+        **options: Any,
+    ) -> Self:
+        """A next-best-action block choosing from ``catalogue``."""
+        return self._add(
+            "offer",
+            block_id,
+            {"catalogue": catalogue, "input": input, "explore": explore or None, **options},
+        )
+
     def end(
         self, block_id: str, *, outcome: str = "completed", output: Any = None, **options: Any
     ) -> Self:

@@ -28,6 +28,7 @@ from accord.journeys._spec import (
     EscalateBlock,
     JourneySpec,
     MapBlock,
+    OfferBlock,
     TaskBlock,
     WaitBlock,
 )
@@ -156,7 +157,7 @@ def _compile_node(block: AnyBlock, flow: str) -> Node:
             resource=compile_mapping(block.resource) if block.resource else None,
             maker=compile_expression(block.maker) if block.maker else None,
         )
-    if isinstance(block, CallBlock | AgentBlock):
+    if isinstance(block, CallBlock | AgentBlock | OfferBlock):
         return Node(block, flow, mapping=compile_mapping(block.input), compensation=compensation)
     if isinstance(block, EndBlock):
         return Node(block, flow, mapping=compile_mapping(block.output))

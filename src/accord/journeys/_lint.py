@@ -34,6 +34,7 @@ from accord.journeys._spec import (
     Flow,
     JourneySpec,
     MapBlock,
+    OfferBlock,
     ParallelBlock,
     TaskBlock,
     WaitBlock,
@@ -76,7 +77,7 @@ class FlowView:
             out.append(("default", block.default))
         if isinstance(block, WaitBlock | ApproveBlock | EscalateBlock) and block.on_timeout:
             out.append(("on_timeout", block.on_timeout))
-        if isinstance(block, ApproveBlock | EscalateBlock | ConfirmBlock | AgentBlock):
+        if isinstance(block, ApproveBlock | EscalateBlock | ConfirmBlock | AgentBlock | OfferBlock):
             out.extend((f"on.{k}", v) for k, v in block.on.items())
         if isinstance(block, TaskBlock):
             out.extend((f"on_refusal.{k}", v) for k, v in block.on_refusal.items())
@@ -766,6 +767,9 @@ def _expressions_of(block: AnyBlock) -> Iterator[tuple[PathKey, str, str | None]
     elif isinstance(block, EndBlock):
         for leaf_path, source in _leaves(block.output, ("output",)):
             yield leaf_path, source, None
+    elif isinstance(block, OfferBlock):
+        for leaf_path, source in _leaves(block.input, ("input",)):
+            yield leaf_path, source, None
     elif isinstance(block, TaskBlock):
         for leaf_path, source in _leaves(block.context, ("context",)):
             yield leaf_path, source, None
@@ -925,6 +929,21 @@ def _output_exemplar(
         return {"answer": "x", "implicit": True, "channel": "x", "proposal": DYN, "at": 1.5}
     if isinstance(block, CallBlock):
         return {"outcome": "x", "output": DYN, "run_id": "x"}
+    if isinstance(block, OfferBlock):
+        return {
+            "offer": "x",
+            "title": "x",
+            "action": "x",
+            "channel": "x",
+            "reason": "x",
+            "send_at": 1.5,
+            "context": DYN,
+            "explored": True,
+            "method": "x",
+            "score": 0.5,
+            "choice": "x",
+            "explanation": DYN,
+        }
     if isinstance(block, AgentBlock):
         contract = _agent_contract(ctx, block)
         output = exemplar_from_schema(contract.output_schema) if contract is not None else DYN

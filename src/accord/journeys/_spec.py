@@ -27,6 +27,7 @@ BLOCK_KINDS = (
     "escalate",
     "confirm",
     "agent",
+    "offer",
 )
 
 IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -386,6 +387,48 @@ class AgentBlock(_Block):
         return int(version) if version else None
 
 
+OFFER_ROUTES = ("none",)
+
+
+class OfferBlock(_Block):
+    """Choose the next best action for the run's subject from an offer catalogue.
+
+    The catalogue (deployed on its own, see ``accord offers deploy``) says which features
+    may be used and where each is read; every read passes the gateway under its purpose, and a
+    feature whose read is refused (consent withdrawn, say) is simply absent. The choice then
+    keeps the offers whose eligibility holds, that the contact policy lets reach the subject
+    (frequency caps across channels, quiet hours, preferences, no contact after a complaint)
+    and that policy allows, and ranks them by rules or by what recorded outcomes taught.
+    ``explore`` lets it try offers it knows less about (Thompson sampling); offers marked
+    sensitive are never explored. ``input`` maps the catalogue sources' ``args``.
+
+    The block's output is ``{offer, title, action, channel, reason, send_at, context,
+    explored, method, score, choice, explanation}``: ``reason`` is what the customer reads,
+    ``explanation`` what a reviewer or auditor reads. With nothing to offer, ``offer`` is
+    null and the run takes ``on.none`` (else ``next``).
+    """
+
+    kind: Literal["offer"]
+    catalogue: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,63}$")
+    input: dict[str, Any] = Field(default_factory=dict)
+    channels: tuple[str, ...] | None = Field(
+        None, min_length=1, description="the channels this journey can reach; all when absent"
+    )
+    explore: bool = False
+    on: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("on")
+    @classmethod
+    def _known_routes(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(OFFER_ROUTES))
+        if unknown:
+            raise ValueError(
+                f"unknown route(s) {', '.join(unknown)}; an offer block routes "
+                f"{', '.join(OFFER_ROUTES)}"
+            )
+        return value
+
+
 class ParallelBlock(_Block):
     """Run branches concurrently; continue when all (or any) have finished."""
 
@@ -433,7 +476,8 @@ Block = Annotated[
     | EndBlock
     | EscalateBlock
     | ConfirmBlock
-    | AgentBlock,
+    | AgentBlock
+    | OfferBlock,
     Field(discriminator="kind"),
 ]
 
@@ -522,6 +566,7 @@ AnyBlock = (
     | EscalateBlock
     | ConfirmBlock
     | AgentBlock
+    | OfferBlock
 )
 
 

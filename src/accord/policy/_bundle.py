@@ -303,6 +303,7 @@ _EXAMPLES = {
     "approval": "supervisor",
     "notify": "customer",
     "redact": "pd:EmailAddress,pd:TelephoneNumber",
+    "sensitive": "financial hardship",
 }
 
 

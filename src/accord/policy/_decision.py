@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-ObligationKind = Literal["approval", "notify", "redact"]
-OBLIGATION_KINDS: tuple[ObligationKind, ...] = ("approval", "notify", "redact")
+ObligationKind = Literal["approval", "notify", "redact", "sensitive"]
+OBLIGATION_KINDS: tuple[ObligationKind, ...] = ("approval", "notify", "redact", "sensitive")
 
 DecisionReason = Literal["permit", "no_permit", "forbid", "error", "no_bundle"]
 

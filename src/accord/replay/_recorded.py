@@ -43,6 +43,20 @@ class RecordedRun:
                 found[key] = (str(entry.detail["capability"]), entry.detail.get("output"))
         return found
 
+    def source_outputs(self) -> dict[tuple[str, int, str], tuple[str, Any]]:
+        """What each source of an offer block returned, by (block path, visit, source):
+        (capability, output)."""
+        found: dict[tuple[str, int, str], tuple[str, Any]] = {}
+        for entry in self.history:
+            sources = entry.detail.get("sources") if entry.kind == "block.completed" else None
+            if not isinstance(sources, dict):
+                continue
+            for name, read in sources.items():
+                if isinstance(read, dict) and "capability" in read:
+                    key = (entry.block or "", entry.visit or 0, str(name))
+                    found[key] = (str(read["capability"]), read.get("output"))
+        return found
+
     def failures(self) -> dict[tuple[str, int], dict[str, Any]]:
         """The last failure of each call that never succeeded, by (block path, visit)."""
         found: dict[tuple[str, int], dict[str, Any]] = {}

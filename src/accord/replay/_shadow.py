@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from accord.agents import AgentDefinition
 from accord.connectors import CallContext, Capability, CapabilityRegistry
 from accord.core import RandomIds, TenantId
@@ -31,9 +33,11 @@ from accord.service import Accord, Settings, build
 from accord.service._conversations import SAY
 from accord.service._experiments import ASSIGN, RECORD
 from accord.service._identity import deployment_registry
+from accord.service._offers import RECORD as OFFER_RECORD
 from accord.storage import TERMINAL, RolloutRecord, journeys, policies
 from accord.storage import agents as stored_agents
 from accord.storage import consent as stored_consent
+from accord.storage._schema import offer_catalogues, offer_outcomes
 from accord.telemetry import Redactor, Telemetry
 
 DIVERGED = "ReplayDiverged"
@@ -94,6 +98,12 @@ class RecordedAnswers:
                 retryable=False,
             )
         key = (ctx.block, ctx.visit)
+        _, read, source = ctx.idempotency_key.rpartition("/source/")
+        if read:
+            found = shadow.recorded.source_outputs().get((ctx.block, ctx.visit, source))
+            if found is not None and found[0] == capability:
+                shadow.answered += 1
+                return found[1]
         recorded = shadow.recorded.outputs().get(key)
         if recorded is not None and recorded[0] == capability:
             shadow.answered += 1
@@ -155,6 +165,12 @@ class ShadowStore:
             for rollout in stored_agents.list_rollouts(source, tenant):
                 if rollout.status == "promoted":
                     stored_agents.insert_rollout(target, rollout)
+            # offer blocks choose from the same catalogues, with what production has learnt
+            for table in (offer_catalogues, offer_outcomes):
+                rows = source.execute(sa.select(table).where(table.c.tenant_id == tenant))
+                copied = [dict(row) for row in rows.mappings()]
+                if copied:
+                    target.execute(sa.insert(table), copied)
 
     def seed_subjects(self, tenant: TenantId, production: Accord, subjects: set[str]) -> None:
         with production.db.read() as source, self.accord.db.transaction() as target:
@@ -318,9 +334,10 @@ def shadow_store(production: Accord, answers: RecordedAnswers) -> Iterator[Shado
         )
         clock = ReplayClock()
         base = CapabilityRegistry(over=deployment_registry(production.capabilities))
-        # the conversation a recorded run wrote to, and the experiments it was assigned in,
-        # are not the shadow's: those calls are answered from the recording like any other
-        for built_in in (SAY, ASSIGN, RECORD):
+        # the conversation a recorded run wrote to, the experiments it was assigned in and the
+        # offer outcomes it recorded are not the shadow's: those calls are answered from the
+        # recording like any other
+        for built_in in (SAY, ASSIGN, RECORD, OFFER_RECORD):
             base.add(production.capabilities.get(built_in))
         instance = build(
             settings,

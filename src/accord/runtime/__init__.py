@@ -3,6 +3,7 @@
 from accord.runtime._advance import child_run_id, initial_state
 from accord.runtime._agents import AgentServices
 from accord.runtime._catalog import Deployment, JourneyCatalog
+from accord.runtime._offers import OfferServices
 from accord.runtime._runtime import (
     Position,
     Runtime,
@@ -18,6 +19,7 @@ __all__ = [
     "Deployment",
     "FaultHook",
     "JourneyCatalog",
+    "OfferServices",
     "Position",
     "RunState",
     "RunView",

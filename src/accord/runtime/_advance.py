@@ -46,6 +46,7 @@ from accord.journeys import (
     EndBlock,
     EscalateBlock,
     MapBlock,
+    OfferBlock,
     ParallelBlock,
     RetryPolicy,
     TaskBlock,
@@ -69,6 +70,7 @@ from accord.runtime._humans import (
     start_confirm,
     start_human_wait,
 )
+from accord.runtime._offers import OfferServices, run_offer
 from accord.runtime._state import Join, RunState, Scope, Token, Wait, derived_id
 from accord.storage import (
     DecisionRecord,
@@ -112,6 +114,7 @@ class AdvanceDeps:
     intent_exists: Callable[[str, str], bool] = lambda tenant, key: False
     record_intent: Callable[[str, str, str, str], None] = lambda tenant, key, run, cap: None
     agents: AgentServices | None = None
+    offers: OfferServices | None = None
     commit_window: float = 0.005
     max_tasks: int = 16
     telemetry: Telemetry = field(default_factory=Telemetry)
@@ -531,6 +534,11 @@ class Advance:
                     return
                 tasks += 1
                 self._batchable = False
+            elif isinstance(block, OfferBlock):
+                # its reads and its choice commit together, before anything else runs
+                if tasks > 0:
+                    return
+                tasks += 1
             steps[token.id] = steps.get(token.id, 0) + 1
             if steps[token.id] > MAX_PURE_STEPS:
                 self._fail_block(
@@ -641,6 +649,8 @@ class Advance:
             start_confirm(self, token, block, node)
         elif isinstance(block, AgentBlock):
             run_agent(self, token, block, node)
+        elif isinstance(block, OfferBlock):
+            run_offer(self, token, block, node)
         elif isinstance(block, ParallelBlock):
             self._fan_out(token, block)
         elif isinstance(block, MapBlock):
@@ -802,7 +812,7 @@ class Advance:
                     self._drop_token(self.state.tokens[child])
             token.join = None
         policy = block.retry or (
-            DEFAULT_RETRY if isinstance(block, TaskBlock | AgentBlock) else None
+            DEFAULT_RETRY if isinstance(block, TaskBlock | AgentBlock | OfferBlock) else None
         )
         error = {"type": exc.error_type, "message": exc.message, "code": str(exc.code)}
         retryable = (

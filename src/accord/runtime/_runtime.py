@@ -27,6 +27,7 @@ from accord.reviews import ConfirmationSigner, ReviewInbox
 from accord.runtime._advance import AdvanceDeps, initial_state
 from accord.runtime._agents import AgentServices
 from accord.runtime._catalog import JourneyCatalog
+from accord.runtime._offers import OfferServices
 from accord.runtime._state import RunState
 from accord.runtime._worker import FaultHook, Worker
 from accord.storage import (
@@ -227,6 +228,7 @@ class Runtime:
         reviews: ReviewInbox | None = None,
         confirmations: ConfirmationSigner | None = None,
         agents: AgentServices | None = None,
+        offers: OfferServices | None = None,
         telemetry: Telemetry | None = None,
     ) -> None:
         self.db = db
@@ -259,6 +261,7 @@ class Runtime:
             intent_exists=self._intent_exists,
             record_intent=self._record_intent,
             agents=agents,
+            offers=offers,
             commit_window=commit_window,
             telemetry=self.telemetry,
         )

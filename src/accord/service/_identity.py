@@ -108,9 +108,9 @@ class CandidateOutcome(BaseModel):
 
 def deployment_registry(registry: CapabilityRegistry) -> CapabilityRegistry:
     """The deployment's own capabilities under Accord's built-in layers (context, identity,
-    conversations, experiments) of an instance's registry."""
+    conversations, experiments, offers) of an instance's registry."""
     while registry.over is not None and any(
-        registry.holds(name) for name in (CONTEXT_READ, SAY, "experiment.assign")
+        registry.holds(name) for name in (CONTEXT_READ, SAY, "experiment.assign", "offer.record")
     ):
         registry = registry.over
     return registry

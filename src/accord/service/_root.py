@@ -22,6 +22,7 @@ from accord.agents import (
     ProviderRegistry,
     load_agent_file,
 )
+from accord.attribution import Attribution, RunPath
 from accord.audit import (
     ConsistencyProof,
     Erasure,
@@ -70,6 +71,7 @@ from accord.identity import (
     SourceRecord,
 )
 from accord.journeys import load_journey_text
+from accord.offers import OfferCatalogue, Offers, load_offer_catalogue
 from accord.policy import PolicyDecisionPoint, PolicyStore
 from accord.reviews import (
     ConfirmationResult,
@@ -82,6 +84,10 @@ from accord.reviews import (
     ReviewInbox,
 )
 from accord.runtime import AgentServices, RunState, Runtime, SignalResult
+from accord.service._attribution import Selection
+from accord.service._attribution import attribution as attribute_runs
+from accord.service._attribution import moment as parse_moment
+from accord.service._attribution import read_paths as read_decision_paths
 from accord.service._conversations import Conversations, conversation_capabilities
 from accord.service._direct import DirectCall, DirectResult, invoke_direct
 from accord.service._events import EventView, build_dispatcher
@@ -99,6 +105,7 @@ from accord.service._identity import (
     review_rationale,
 )
 from accord.service._metrics import DatabaseCollector
+from accord.service._offers import offer_capabilities, offer_services
 from accord.service._settings import Settings
 from accord.storage import (
     Database,
@@ -111,6 +118,7 @@ from accord.storage import identity as stored_identity
 from accord.storage import ledger as stored_ledger
 from accord.storage._inbound import InboundRecord, InboundStatus
 from accord.telemetry import Telemetry, Tracing, configure_logging
+from accord.watch import Watch
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +146,7 @@ class Accord:
     retention: Retention
     conversations: Conversations
     experiments: Experiments
+    offers: Offers
     endpoints: Endpoints = field(default_factory=Endpoints)
     telemetry: Telemetry = field(default_factory=Telemetry)
 
@@ -152,6 +161,21 @@ class Accord:
         """
         loaded = spec if isinstance(spec, LoadedAgent) else load_agent_file(spec)
         return self.agents.deploy(TenantId(self._tenant(tenant)), loaded, deployed_by=by)
+
+    def deploy_offers(
+        self, catalogue: str | Path | OfferCatalogue, *, by: str = "cli", tenant: str | None = None
+    ) -> int:
+        """Deploy an offer catalogue file (or a parsed one); returns the deployed version.
+
+        Raises:
+            InputError: the file is invalid, or a changed catalogue keeps its version.
+        """
+        spec = (
+            catalogue
+            if isinstance(catalogue, OfferCatalogue)
+            else load_offer_catalogue(Path(catalogue))
+        )
+        return self.offers.deploy(TenantId(self._tenant(tenant)), spec, actor=by)
 
     def start_rollout(
         self,
@@ -520,6 +544,22 @@ class Accord:
         """The subject's answer (``confirm`` or ``refuse``) to a proposal, by its token."""
         return self.confirmations.answer(token, answer, channel=channel)
 
+    # -- the degradation watch: proposed changes for a person to accept or reject -------------
+
+    @cached_property
+    def watch(self) -> Watch:
+        """Checks journeys for degradation and drift, and holds the changes it proposes; an
+        accepted change is applied through the agents' rollouts and the flags, as the person
+        who accepted it."""
+        return Watch(
+            self.db,
+            self.ledger,
+            self.runtime.clock,
+            self.runtime.ids.new_id,
+            agents=self.agents,
+            flags=self.flags,
+        )
+
     # -- inbound events: triggers start and signal runs ---------------------------------------
 
     @cached_property
@@ -685,6 +725,81 @@ class Accord:
         """
         return redeliver_events(
             self.db, self._tenant(tenant), event_ids=list(event_ids), dead=dead, sink=sink
+        )
+
+    # -- attribution: outcomes linked back to the decisions on each run's path --------------
+
+    def _selection(
+        self,
+        journey: str,
+        version: int | None,
+        since: float | str | None,
+        until: float | str | None,
+        tenant: str | None,
+    ) -> Selection:
+        now = self.runtime.clock.now()
+        return Selection(
+            TenantId(self._tenant(tenant)),
+            journey,
+            version,
+            parse_moment(since, now=now, name="since"),
+            parse_moment(until, now=now, name="until"),
+        )
+
+    def decision_paths(
+        self,
+        journey: str,
+        *,
+        version: int | None = None,
+        since: float | str | None = None,
+        until: float | str | None = None,
+        limit: int = 1000,
+        tenant: str | None = None,
+    ) -> list[RunPath]:
+        """The decision points of the newest ``limit`` ended runs of ``journey`` started in
+        [since, until), each run's in the order taken, with its outcome; oldest run first.
+
+        ``since`` and ``until`` are epoch seconds, RFC 3339 times or durations before now
+        (``7d``). Runs of erased subjects are left out.
+
+        Raises:
+            JourneyNotFound: the journey (or the version) is not deployed.
+            InputError: ``since`` or ``until`` is neither a time nor a duration.
+        """
+        selection = self._selection(journey, version, since, until, tenant)
+        return read_decision_paths(self.runtime, selection, limit=limit)[0]
+
+    def attribution(
+        self,
+        journey: str,
+        *,
+        success: str | Sequence[str],
+        version: int | None = None,
+        since: float | str | None = None,
+        until: float | str | None = None,
+        min_runs: int = 30,
+        confidence: float = 0.95,
+        tenant: str | None = None,
+    ) -> Attribution:
+        """The outcomes of ``journey``'s ended runs attributed to the decision points on their
+        paths: per point and value, the difference in success rate with its interval and the
+        method named (causal only for experiment arms), and each point's share of the credit
+        by the removal effect. ``success`` names the outcomes that count as success
+        (comma-separated, or a sequence); below ``min_runs`` a figure says "too few runs".
+
+        Raises:
+            JourneyNotFound: the journey (or the version) is not deployed.
+            InputError: no success outcome, one the journey never ends with, a bad time, or
+                a minimum or confidence out of range.
+        """
+        selection = self._selection(journey, version, since, until, tenant)
+        return attribute_runs(
+            self.runtime,
+            self.experiments,
+            selection,
+            success=success,
+            min_runs=min_runs,
+            confidence=confidence,
         )
 
     # -- evidence: the facade the CLI (and the API) call -----------------------------------
@@ -899,6 +1014,8 @@ def build(
     capabilities = conversation_capabilities(conversations, capabilities)
     experiments = Experiments(db, ledger, clock)
     capabilities = experiment_capabilities(experiments, capabilities)
+    offers = Offers(db, ledger, clock)
+    capabilities = offer_capabilities(offers, capabilities)
     governance = Governance(db, consent, policies, pdp, flags, ids.new_id, region=settings.region)
     gateway = Gateway(
         capabilities, governance=governance if governed else None, telemetry=telemetry
@@ -917,6 +1034,7 @@ def build(
         reviews=reviews,
         confirmations=signer,
         agents=AgentServices(agents, AgentEngine(providers)),
+        offers=offer_services(offers),
         telemetry=telemetry,
     )
     conversations.bind(runtime)
@@ -945,6 +1063,7 @@ def build(
         retention,
         conversations,
         experiments,
+        offers,
         endpoints,
         telemetry,
     )

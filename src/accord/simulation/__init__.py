@@ -17,7 +17,8 @@ from accord.simulation._enterprise import (
     load_manifest,
     open_enterprise,
 )
-from accord.simulation._mix import demo_mix
+from accord.simulation._mix import demo_mix, retention_wave
+from accord.simulation._response import RetentionResponse
 from accord.simulation._scenario import Scenario, ScenarioReport, load_scenario, run_scenario
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "Manifest",
     "OffsetClock",
     "Persona",
+    "RetentionResponse",
     "Scenario",
     "ScenarioReport",
     "demo_mix",
@@ -38,5 +40,6 @@ __all__ = [
     "load_scenario",
     "open_enterprise",
     "refusals_by_reason",
+    "retention_wave",
     "run_scenario",
 ]

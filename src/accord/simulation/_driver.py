@@ -4,10 +4,12 @@ A :class:`Case` is one journey started for one person, with how that person beha
 (:class:`Persona`) and what staff do with its review items. The :class:`Driver` starts cases,
 drives the runtime and answers every wait the way the case says: it reads a one-time code from
 the sandbox's stand-in for the customer's phone, uploads a document, answers a confirmation
-through its token, withdraws a consent while the run waits, and decides review items as the
-member of staff the item's queue allows (the employee's own manager for access requests, or
-that manager's manager when the manager asked for the access). A sandbox system that fails while a
-person answers ends that person's part: the case records the error and its run is left alone.
+through its token (weighing a retention offer with the customers' response model,
+:class:`~accord.simulation.RetentionResponse`, when the person does), withdraws a consent while
+the run waits, and decides review items as the member of staff the item's queue allows (the
+employee's own manager for access requests, or that manager's manager when the manager asked
+for the access). A sandbox system that fails while a person answers ends that person's part:
+the case records the error and its run is left alone.
 Timers fire on their own in real time; a simulation may move the shared clock forward to them.
 """
 
@@ -27,10 +29,11 @@ from accord.portal import Purpose, load_purposes
 from accord.runtime import RunView
 from accord.service import Accord
 from accord.simulation._enterprise import TENANT, Enterprise
+from accord.simulation._response import RetentionResponse
 from accord.storage import TERMINAL, ReviewItemRecord
 
 OtpBehaviour = Literal["right", "wrong_once", "wrong", "silent"]
-Answer = Literal["confirm", "refuse", "ignore"]
+Answer = Literal["confirm", "refuse", "ignore", "weigh"]
 StaffAction = Literal["approve", "reject", "leave"]
 
 
@@ -42,6 +45,10 @@ class Persona:
     document_number: str = "X12345678"
     document_type: str = "passport"
     confirm: Answer = "confirm"
+    """How the person answers a proposal: ``weigh`` accepts a discount of ``p`` percent when
+    :attr:`draw` is below the driver's response model's acceptance of ``p``."""
+    draw: float | None = None
+    """The person's own draw in [0, 1) for ``confirm: weigh``, from a seeded generator."""
     consents: tuple[str, ...] = ()
     """Purposes the person consents to before the run starts (e-mail contact)."""
     withdraw_at: str | None = None
@@ -78,6 +85,7 @@ class Tracked:
     said: int = 0
     error: str | None = None
     """Why the case stopped: a refused start, or a sandbox system failing a person's answer."""
+    weighed: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +101,8 @@ class Finished:
     waiting: tuple[str, ...]
     error: str | None
     """The case's own error (a refused start, a person's answer that failed), else the run's."""
+    weighed: float | None = None
+    """The discount, in percent, the person last weighed (``confirm: weigh``)."""
 
 
 class Driver:
@@ -104,12 +114,20 @@ class Driver:
         enterprise: the running sample enterprise.
         advance_time: move the shared clock to the next timer when nothing else can happen
             (simulations), instead of leaving runs waiting on it (the demo).
+        response: how people who weigh a retention offer (``confirm: weigh``) answer it.
     """
 
-    def __init__(self, enterprise: Enterprise, *, advance_time: bool = False) -> None:
+    def __init__(
+        self,
+        enterprise: Enterprise,
+        *,
+        advance_time: bool = False,
+        response: RetentionResponse | None = None,
+    ) -> None:
         self.enterprise = enterprise
         self.accord = enterprise.accord
         self.advance_time = advance_time
+        self.response = response or RetentionResponse()
         self.tracked: dict[str, Tracked] = {}
         self.actions: Counter[str] = Counter()
         self._http = httpx.Client(timeout=10.0)
@@ -442,12 +460,34 @@ class Driver:
         channels = data.get("channels") or ["portal"]
         if not token:
             return False
+        if answer == "weigh":
+            weighed = self._weigh(tracked, data.get("proposal"), str(data.get("block", "")))
+            if weighed is None:
+                return False
+            answer = weighed
         try:
             self.accord.confirm(str(token), answer, channel=str(channels[0]))
         except AccordError:
             return False
         self.actions["confirmations " + ("given" if answer == "confirm" else "refused")] += 1
         return True
+
+    def _weigh(self, tracked: Tracked, proposal: Any, block: str) -> Answer | None:
+        """The person's answer to a discount by the response model and their own draw; a
+        proposal without a ``discount_percent``, or a person without a draw, is the case's
+        error (nobody answers its run again)."""
+        draw = tracked.case.persona.draw
+        percent = proposal.get("discount_percent") if isinstance(proposal, dict) else None
+        if draw is None or not isinstance(percent, int | float):
+            tracked.error = (
+                f"run {tracked.run_id} at block {block!r}: a person who weighs an offer needs "
+                "their own draw and a proposal with a discount_percent"
+                + ("" if draw is not None else "; this one has no draw")
+                + ("" if isinstance(percent, int | float) else f"; the proposal is {proposal!r}")
+            )
+            return None
+        tracked.weighed = float(percent)
+        return "confirm" if self.response.accepts(float(percent), draw=draw) else "refuse"
 
     def _withdraw(self, tracked: Tracked) -> None:
         subject = tracked.case.subject
@@ -535,7 +575,14 @@ class Driver:
             error = tracked.error or (view.error or {}).get("message")
             finished.append(
                 Finished(
-                    tracked.case, view.run_id, view.status, view.outcome, seconds, waiting, error
+                    tracked.case,
+                    view.run_id,
+                    view.status,
+                    view.outcome,
+                    seconds,
+                    waiting,
+                    error,
+                    tracked.weighed,
                 )
             )
         return finished

@@ -85,6 +85,7 @@ class Manifest:
     bases: tuple[Basis, ...]
     queues: tuple[Queue, ...]
     staff: tuple[StaffMember, ...]
+    offers: tuple[Path, ...] = ()
 
     @property
     def root(self) -> Path:
@@ -186,6 +187,7 @@ def load_manifest(path: Path) -> Manifest:
         schema=file(policies.get("schema"), "policies.schema"),
         agents=tuple(file(a, f"agents[{i}]") for i, a in enumerate(listed("agents"))),
         journeys=tuple(file(j, f"journeys[{i}]") for i, j in enumerate(listed("journeys"))),
+        offers=tuple(file(o, f"offers[{i}]") for i, o in enumerate(listed("offers"))),
         bases=tuple(bases),
         queues=tuple(queues),
         staff=tuple(staff),
@@ -254,6 +256,9 @@ def deploy(accord: Accord, manifest: Manifest, *, actor: str = "enterprise") -> 
             actor=actor,
         )
     lines.append(f"{len(manifest.queues)} review queues, {len(manifest.staff)} staff")
+    for path in manifest.offers:
+        version = accord.deploy_offers(path, by=actor)
+        lines.append(f"offer catalogue {path.stem} v{version}")
     for path in manifest.journeys:
         deployment = accord.runtime.catalog.deploy(
             TENANT, load_journey_file(path), deployed_by=actor

@@ -5,13 +5,15 @@ what they ask for, how they behave and the details they type (new e-mail address
 numbers, messages) are drawn from a seeded generator, with Faker for the personal details, so
 one seed gives one mix. Cases come in two waves: the second repeats some refunds of the first
 (approved ones, to the original payment or a gift card), which the policy must refuse as
-duplicates.
+duplicates. Customers who want to leave weigh the retention offer they get with the response
+model of :mod:`accord.simulation._response`; :func:`retention_wave` gives the demo's experiment
+its own crowd of them.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,14 +55,23 @@ SUPPORT_MESSAGES: dict[str, Sequence[str]] = {
     ),
 }
 
-RETENTION_REASONS: Sequence[str] = (
+CUSTOMER_NUMBERS = range(1, 201)
+"""The sandbox CRM's customers: ``cus_00001`` to ``cus_00200``."""
+
+OFFER_REASONS: Sequence[str] = (
     "honestly it has become too expensive for what I get",
     "I found the same thing cheaper at another shop",
     "your app kept crashing last month and support never called back",
-    "a competitor offers half the price, match it or I go",
-    "I am moving abroad, I won't need it",
     "the price went up twice this year",
     "another provider gave me a better deal for a year",
+)
+"""Why customers leave whom the retention model answers with an offer within the 30% ceiling
+(10, 20 or 30 percent)."""
+RETENTION_REASONS: Sequence[str] = (
+    *OFFER_REASONS[:3],
+    "a competitor offers half the price, match it or I go",
+    "I am moving abroad, I won't need it",
+    *OFFER_REASONS[3:],
 )
 
 
@@ -105,7 +116,9 @@ def demo_mix(
     rng = random.Random(seed)
     fake = Faker()
     fake.seed_instance(seed)
-    customer_ids = [f"cus_{n:05d}" for n in rng.sample(range(1, 201), k=min(people, 200))]
+    customer_ids = [
+        f"cus_{n:05d}" for n in rng.sample(CUSTOMER_NUMBERS, k=min(people, len(CUSTOMER_NUMBERS)))
+    ]
     customers = _customers(enterprise, customer_ids)
     employees, entitlements = _employees(enterprise)
     weights = {
@@ -238,9 +251,44 @@ def _retention(name: str, customer: Customer, rng: random.Random) -> Case:
         "retention_offer",
         {"customer_id": customer.customer_id, "reason": rng.choice(RETENTION_REASONS)},
         customer.customer_id,
-        persona=Persona(consents=consents, confirm="confirm" if rng.random() < 0.75 else "refuse"),
+        persona=Persona(consents=consents, confirm="weigh", draw=rng.random()),
         kind="retention:" + ("consented" if consents else "no consent"),
     )
+
+
+def retention_wave(
+    enterprise: Enterprise, *, seed: int = 7, leave_out: Collection[str] = ()
+) -> list[Case]:
+    """Every sandbox customer who opted in to marketing e-mail (and is not in ``leave_out``)
+    says they want to leave, for a reason the retention model answers with an offer.
+
+    Each consents to direct marketing, so the offer reaches them, and weighs it with their own
+    seeded draw (``confirm: weigh``): the crowd of the demo's experiment ``retention-offer``.
+    Who may be e-mailed is read from the CRM before anyone is assigned an arm. A customer's
+    reason and draw come from the seed and their id alone, whoever else is left out.
+    """
+    cases = []
+    with httpx.Client(timeout=10.0) as http:
+        for number in CUSTOMER_NUMBERS:
+            customer_id = f"cus_{number:05d}"
+            if customer_id in leave_out:
+                continue
+            response = http.get(f"{enterprise.url('crm')}/customers/{customer_id}/preferences")
+            response.raise_for_status()
+            if not response.json()["marketing"]["email"]:
+                continue
+            rng = random.Random(f"retention-wave/{seed}/{customer_id}")
+            cases.append(
+                Case(
+                    f"retention-wave-{number:03d}",
+                    "retention_offer",
+                    {"customer_id": customer_id, "reason": rng.choice(OFFER_REASONS)},
+                    customer_id,
+                    persona=Persona(consents=(MARKETING,), confirm="weigh", draw=rng.random()),
+                    kind="retention:experiment",
+                )
+            )
+    return cases
 
 
 def _access(

@@ -2,9 +2,10 @@
 
 A scenario file names cases (a journey, an input, a subject, how the person behaves, what staff
 do, and what must come of it), optionally a synthetic crowd from the demo's mix, adversarial
-messages (the project's own, plus a data set's read by path when it is there) and connector
-faults. :func:`load_scenario` reads a file and checks it against the sample enterprise (its
-journeys and their blocks, the sandbox's fault rules, the attack data set) before anything runs;
+messages (the project's own, plus a data set's read by path when it is there), connector
+faults and experiments to start first. :func:`load_scenario` reads a file and checks it against
+the sample enterprise (its journeys and their blocks, the sandbox's fault rules, the attack data
+set, the experiments' designs) before anything runs;
 :func:`run_scenario` runs it on a fresh database and sandbox and compares every case with its
 expectation; a report lists each mismatch.
 """
@@ -22,10 +23,19 @@ from typing import Any, Literal, get_args
 
 import httpx
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from accord.errors import InputError
+from accord.experiments import ExperimentSpec, load_experiment
 from accord.journeys import AnyBlock, MapBlock, ParallelBlock, load_journey_file
+from accord.runtime import RunView
 from accord.sandbox import SERVICES, FaultRule
 from accord.simulation._driver import (
     Answer,
@@ -47,10 +57,14 @@ from accord.simulation._enterprise import (
     open_enterprise,
 )
 from accord.simulation._mix import demo_mix
-from accord.storage import RunStatus
+from accord.storage import DecisionRecord, RunStatus
 
 STATUSES: tuple[str, ...] = (*get_args(RunStatus), "refused_at_start")
 """What a case can end as: a run's status, or ``refused_at_start`` when the runtime refused it."""
+NO_ARM = "none"
+"""The arm of a case whose runs read no arm of an experiment."""
+ASSIGN = "experiment.assign"
+RECORD = "experiment.record"
 
 
 def _statuses(value: Any) -> Any:
@@ -85,9 +99,38 @@ class Expect(_Strict):
         default=None, description="exactly these capabilities were executed (any order)"
     )
     never_executed: list[str] = Field(default_factory=list)
+    output: dict[str, Any] | None = Field(
+        default=None, description="values the run's output holds (other fields may be there too)"
+    )
+    recorded: int | None = Field(
+        default=None,
+        ge=0,
+        description="how many experiment outcomes the case's runs recorded (experiment.record "
+        "calls answered `recorded`, not `duplicate`, `not_assigned` or `closed`)",
+    )
+    arms: dict[str, Expect] | None = Field(
+        default=None,
+        description="by the arm the case's run read first (experiment.assign), `holdout`, or "
+        "`none` when it read none: the arm must be one of these, and its expectations hold too",
+    )
 
     _split = field_validator("status", mode="before")(_statuses)
     _known = field_validator("status")(_known_statuses)
+
+    def arms_expected(self) -> list[Expect]:
+        """The expectations given for each arm."""
+        return list(self.arms.values()) if self.arms is not None else []
+
+    @field_validator("arms")
+    @classmethod
+    def _flat_arms(cls, arms: dict[str, Expect] | None) -> dict[str, Expect] | None:
+        nested = [arm for arm, expect in (arms or {}).items() if expect.arms is not None]
+        if nested:
+            raise ValueError(
+                f"the expectations of arm {nested[0]!r} name arms again; an arm's "
+                "expectations hold for that arm, so give them without `arms`"
+            )
+        return arms
 
 
 class PersonaSpec(_Strict):
@@ -95,12 +138,28 @@ class PersonaSpec(_Strict):
     document_number: str = "X12345678"
     document_type: str = "passport"
     confirm: Answer = "confirm"
+    draw: float | None = Field(
+        default=None,
+        ge=0,
+        lt=1,
+        description="the person's own draw for `confirm: weigh`: they accept a discount of p "
+        "percent when it is below the customers' response model's acceptance of p",
+    )
     consents: list[str] = Field(default_factory=list)
     withdraw_at: str | None = None
     chat: list[str] = Field(
         default_factory=list, description="messages the person writes in a support conversation"
     )
     chat_consent: Literal["agree", "refuse"] = "agree"
+
+    @model_validator(mode="after")
+    def _weighs_with_a_draw(self) -> PersonaSpec:
+        if self.confirm == "weigh" and self.draw is None:
+            raise ValueError(
+                "a person who weighs an offer (confirm: weigh) needs their own draw, a number "
+                "from 0 up to 1 (draw: 0.4)"
+            )
+        return self
 
 
 class CaseSpec(_Strict):
@@ -149,6 +208,11 @@ class ScenarioSpec(_Strict):
     scenario: str
     description: str = ""
     region: str | None = None
+    experiments: list[str] = Field(
+        default_factory=list,
+        description="experiment designs (YAML files, relative to the scenario) started before "
+        "the first case",
+    )
     faults: list[Fault] = Field(default_factory=list)
     cases: list[CaseSpec] = Field(default_factory=list)
     synthetic: Synthetic | None = None
@@ -174,6 +238,8 @@ class Scenario:
     spec: ScenarioSpec
     attack_messages: tuple[str, ...] = ()
     """The attack messages: the file's own, then the data set's (up to its ``limit``)."""
+    experiments: tuple[ExperimentSpec, ...] = ()
+    """The designs of ``spec.experiments``, read and checked."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +280,8 @@ def load_scenario(path: Path, *, manifest: Manifest | None = None) -> Scenario:
         InputError: naming the file and every field that is wrong (``cases[0].persona.otp``):
             unknown fields or values, repeated case names, fault rules the sandbox would
             refuse, unknown journeys or services, a ``withdraw_at`` that is not a block of the
-            case's journey, or a line of the attack data set that is not JSON (file:line).
+            case's journey, a line of the attack data set that is not JSON (file:line), or an
+            experiment's design that is missing or wrong (its file and field).
     """
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -232,7 +299,23 @@ def load_scenario(path: Path, *, manifest: Manifest | None = None) -> Scenario:
     messages: tuple[str, ...] = ()
     if spec.attacks is not None:
         messages = tuple(_attack_messages(spec.attacks, path.parent))
-    return Scenario(path, spec, messages)
+    return Scenario(path, spec, messages, tuple(_designs(path, spec.experiments)))
+
+
+def _designs(path: Path, files: list[str]) -> list[ExperimentSpec]:
+    designs = []
+    for index, name in enumerate(files):
+        design = (path.parent / name).resolve()
+        if not design.is_file():
+            raise _invalid(path, [f"experiments[{index}]: {design} does not exist"])
+        designs.append(load_experiment(design))
+    names = Counter(design.experiment for design in designs)
+    repeated = [name for name, count in names.items() if count > 1]
+    if repeated:
+        raise _invalid(
+            path, [f"experiments: each experiment starts once; repeated: {', '.join(repeated)}"]
+        )
+    return designs
 
 
 def _invalid(path: Path, problems: list[str]) -> InputError:
@@ -314,6 +397,7 @@ def _persona(spec: PersonaSpec) -> Persona:
         document_number=spec.document_number,
         document_type=spec.document_type,
         confirm=spec.confirm,
+        draw=spec.draw,
         consents=tuple(spec.consents),
         withdraw_at=spec.withdraw_at,
         chat=tuple(spec.chat),
@@ -374,6 +458,8 @@ def run_scenario(scenario: Scenario | Path, *, workdir: Path | None = None) -> S
         if workdir is None:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="accord-sim-")))
         enterprise = stack.enter_context(open_enterprise(workdir, region=spec.region))
+        for design in scenario.experiments:
+            enterprise.accord.experiments.create(TENANT, design, actor="scenario")
         _apply_faults(enterprise, spec.faults)
         driver = stack.enter_context(Driver(enterprise, advance_time=True))
         expectations = _start_all(driver, enterprise, scenario)
@@ -458,26 +544,24 @@ def _check(
     if finished is None:
         return Check(name, journey, False, "never started", "a run")
     got = f"{finished.status}" + (f" {finished.outcome}" if finished.outcome else "")
-    wanted_parts = []
-    ok = True
-    if expect.status is not None:
-        wanted_parts.append(" or ".join(expect.status))
-        ok &= finished.status in expect.status
-    if expect.outcome is not None:
-        wanted_parts.append(expect.outcome)
-        ok &= finished.outcome == expect.outcome
-    if expect.outcome_in is not None:
-        wanted_parts.append("one of " + "/".join(expect.outcome_in))
-        ok &= finished.outcome in expect.outcome_in
-    if finished.run_id and (
-        expect.refused or expect.policies or expect.executed is not None or expect.never_executed
+    wanted: list[str] = []
+    decisions = _decisions(enterprise, finished) if _reads_decisions(expect) else []
+    arm = _arm(enterprise, decisions) if expect.arms is not None else NO_ARM
+    ok = _holds(enterprise, finished, expect, decisions, wanted)
+    if expect.arms is not None:
+        wanted.append("arm " + "/".join(expect.arms))
+        for_arm = expect.arms.get(arm)
+        if for_arm is None:
+            ok = False
+        else:
+            in_arm: list[str] = []
+            ok &= _holds(enterprise, finished, for_arm, decisions, in_arm)
+            if in_arm:
+                wanted.append(f"as {arm}: " + ", ".join(in_arm))
+    every = [expect, *expect.arms_expected()]
+    if finished.run_id and any(
+        e.refused or e.policies or e.executed is not None or e.never_executed for e in every
     ):
-        runtime = enterprise.accord.runtime
-        decisions = [
-            decision
-            for run_id in sorted(with_sub_runs(enterprise.accord, [finished.run_id]))
-            for decision in runtime.decisions(TENANT, run_id)
-        ]
         reasons = {d.reason or "" for d in decisions if d.outcome == "refused"}
         policies = {
             p
@@ -485,27 +569,131 @@ def _check(
             if d.outcome == "refused"
             for p in (d.record.get("policy") or {}).get("determining") or []
         }
-        executed = sorted({d.capability for d in decisions if d.outcome == "executed"})
-        for reason in expect.refused:
-            wanted_parts.append(f"refused {reason}")
-            ok &= reason in reasons
-        for policy in expect.policies:
-            wanted_parts.append(f"by {policy}")
-            ok &= policy in policies
-        ran_as_expected = True
-        if expect.executed is not None:
-            wanted_parts.append("executed " + ",".join(sorted(expect.executed)))
-            ran_as_expected = executed == sorted(expect.executed)
-            ok &= ran_as_expected
-        for capability in expect.never_executed:
-            wanted_parts.append(f"never {capability}")
-            ok &= capability not in executed
-        refused_text = ",".join(sorted(reasons)) or "-"
-        by_text = ",".join(sorted(policies)) or "-"
-        got += f" [refused: {refused_text}; by {by_text}"
-        if not ran_as_expected:
+        got += (
+            f" [refused: {','.join(sorted(reasons)) or '-'}; by {','.join(sorted(policies)) or '-'}"
+        )
+        executed = _executed(decisions)
+        if any(e.executed is not None and executed != sorted(e.executed) for e in every):
             got += f"; executed {','.join(executed) or 'nothing'}"
         got += "]"
+    if expect.arms is not None:
+        got += f", arm {arm}"
+    if any(e.output is not None for e in every):
+        got += f", output {json.dumps(_output(enterprise, finished), sort_keys=True)}"
+    if any(e.recorded is not None for e in every):
+        got += f", recorded {_recorded(enterprise, decisions)}"
     if finished.error:
         got += f" ({finished.error})"
-    return Check(name, journey, bool(ok), got, ", ".join(wanted_parts) or "anything")
+    return Check(name, journey, bool(ok), got, ", ".join(wanted) or "anything")
+
+
+def _holds(
+    enterprise: Enterprise,
+    finished: Finished,
+    expect: Expect,
+    decisions: list[DecisionRecord],
+    wanted: list[str],
+) -> bool:
+    """Whether ``finished`` meets ``expect`` (its arms aside); what it wants goes to ``wanted``."""
+    ok = True
+    if expect.status is not None:
+        wanted.append(" or ".join(expect.status))
+        ok &= finished.status in expect.status
+    if expect.outcome is not None:
+        wanted.append(expect.outcome)
+        ok &= finished.outcome == expect.outcome
+    if expect.outcome_in is not None:
+        wanted.append("one of " + "/".join(expect.outcome_in))
+        ok &= finished.outcome in expect.outcome_in
+    if expect.output is not None:
+        wanted.append("output " + json.dumps(expect.output, sort_keys=True))
+        output = _output(enterprise, finished)
+        ok &= all(key in output and output[key] == v for key, v in expect.output.items())
+    if not finished.run_id:
+        return ok
+    refused = [d for d in decisions if d.outcome == "refused"]
+    reasons = {d.reason or "" for d in refused}
+    policies = {p for d in refused for p in (d.record.get("policy") or {}).get("determining") or []}
+    for reason in expect.refused:
+        wanted.append(f"refused {reason}")
+        ok &= reason in reasons
+    for policy in expect.policies:
+        wanted.append(f"by {policy}")
+        ok &= policy in policies
+    if expect.executed is not None:
+        wanted.append("executed " + ",".join(sorted(expect.executed)))
+        ok &= _executed(decisions) == sorted(expect.executed)
+    for capability in expect.never_executed:
+        wanted.append(f"never {capability}")
+        ok &= capability not in _executed(decisions)
+    if expect.recorded is not None:
+        wanted.append(f"recorded {expect.recorded}")
+        ok &= _recorded(enterprise, decisions) == expect.recorded
+    return ok
+
+
+def _reads_decisions(expect: Expect) -> bool:
+    return bool(
+        expect.refused
+        or expect.policies
+        or expect.executed is not None
+        or expect.never_executed
+        or expect.recorded is not None
+        or expect.arms is not None
+        or any(_reads_decisions(nested) for nested in expect.arms_expected())
+    )
+
+
+def _decisions(enterprise: Enterprise, finished: Finished) -> list[DecisionRecord]:
+    """The gateway decisions of the case's run and of every run it started, however deep."""
+    if not finished.run_id:
+        return []
+    runtime = enterprise.accord.runtime
+    return [
+        decision
+        for run_id in sorted(with_sub_runs(enterprise.accord, [finished.run_id]))
+        for decision in runtime.decisions(TENANT, run_id)
+    ]
+
+
+def _executed(decisions: list[DecisionRecord]) -> list[str]:
+    return sorted({d.capability for d in decisions if d.outcome == "executed"})
+
+
+def _output(enterprise: Enterprise, finished: Finished) -> dict[str, Any]:
+    if not finished.run_id:
+        return {}
+    output = enterprise.accord.runtime.get(TENANT, finished.run_id).output
+    return dict(output) if isinstance(output, dict) else {}
+
+
+def _answers(
+    enterprise: Enterprise, decisions: list[DecisionRecord], capability: str
+) -> list[dict[str, Any]]:
+    """What the executed calls of ``capability`` answered: the outputs of their blocks, in
+    the order they were decided."""
+    views: dict[str, RunView] = {}
+    answers = []
+    for decision in sorted(decisions, key=lambda d: d.at):
+        run_id, block = decision.run_id, decision.block
+        if decision.capability != capability or decision.outcome != "executed":
+            continue
+        if not run_id or not block:
+            continue
+        view = views.get(run_id) or enterprise.accord.runtime.get(TENANT, run_id)
+        views[run_id] = view
+        step = view.steps.get(block)
+        if isinstance(step, dict):
+            answers.append(step)
+    return answers
+
+
+def _arm(enterprise: Enterprise, decisions: list[DecisionRecord]) -> str:
+    """The arm the case's runs read first (``holdout`` among them), or ``none``."""
+    for answer in _answers(enterprise, decisions, ASSIGN):
+        return str(answer.get("variant") or NO_ARM)
+    return NO_ARM
+
+
+def _recorded(enterprise: Enterprise, decisions: list[DecisionRecord]) -> int:
+    return sum(1 for a in _answers(enterprise, decisions, RECORD) if a.get("result") == "recorded")

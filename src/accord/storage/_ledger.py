@@ -20,11 +20,14 @@ from accord.storage._dead_letters import scrub_letters
 from accord.storage._records import ACTIVE
 from accord.storage._schema import (
     decisions,
+    experiment_assignments,
+    experiment_observations,
     ledger_entries,
     ledger_heads,
     ledger_nodes,
     ledger_state,
     legal_holds,
+    offer_outcomes,
     review_items,
     runs,
     signals,
@@ -410,6 +413,18 @@ def active_runs_of(connection: Connection, tenant: str, subject_id: str) -> list
             )
         )
     ]
+
+
+def forget_choices(connection: Connection, tenant: str, subject_id: str) -> int:
+    """Delete what experiments and offers keep by a subject's id in clear: their arms, their
+    outcomes and their answers to offers. Returns how many rows went."""
+    removed = 0
+    for table in (experiment_assignments, experiment_observations, offer_outcomes):
+        result = connection.execute(
+            table.delete().where(table.c.tenant_id == tenant, table.c.subject_id == subject_id)
+        )
+        removed += int(result.rowcount or 0)
+    return removed
 
 
 def scrub_subject(connection: Connection, tenant: str, subject_id: str, *, empty_state: str) -> int:

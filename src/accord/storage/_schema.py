@@ -800,3 +800,57 @@ experiment_observations = sa.Table(
     ),
     sa.Index(None, "tenant_id", "experiment", "observation_id"),
 )
+
+# The degradation watch: a proposed change per degraded (journey, decision point, metric), with
+# the finding it rests on. ``open_key`` is set while the proposal is open and cleared when a
+# person decides it, so at most one proposal per key is open at a time.
+watch_proposals = sa.Table(
+    "watch_proposals",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("proposal_id", sa.String(64), primary_key=True),
+    sa.Column("journey", sa.String(128), nullable=False),
+    sa.Column("point", sa.String(256), nullable=False),
+    sa.Column("metric", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("open_key", sa.String(64)),
+    sa.Column("finding", sa.Text, nullable=False),
+    sa.Column("candidate", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("last_seen_at", sa.Float, nullable=False),
+    sa.Column("seen", sa.Integer, nullable=False),
+    sa.Column("decided_by", sa.String(128)),
+    sa.Column("decided_at", sa.Float),
+    sa.Column("reason", sa.Text),
+    sa.Column("applied", sa.Text),
+    sa.UniqueConstraint("tenant_id", "open_key"),
+    sa.Index(None, "tenant_id", "status", "created_at"),
+    sa.Index(None, "tenant_id", "journey", "point", "metric"),
+)
+
+
+offer_catalogues = sa.Table(
+    "offer_catalogues",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("spec", sa.Text, nullable=False),
+    sa.Column("digest", sa.String(80), nullable=False),
+    sa.Column("deployed_by", sa.String(128), nullable=False),
+    sa.Column("deployed_at", sa.Float, nullable=False),
+)
+
+offer_outcomes = sa.Table(
+    "offer_outcomes",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("choice_id", sa.String(400), primary_key=True),
+    sa.Column("catalogue", sa.String(128), nullable=False),
+    sa.Column("offer", sa.String(64), nullable=False),
+    sa.Column("subject_id", sa.String(128), nullable=False),
+    sa.Column("accepted", sa.Boolean, nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Index(None, "tenant_id", "catalogue", "offer"),
+)
