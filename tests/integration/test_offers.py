@@ -20,6 +20,7 @@ from accord.errors import InputError
 from accord.experiments import parse_experiment
 from accord.journeys import load_journey_text
 from accord.offers import parse_offer_catalogue
+from accord.replay import replay_candidate
 from accord.runtime import RunView
 from accord.service import Accord
 from accord.storage._schema import (
@@ -118,6 +119,7 @@ def capabilities(calls: Calls) -> CapabilityRegistry:
 
     @registry.capability("billing.discount", side_effect="write", writes=("pd:Purchase",))
     def discount(request: Discount, ctx: CallContext) -> Sent:
+        calls.record("billing.discount", ctx)
         return Sent()
 
     return registry
@@ -293,6 +295,11 @@ def test_a_choice_reads_features_through_the_gateway_and_gives_a_reason(
     listed = candidates(pick)
     assert listed["renewal_discount"]["policy"]["allowed"] is True
     assert listed["loyalty_thanks"]["score"] == 2.0 and "excluded" not in listed["newsletter"]
+    # the choice is a significant decision of the run's explanation, read from the ledger
+    [explained] = [d for d in accord.explain(view.run_id).decisions if d.kind == "offer"]
+    assert explained.summary.startswith("offer block pick chose 'renewal_discount'")
+    assert explained.facts["reason"] == pick["reason"]
+    assert explained.facts["explanation"]["chosen"] == "renewal_discount"
 
 
 def test_a_withdrawn_consent_removes_the_feature_from_the_next_decision(
@@ -412,7 +419,7 @@ when { context has channel && context.channel == "sms" };
 
 
 def test_policy_refuses_an_offer_on_a_channel_and_another_channel_is_not_tried_silently(
-    accord: Accord, clock: FrozenClock
+    accord: Accord, clock: FrozenClock, calls: Calls
 ) -> None:
     world(accord, clock, policies=GUARDED)
     consent(accord, "cus_8")
@@ -425,6 +432,7 @@ def test_policy_refuses_an_offer_on_a_channel_and_another_channel_is_not_tried_s
     # the check recorded nothing: only the reads and the send are decisions
     recorded = [d.capability for d in accord.runtime.decisions(T, pick["choice"].split("/")[0])]
     assert "billing.discount" not in recorded
+    assert calls.by_capability["billing.discount"] == 0  # checked, never called
 
 
 BANDIT = CATALOGUE.replace("ranking: {method: rules}", "ranking: {method: bandit}").replace(
@@ -644,3 +652,144 @@ def test_attribution_reads_the_offer_chosen_as_a_decision_point(
         step.value for path in paths for step in path.steps if step.point.kind == "offer"
     )
     assert chosen == ["loyalty_thanks"] * 3 + ["newsletter"] * 3
+
+
+SECOND_ANSWER = """      choice: steps.pick.choice
+      catalogue: '"customer-offers"'
+      offer: steps.pick.offer
+      accepted: 'false'"""
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("choice: steps.pick.choice", 'choice: run.id + "/pick/9"'), "is not one this run made"),
+        (("offer: steps.pick.offer", "offer: '\"renewal_discount\"'"), "offered 'loyalty_thanks'"),
+    ],
+)
+def test_offer_record_takes_only_this_runs_own_choice_as_it_was_made(
+    accord: Accord, clock: FrozenClock, change: tuple[str, str], message: str
+) -> None:
+    assert SECOND_ANSWER in RECORDING
+    journey = RECORDING.replace(SECOND_ANSWER, SECOND_ANSWER.replace(*change))
+    assert journey != RECORDING
+    world(accord, clock, journey=journey)
+    consent(accord, "cus_q")
+    started = accord.runtime.start(T, "next_offer", input={"customer_id": "cus_q"}, subject="cus_q")
+    accord.runtime.drive()
+    view = accord.runtime.get(T, started.run_id)
+    assert view.steps["pick"]["offer"] == "loyalty_thanks"
+    assert view.status == "failed" and view.error is not None
+    assert message in view.error["message"]
+    # the run's real answer was recorded once; nothing forged was
+    assert {o: s.trials for o, s in accord.offers.stats(T, "customer-offers").items()} == {
+        "loyalty_thanks": 1
+    }
+
+
+def test_a_redeployed_catalogue_does_not_break_a_choice_in_flight(
+    accord: Accord, clock: FrozenClock
+) -> None:
+    waiting = RECORDING.replace(
+        "  - id: answer\n", "  - {id: later, kind: wait, timer: 1h}\n  - id: answer\n"
+    )
+    world(accord, clock, journey=waiting)
+    consent(accord, "cus_w")
+    started = accord.runtime.start(T, "next_offer", input={"customer_id": "cus_w"}, subject="cus_w")
+    accord.runtime.drive()
+    assert accord.runtime.get(T, started.run_id).steps["pick"]["offer"] == "loyalty_thanks"
+    spec = parse_offer_catalogue(CATALOGUE)
+    smaller = spec.model_copy(
+        update={"version": 2, "offers": tuple(o for o in spec.offers if o.name != "loyalty_thanks")}
+    )
+    accord.deploy_offers(smaller, by="ann")
+    clock.advance(3601)
+    accord.runtime.drive()
+    view = accord.runtime.get(T, started.run_id)
+    assert view.status == "completed", view.error
+    assert view.output == {"first": "recorded", "second": "duplicate"}
+
+
+def test_a_catalogue_whose_source_writes_or_is_unknown_is_refused_at_deploy(
+    accord: Accord, clock: FrozenClock
+) -> None:
+    world(accord, clock)
+    for source, message in (
+        ("mail.send", "'mail.send' is a write; sources only read"),
+        ("crm.nothing", "no capability 'crm.nothing'"),
+    ):
+        text = (
+            CATALOGUE.replace("version: 1\n", "")
+            .replace("capability: crm.profile", f"capability: {source}")
+            .replace("catalogue: customer-offers", "catalogue: customer-offers\nversion: 5")
+        )
+        with pytest.raises(InputError, match=message):
+            accord.deploy_offers(parse_offer_catalogue(text), by="ann")
+    assert [c["version"] for c in accord.offers.deployed(T)] == [1]
+
+
+def test_a_switched_off_channel_is_closed_even_without_a_capability(
+    accord: Accord, clock: FrozenClock
+) -> None:
+    world(accord, clock)
+    consent(accord, "cus_k")
+    accord.flags.set(T, "channel:portal", False, actor="ops", reason="portal maintenance")
+    view, pick = offer(accord, "cus_k")
+    assert pick["explanation"]["contact"]["portal"] == {
+        "allowed": False,
+        "why": "kill switch channel:portal is off",
+    }
+    assert view.outcome == "nothing_to_offer"
+
+
+SLOW = CATALOGUE.replace(
+    "    capability: helpdesk.complaints\n    input: {customer_id: args.customer_id}",
+    "    capability: test.slow\n    input: {seconds: 2.0}",
+).replace("value: source.last_complaint_at", "value: 'null'")
+TIMED = JOURNEY.replace(
+    "    on: {none: nothing}\n", "    timeout: 200ms\n    on: {none: nothing}\n", 1
+)
+
+
+def test_the_blocks_timeout_bounds_its_reads(accord: Accord, clock: FrozenClock) -> None:
+    world(accord, clock, catalogue=SLOW, journey=TIMED)
+    consent(accord, "cus_t")
+    started = accord.runtime.start(T, "next_offer", input={"customer_id": "cus_t"}, subject="cus_t")
+    accord.runtime.drive()
+    retried = [
+        e for e in accord.runtime.history(T, started.run_id) if e.kind == "block.retry_scheduled"
+    ]
+    assert retried and retried[0].detail["error"]["type"] == "BlockTimeout"
+
+
+def test_replay_reports_an_offer_the_shadow_would_choose_differently(
+    accord: Accord, clock: FrozenClock
+) -> None:
+    world(accord, clock, catalogue=BANDIT)
+    consent(accord, "cus_p")
+    consent(accord, "cus_p", MARKETING)
+    view, pick = offer(accord, "cus_p")
+    assert pick["offer"] == "renewal_discount"
+    unchanged = replay_candidate(
+        accord, journey="next_offer", candidate="journey:next_offer@1", since=0
+    )
+    assert unchanged.to_json()["counts"]["unchanged"] == 1
+    # what was learnt since makes the shadow, which ranks with today's outcomes, choose another
+    for i in range(6):
+        accord.offers.record(
+            T,
+            choice_id=f"later/{i}",
+            catalogue="customer-offers",
+            offer="renewal_discount",
+            subject_id=f"cus_o{i}",
+            accepted=False,
+        )
+    report = replay_candidate(
+        accord, journey="next_offer", candidate="journey:next_offer@1", since=0
+    ).to_json()
+    [run] = report["runs"]
+    # the other offer goes out on another channel, whose call the recording never made
+    assert run["run_id"] == view.run_id and run["status"] == "diverged"
+    [change] = [c for c in run["changes"] if c["kind"] == "offer"]
+    assert change["before"]["offer"] == "renewal_discount"
+    assert change["after"]["offer"] != "renewal_discount"

@@ -9,6 +9,7 @@ import pytest
 
 from accord.errors import InputError
 from accord.journeys import load_journey_file
+from accord.offers import load_offer_catalogue
 from accord.policy import PolicyBundle, load_cases_file, run_cases
 from accord.simulation import load_manifest
 
@@ -26,7 +27,7 @@ def test_the_policy_cases_pass_against_the_enterprise_bundle() -> None:
     assert [r.failures for r in results if not r.passed] == []
 
 
-def test_the_manifest_names_seven_journeys_that_load() -> None:
+def test_the_manifest_names_eight_journeys_and_a_catalogue_that_load() -> None:
     manifest = load_manifest(ENTERPRISE / "enterprise.yaml")
     names = {load_journey_file(path).spec.journey for path in manifest.journeys}
     assert names == {
@@ -37,8 +38,12 @@ def test_the_manifest_names_seven_journeys_that_load() -> None:
         "access_provisioning",
         "account_recovery",
         "support_chat",
+        "next_best_offer",
     }
+    [catalogue] = manifest.offers
+    assert load_offer_catalogue(catalogue).catalogue == "customer-offers"
     assert "dpv:DirectMarketing" not in {b.purpose for b in manifest.bases}
+    assert "dpv:ProvidePersonalisedRecommendations" not in {b.purpose for b in manifest.bases}
     assert "dpv:ServicePersonalisation" not in {b.purpose for b in manifest.bases}
     assert {q.name for q in manifest.queues} >= {"supervisor", "senior", "support", "managers"}
 

@@ -303,9 +303,11 @@ def test_every_choice_has_a_customer_facing_reason_and_respects_the_caps(
     if "tenure" not in features:
         assert "months" not in choice.reason
     recent = sum(1 for c in contacts if c.at > now - 7 * DAY)
+    # nobody is contacted while a complaint is recent, or when complaints cannot be read
+    assert "complained" in features
+    assert features["complained"] is None or now - features["complained"] >= 30 * DAY
     if choice.channel in ("email", "sms"):
         assert recent < 2
-        assert features.get("complained") is None or now - features["complained"] >= 30 * DAY
     if choice.channel == "email":
         assert features.get("email_ok") is True
     assert choice.send_at is not None and choice.send_at >= now
@@ -374,3 +376,28 @@ def test_lint_checks_an_offer_blocks_routes_input_and_output(
 def _clean() -> tuple[Any, Any]:
     loaded = load_journey_text(OFFER_JOURNEY)
     return loaded.spec, loaded.source_map
+
+
+NAN = BASE.replace(
+    'eligible: features.renews <= 45\n    score: "3.0"',
+    "eligible: features.renews <= 45\n    score: 0.0 / 0.0",
+)
+
+
+def test_a_score_that_is_not_a_number_leaves_the_offer_out() -> None:
+    assert NAN != BASE
+    choice = run(text=NAN)
+    listed = {c["offer"]: c for c in choice.explanation["candidates"]}
+    assert listed["renewal"]["excluded"] == "its score could not be computed from the features"
+    assert choice.offer == "loyalty"
+
+
+def test_an_offers_context_is_plain_data() -> None:
+    text = BASE.replace(
+        "    title: our tips\n",
+        "    title: our tips\n"
+        '    context: {since: timestamp("2024-01-02T03:04:05Z"), raw: b"ab"}\n',
+    )
+    choice = run({**FULL, "tenure": 1, "renews": 400}, text=text)
+    assert choice.offer == "tips"
+    assert choice.context == {"since": "2024-01-02T03:04:05+00:00", "raw": "YWI="}

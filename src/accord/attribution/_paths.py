@@ -14,7 +14,7 @@ a point is what was decided, as a short text:
   <reason>`` or ``permitted``.
 - ``confirmation``: ``confirmation.answered`` or ``confirmation.implicit``; the answer.
 - ``experiment``: the ``block.completed`` of an ``experiment.assign`` task; the arm.
-- ``offer``: the ``block.completed`` of an ``offer`` block; the offer chosen (``none`` when
+- ``offer``: an ``offer`` block's ``offer.chosen``; the offer chosen (``none`` when
   nothing could be offered). A choice that explored was partly random, but its chances are not
   recorded, so it is estimated like any observed decision.
 
@@ -57,6 +57,7 @@ PATH_EVENT_KINDS: tuple[str, ...] = (
     "block.completed",
     "confirmation.answered",
     "confirmation.implicit",
+    "offer.chosen",
 )
 """The history events a path is read from."""
 
@@ -219,6 +220,9 @@ def _steps(events: Iterable[RecordedEvent], refused: set[str]) -> Iterable[Step]
             yield Step(Point(block, "confirmation"), _text(detail.get("answer")))
         elif kind == "confirmation.implicit":
             yield Step(Point(block, "confirmation"), "implicit")
+        elif kind == "offer.chosen":
+            chosen = detail.get("offer")
+            yield Step(Point(block, "offer"), _text(chosen) if chosen else "none")
         elif kind == "block.completed":
             if detail.get("capability") == ASSIGN:
                 output = detail.get("output")
@@ -229,9 +233,6 @@ def _steps(events: Iterable[RecordedEvent], refused: set[str]) -> Iterable[Step]
                         randomised=output.get("status") == "running",
                         experiment=_text(output.get("experiment")),
                     )
-            elif "catalogue" in detail and "offer" in detail:
-                chosen = detail.get("offer")
-                yield Step(Point(block, "offer"), _text(chosen) if chosen else "none")
             elif block in refused:
                 yield Step(Point(block, "gateway"), PERMITTED)
 

@@ -16,7 +16,9 @@ from accord.audit._ledger import Ledger
 from accord.audit._replay import ReplayedRun, replay_run
 from accord.audit._shredding import Erased
 
-DecisionKind = Literal["gateway", "rules", "choice", "human", "agent", "escalation", "compensation"]
+DecisionKind = Literal[
+    "gateway", "rules", "choice", "offer", "human", "agent", "escalation", "compensation"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +245,32 @@ def _transition(
             )
             + f" to {detail.get('next')}",
             {"choice": detail.get("choice"), "next": detail.get("next")},
+            [index],
+        )
+    if event == "offer.chosen":
+        found = detail.get("output")
+        output: dict[str, Any] = found if isinstance(found, dict) else {}
+        explanation = output.get("explanation")
+        chosen = detail.get("offer")
+        summary = (
+            f"offer block {block} chose {chosen!r} from catalogue {detail.get('catalogue')} "
+            f"v{detail.get('version')} on {output.get('channel')} by {output.get('method')}"
+            + (" (explored)" if output.get("explored") else "")
+            if chosen
+            else f"offer block {block} found nothing to offer from catalogue "
+            f"{detail.get('catalogue')} v{detail.get('version')}"
+        )
+        return ExplainedDecision(
+            "offer",
+            at,
+            block,
+            summary,
+            {
+                "offer": chosen,
+                "channel": output.get("channel"),
+                "reason": output.get("reason"),
+                "explanation": explanation,
+            },
             [index],
         )
     if event is not None and event.startswith("compensation."):

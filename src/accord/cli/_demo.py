@@ -1,4 +1,4 @@
-"""``accord demo``: the sample enterprise's six journeys, end to end, on embedded SQLite.
+"""``accord demo``: the sample enterprise's journeys, end to end, on embedded SQLite.
 
 The sandbox's systems start on loopback ports, Accord is deployed in front of them from
 ``examples/enterprise``, and a seeded mix of synthetic customers and employees goes through every

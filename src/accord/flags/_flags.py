@@ -84,7 +84,7 @@ class Flags:
         self,
         tenant: str,
         *,
-        capability: str,
+        capability: str | None,
         journey: str | None = None,
         channel: str | None = None,
         agent: str | None = None,

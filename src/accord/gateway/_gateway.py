@@ -261,6 +261,17 @@ class GatewaySession:
                     capability=invocation.capability, outcome=outcome
                 ).observe(time.perf_counter() - started)
 
+    def switched_off(self, *, journey: str | None, channel: str) -> str | None:
+        """The kill switch that closes ``channel`` (or the journey) now, if one does: for a
+        contact that no capability carries, such as a portal notice."""
+        governance = self.gateway.governance
+        if governance is None:
+            return None
+        self.snapshot(governance)
+        return governance.flags.kill_switch(
+            self.tenant, capability=None, journey=journey, channel=channel
+        )
+
     def check(self, invocation: Invocation, *, now: float) -> Checked | Refused | Held:
         """Whether the gateway would let ``invocation`` through now (kill switch, lawful basis,
         policy), without calling anything and without a decision record: what a choice among
@@ -429,7 +440,10 @@ class _Pass:
     def check(self) -> Checked | Refused | Held:
         """The stages before the call, recording nothing (``dry``)."""
         assert self._dry
-        outcome = self.run()
+        try:
+            outcome = self.run()
+        finally:
+            self.stage(None)
         assert isinstance(outcome, Checked | Refused | Held)
         if isinstance(outcome, Refused | Held):
             return replace(outcome, decision_id=None)

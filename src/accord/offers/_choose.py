@@ -4,7 +4,9 @@ passed in, and the same inputs (with the same seeded generator) give the same ch
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import math
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -196,11 +198,14 @@ def choose(
 
 
 def plain_data(value: Any) -> Any:
-    """``value`` as JSON data: CEL timestamps and durations become text and seconds."""
+    """``value`` as JSON data: CEL timestamps, durations and bytes become ISO text, seconds
+    and base64."""
     if isinstance(value, dt.datetime):
         return value.isoformat()
     if isinstance(value, dt.timedelta):
         return value.total_seconds()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
     if isinstance(value, dict):
         return {str(k): plain_data(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -250,6 +255,8 @@ def _score(
         except ExpressionError:
             return None, False
         if isinstance(value, bool) or not isinstance(value, int | float):
+            return None, False
+        if not math.isfinite(value):
             return None, False
         return float(value), False
     prior = spec.ranking.prior

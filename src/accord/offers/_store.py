@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -20,9 +21,19 @@ from accord.errors import InputError
 from accord.offers._catalogue import Compiled, OfferCatalogue
 from accord.offers._choose import Contact, Stats
 from accord.storage import Database
-from accord.storage._schema import decisions, offer_catalogues, offer_outcomes
+from accord.storage._schema import decisions, offer_catalogues, offer_outcomes, transitions
 
 Recorded = Literal["recorded", "duplicate"]
+
+
+@dataclass(frozen=True, slots=True)
+class Chosen:
+    """A choice an offer block made, as its run recorded it."""
+
+    choice_id: str
+    catalogue: str
+    version: int
+    offer: str
 
 
 class Offers:
@@ -89,17 +100,31 @@ class Offers:
             )
         return spec.version
 
-    def catalogue(self, tenant: str, name: str) -> Compiled:
-        """The newest deployed version of catalogue ``name``, compiled.
+    def catalogue(self, tenant: str, name: str, version: int | None = None) -> Compiled:
+        """Version ``version`` of catalogue ``name`` (the newest when None), compiled.
 
         Raises:
-            InputError: no catalogue of that name is deployed.
+            InputError: no such catalogue (or version) is deployed.
         """
         with self.db.read() as connection:
-            row = self._latest(connection, tenant, name)
+            row = (
+                self._latest(connection, tenant, name)
+                if version is None
+                else connection.execute(
+                    sa.select(offer_catalogues).where(
+                        offer_catalogues.c.tenant_id == tenant,
+                        offer_catalogues.c.name == name,
+                        offer_catalogues.c.version == version,
+                    )
+                )
+                .mappings()
+                .first()
+            )
         if row is None:
             raise InputError(
-                f"no offer catalogue {name!r} is deployed",
+                f"no offer catalogue {name!r}"
+                + (f" v{version}" if version is not None else "")
+                + " is deployed",
                 hint="deploy it: accord offers deploy FILE",
             )
         key = (tenant, name, int(row["version"]))
@@ -146,6 +171,28 @@ class Offers:
             )
         return listed
 
+    def chosen(self, tenant: str, run_id: str, choice_id: str) -> Chosen | None:
+        """The choice ``choice_id`` as run ``run_id``'s history recorded it, or None when the
+        run made no such choice."""
+        with self.db.read() as connection:
+            rows: list[str] = list(
+                connection.execute(
+                    sa.select(transitions.c.detail).where(
+                        transitions.c.tenant_id == tenant,
+                        transitions.c.run_id == run_id,
+                        transitions.c.kind == "offer.chosen",
+                    )
+                ).scalars()
+            )
+            for text in rows:
+                detail = json.loads(text)
+                output = detail.get("output") or {}
+                if output.get("choice") == choice_id and detail.get("offer"):
+                    return Chosen(
+                        choice_id, str(detail["catalogue"]), int(detail["version"]), detail["offer"]
+                    )
+        return None
+
     def record(
         self,
         tenant: str,
@@ -155,13 +202,14 @@ class Offers:
         offer: str,
         subject_id: str,
         accepted: bool,
+        version: int | None = None,
     ) -> Recorded:
         """Record whether the subject accepted the offer of one choice; the first answer counts.
 
         Raises:
-            InputError: the catalogue has no such offer.
+            InputError: the catalogue (``version``, or the newest) has no such offer.
         """
-        compiled = self.catalogue(tenant, catalogue)
+        compiled = self.catalogue(tenant, catalogue, version)
         if compiled.spec.offer(offer) is None:
             known = ", ".join(o.name for o in compiled.spec.offers)
             raise InputError(
@@ -226,16 +274,6 @@ class Offers:
                 )
             ).all()
         return [Contact(channel_of[str(r[0])], str(r[0]), float(r[1])) for r in rows]
-
-    def erase(self, connection: sa.Connection, tenant: str, subject_id: str) -> int:
-        """Delete a subject's recorded outcomes (their erasure); the counts others learnt from
-        lose them too."""
-        result = connection.execute(
-            sa.delete(offer_outcomes).where(
-                offer_outcomes.c.tenant_id == tenant, offer_outcomes.c.subject_id == subject_id
-            )
-        )
-        return int(result.rowcount or 0)
 
     @staticmethod
     def _latest(connection: sa.Connection, tenant: str, name: str) -> Any:

@@ -16,6 +16,7 @@ _EVENT_KINDS: dict[str, ChangeKind] = {
     "decision.made": "rules",
     "choice.taken": "choice",
     "agent.output": "agent",
+    "offer.chosen": "offer",
 }
 
 
@@ -92,6 +93,9 @@ def _decided(kind: ChangeKind, detail: dict[str, Any]) -> Any:
         return {"rules": detail.get("rules"), "output": detail.get("output")}
     if kind == "choice":
         return {"next": detail.get("next")}
+    if kind == "offer":
+        output = detail.get("output") or {}
+        return {"offer": detail.get("offer"), "channel": output.get("channel")}
     return {
         "output": detail.get("output"),
         "band": detail.get("band"),

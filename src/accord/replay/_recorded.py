@@ -48,7 +48,7 @@ class RecordedRun:
         (capability, output)."""
         found: dict[tuple[str, int, str], tuple[str, Any]] = {}
         for entry in self.history:
-            sources = entry.detail.get("sources") if entry.kind == "block.completed" else None
+            sources = entry.detail.get("sources") if entry.kind == "offer.chosen" else None
             if not isinstance(sources, dict):
                 continue
             for name, read in sources.items():

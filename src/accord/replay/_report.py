@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-ChangeKind = Literal["rules", "choice", "gateway", "agent", "human", "path", "outcome", "input"]
+ChangeKind = Literal[
+    "rules", "choice", "gateway", "agent", "offer", "human", "path", "outcome", "input"
+]
 RunStatus = Literal["unchanged", "changed", "diverged", "failed"]
 
 

@@ -535,10 +535,12 @@ class Advance:
                 tasks += 1
                 self._batchable = False
             elif isinstance(block, OfferBlock):
-                # its reads and its choice commit together, before anything else runs
+                # its reads and its choice commit together, before anything else runs, and
+                # before what follows: offer.record checks a choice against committed history
                 if tasks > 0:
                     return
                 tasks += 1
+                self._batchable = False
             steps[token.id] = steps.get(token.id, 0) + 1
             if steps[token.id] > MAX_PURE_STEPS:
                 self._fail_block(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -52,7 +53,7 @@ def run_offer(adv: Advance, token: Token, block: OfferBlock, node: Any) -> None:
         raise _config_error(exc.message) from exc
     spec = catalogue.spec
     args = node.mapping.evaluate(adv.variables(token)) if node.mapping is not None else {}
-    features, withheld, reads, answers = _read_features(adv, token, catalogue, args, subject)
+    features, withheld, reads, answers = _read_features(adv, token, block, catalogue, args, subject)
     window = spec.contact.window()
     contacts = (
         services.contacts(tenant, subject, spec.contact.channels, adv.now - window)
@@ -62,7 +63,14 @@ def run_offer(adv: Advance, token: Token, block: OfferBlock, node: Any) -> None:
     check = _PolicyCheck(adv, token, block)
     blocked: dict[str, str] = {}
     for channel, capabilities in spec.contact.channels.items():
-        if not capabilities or (block.channels is not None and channel not in block.channels):
+        if block.channels is not None and channel not in block.channels:
+            continue
+        if not capabilities:
+            switched = adv._gateway_session().switched_off(
+                journey=adv.run.journey_name, channel=channel
+            )
+            if switched is not None:
+                blocked[channel] = f"kill switch {switched} is off"
             continue
         try:
             context = (
@@ -101,7 +109,7 @@ def run_offer(adv: Advance, token: Token, block: OfferBlock, node: Any) -> None:
     output["explanation"]["contacts_counted"] = len(contacts)
     adv._set_output(token, output)
     adv._event(
-        "block.completed",
+        "offer.chosen",
         token,
         catalogue=spec.catalogue,
         version=spec.version,
@@ -123,7 +131,7 @@ def _config_error(message: str) -> CapabilityFailed:
 
 
 def _read_features(
-    adv: Advance, token: Token, catalogue: Compiled, args: Any, subject: str
+    adv: Advance, token: Token, block: OfferBlock, catalogue: Compiled, args: Any, subject: str
 ) -> tuple[dict[str, Any], dict[str, str], dict[str, Any], dict[str, Any]]:
     """The features that could be read lawfully, why the others could not, what each source
     read came to, and the answers read (as the gateway let them through)."""
@@ -132,7 +140,18 @@ def _read_features(
     answers: dict[str, Any] = {}
     failed: dict[str, str] = {}
     reads: dict[str, Any] = {}
+    deadline = time.time() + block.timeout if block.timeout else None
     for name, source in spec.sources.items():
+        capability = adv.deps.gateway.capabilities.find(source.capability)
+        if capability is None or capability.side_effect != "read":
+            raise _config_error(
+                f"offer catalogue {spec.catalogue!r} v{spec.version}: source {name!r} "
+                + (
+                    f"names {source.capability!r}, which is not registered"
+                    if capability is None
+                    else f"names {source.capability!r}, a {capability.side_effect}: sources read"
+                )
+            )
         try:
             payload = catalogue.source_inputs[name].evaluate(
                 {"args": args, "subject": subject, "sources": answers}
@@ -150,6 +169,7 @@ def _read_features(
             idempotency_key=f"{adv.run.run_id}/{path}/{token.visit}/source/{name}",
             subject_id=subject,
             purpose=source.purpose or spec.purpose,
+            deadline=deadline,
         )
         invocation = Invocation(
             capability=source.capability,
@@ -163,7 +183,8 @@ def _read_features(
         except ExecutionError as exc:
             if exc.retryable:
                 raise
-            failed[name] = f"failed: {exc.message}"
+            # the error's type only: a system's message may quote personal data
+            failed[name] = f"failed: {exc.error_type}"
             reads[name] = {"read": False, "why": failed[name]}
             continue
         if isinstance(outcome, Executed):

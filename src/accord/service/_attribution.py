@@ -29,7 +29,6 @@ MAX_RUNS = 100_000
 """The most runs one attribution reads (the newest of the window)."""
 
 ASSIGN_DETAIL = '"capability":"experiment.assign"'
-OFFER_DETAIL = '"catalogue":"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +109,7 @@ def read_paths(
             selection.tenant,
             [r.run_id for r in found],
             kinds=PATH_EVENT_KINDS,
-            only_if={"block.completed": (ASSIGN_DETAIL, OFFER_DETAIL)},
+            only_if={"block.completed": ASSIGN_DETAIL},
         )
     recorded = [
         RecordedRun(

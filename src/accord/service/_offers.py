@@ -45,19 +45,28 @@ def offer_capabilities(store: Offers, over: CapabilityRegistry) -> CapabilityReg
                 error_type="InputError",
                 retryable=False,
             )
-        if not request.choice.startswith(f"{ctx.run_id}/"):
+        chosen = store.chosen(ctx.tenant_id, ctx.run_id, request.choice)
+        if chosen is None:
             raise CapabilityFailed(
-                f"{RECORD}: choice {request.choice!r} was not made by this run; pass the "
+                f"{RECORD}: choice {request.choice!r} is not one this run made; pass the "
                 "offer block's `choice` (steps.BLOCK.choice)",
+                error_type="InputError",
+                retryable=False,
+            )
+        if (chosen.catalogue, chosen.offer) != (request.catalogue, request.offer):
+            raise CapabilityFailed(
+                f"{RECORD}: choice {request.choice!r} offered {chosen.offer!r} from "
+                f"{chosen.catalogue!r}, not {request.offer!r} from {request.catalogue!r}",
                 error_type="InputError",
                 retryable=False,
             )
         try:
             result = store.record(
                 ctx.tenant_id,
-                choice_id=request.choice,
-                catalogue=request.catalogue,
-                offer=request.offer,
+                choice_id=chosen.choice_id,
+                catalogue=chosen.catalogue,
+                offer=chosen.offer,
+                version=chosen.version,
                 subject_id=ctx.subject_id,
                 accepted=request.accepted,
             )

@@ -175,6 +175,32 @@ class Accord:
             if isinstance(catalogue, OfferCatalogue)
             else load_offer_catalogue(Path(catalogue))
         )
+        problems = []
+        for name, source in spec.sources.items():
+            found = self.capabilities.find(source.capability)
+            if found is None:
+                problems.append(f"sources.{name}: no capability {source.capability!r}")
+            elif found.side_effect != "read":
+                problems.append(
+                    f"sources.{name}: {source.capability!r} is a {found.side_effect}; "
+                    "sources only read"
+                )
+        named = [(f"offers.{o.name}.action", o.action) for o in spec.offers if o.action]
+        named += [
+            (f"contact.channels.{channel}", capability)
+            for channel, capabilities in spec.contact.channels.items()
+            for capability in capabilities
+        ]
+        problems += [
+            f"{where}: no capability {capability!r}"
+            for where, capability in named
+            if self.capabilities.find(capability) is None
+        ]
+        if problems:
+            raise InputError(
+                f"offer catalogue {spec.catalogue!r}: {'; '.join(problems)}",
+                hint="'accord capability list' shows the registered capabilities",
+            )
         return self.offers.deploy(TenantId(self._tenant(tenant)), spec, actor=by)
 
     def start_rollout(

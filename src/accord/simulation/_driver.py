@@ -158,11 +158,12 @@ class Driver:
         """Start a case's run; a start the runtime refuses is recorded as the case's error."""
         for purpose in case.persona.consents:
             if case.subject is not None:
+                # what the portal's notice for the purpose lists (e-mail contact otherwise)
                 self.accord.consent.grant(
                     TENANT,
                     case.subject,
                     purpose=purpose,
-                    categories=["pd:EmailAddress"],
+                    categories=self._categories().get(purpose) or ["pd:EmailAddress"],
                     channel="web",
                     notice_version="2026-10",
                     actor=case.subject,

@@ -79,30 +79,20 @@ def run_events(
     run_ids: Sequence[str],
     *,
     kinds: Sequence[str],
-    only_if: Mapping[str, str | tuple[str, ...]] | None = None,
+    only_if: Mapping[str, str] | None = None,
 ) -> dict[str, list[HistoryEntry]]:
     """The events of ``kinds`` in each run's history, in order.
 
-    ``only_if`` maps a kind to a text (or texts): an event of that kind whose stored detail
-    contains none of them comes back with an empty detail (details can be large, and of some
+    ``only_if`` maps a kind to a text: an event of that kind whose stored detail does not
+    contain the text comes back with an empty detail (details can be large, and of some
     kinds only a few are needed).
     """
     t = transitions
     detail: sa.ColumnElement[str] = t.c.detail
-    for kind, wanted in (only_if or {}).items():
-        texts = (wanted,) if isinstance(wanted, str) else wanted
-        likes = [
-            "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            for text in texts
-        ]
+    for kind, text in (only_if or {}).items():
+        like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         detail = sa.case(
-            (
-                sa.and_(
-                    t.c.kind == kind,
-                    *(~t.c.detail.like(like, escape="\\") for like in likes),
-                ),
-                "{}",
-            ),
+            (sa.and_(t.c.kind == kind, ~t.c.detail.like(like, escape="\\")), "{}"),
             else_=detail,
         )
     found: dict[str, list[HistoryEntry]] = {run_id: [] for run_id in run_ids}
