@@ -84,6 +84,10 @@ def report_command(
         show(report, primary=accord.experiments.spec(tenant_of(accord), name).primary.name)
 
 
+WIDE = 110
+"""The narrowest terminal the report is drawn as a table on."""
+
+
 def _figure(value: float) -> str:
     return f"{value:+.4g}" if math.isfinite(value) else "n/a"
 
@@ -116,23 +120,35 @@ def show(report: Report, *, primary: str | None = None) -> None:
         "   assigned: " + ", ".join(f"{arm} {n}" for arm, n in report.assigned.items()),
         markup=False,
     )
-    table = Table(
-        "metric",
-        "variant",
-        "n (control/variant)",
-        "control",
-        "variant",
-        "effect",
-        f"{1 - report.alpha:.0%} always-valid interval",
-        "p (always valid)",
-    )
-    for c in report.primary:
-        table.add_row(*_row(f"{primary} (primary)" if primary else "primary", c))
-    for g in report.guardrails:
-        table.add_row(
-            *_row(f"{g.metric} (guardrail{', breached' if g.breached else ''})", g.comparison)
+    rows = [(f"{primary} (primary)" if primary else "primary", c) for c in report.primary]
+    rows += [
+        (f"{g.metric} (guardrail{', breached' if g.breached else ''})", g.comparison)
+        for g in report.guardrails
+    ]
+    if console.width >= WIDE:
+        table = Table(
+            "metric",
+            "variant",
+            "n (control/variant)",
+            "control",
+            "variant",
+            "effect",
+            f"{1 - report.alpha:.0%} always-valid interval",
+            "p (always valid)",
         )
-    console.print(table)
+        for metric, c in rows:
+            table.add_row(*_row(metric, c))
+        console.print(table)
+    else:
+        # a table this wide would cut its words short on a narrow terminal: one line each
+        for metric, c in rows:
+            console.print(
+                f"   {metric}: {c.variant} {c.variant_mean:.4g} (n {c.n_variant}) against "
+                f"{c.control_mean:.4g} (n {c.n_control}), effect {_figure(c.effect)}, "
+                f"{1 - report.alpha:.0%} always-valid interval {_figure(c.low)} to "
+                f"{_figure(c.high)}, p {c.p_value:.3g}",
+                markup=False,
+            )
     if report.planned_sample is not None:
         console.print(f"   planned sample: {report.planned_sample} per arm", markup=False)
     console.print(f"   verdict: {report.verdict}", markup=False)
