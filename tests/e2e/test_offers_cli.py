@@ -14,6 +14,29 @@ from accord.cli._offers import app
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE = ROOT / "examples" / "enterprise" / "offers" / "customer-offers.yaml"
+# a catalogue over Accord's own built-in capabilities, which a bare instance has
+SMALL = """
+catalogue: thanks
+purpose: dpv:ProvidePersonalisedRecommendations
+sources:
+  context: {capability: context.read, input: {categories: '["pd:Purchase"]'}}
+features:
+  purchases: {source: context, value: source}
+contact:
+  channels: {portal: []}
+ranking: {method: bandit}
+offers:
+  - name: thank_you_note
+    title: a thank-you note
+    channels: [portal]
+    reasons:
+      - text: '"because we wanted to say thank you"'
+  - name: tips
+    title: our monthly tips
+    channels: [portal]
+    reasons:
+      - text: '"because customers like you found them useful"'
+"""
 Invoke = Callable[..., Result]
 
 
@@ -32,21 +55,19 @@ def invoke(tmp_path: Path) -> Invoke:
     return run
 
 
-def test_deploy_then_list(invoke: Invoke) -> None:
-    deployed = invoke("deploy", str(CATALOGUE), "--by", "ann")
+def test_deploy_then_list(invoke: Invoke, tmp_path: Path) -> None:
+    small = tmp_path / "thanks.yaml"
+    small.write_text(SMALL, encoding="utf-8")
+    deployed = invoke("deploy", str(small), "--by", "ann")
     assert deployed.exit_code == 0, deployed.output
-    assert "offer catalogue customer-offers v1: 3 offers, ranked by bandit" in deployed.output
-    again = invoke("deploy", str(CATALOGUE))
+    assert "offer catalogue thanks v1: 2 offers, ranked by bandit" in deployed.output
+    again = invoke("deploy", str(small))
     assert again.exit_code == 0 and "v1" in again.output
     listed = invoke("list", "--json")
     assert listed.exit_code == 0, listed.output
     [catalogue] = json.loads(listed.output)
     assert catalogue["deployed_by"] == "ann" and catalogue["method"] == "bandit"
-    assert [o["offer"] for o in catalogue["offers"]] == [
-        "loyalty_discount",
-        "gold_upgrade",
-        "thank_you_note",
-    ]
+    assert [o["offer"] for o in catalogue["offers"]] == ["thank_you_note", "tips"]
     assert all(o["trials"] == 0 for o in catalogue["offers"])
 
 
@@ -60,7 +81,19 @@ def test_a_bad_catalogue_names_the_file_and_field_and_deploys_nothing(
     )
     refused = invoke("deploy", str(bad))
     assert refused.exit_code == 2
-    assert f"{bad}: contact.caps.0.per" in refused.output
-    assert "'weekly' is not a duration" in refused.output
+    flat = " ".join(refused.output.split())
+    assert f"{bad}: contact.caps.0.per" in flat
+    assert "'weekly' is not a duration" in flat
     listed = invoke("list", "--json")
     assert json.loads(listed.output) == []
+
+
+def test_the_sample_catalogue_on_an_instance_without_its_capabilities_is_refused(
+    invoke: Invoke,
+) -> None:
+    result = invoke("deploy", str(CATALOGUE))
+    assert result.exit_code == 2
+    flat = " ".join(result.output.split())
+    assert "sources.profile: no capability 'crm.get_customer'" in flat
+    assert "'accord capability list' shows the registered capabilities" in flat
+    assert json.loads(invoke("list", "--json").output) == []

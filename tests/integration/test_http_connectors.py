@@ -94,7 +94,7 @@ def test_the_catalogue_binds_operations_with_the_documents_contracts(
     assert {"order_id", "amount", "method"} <= set(schema["properties"])
     customer = registry.get("crm.get_customer")
     assert customer.fields["email"] == "pd:EmailAddress"
-    assert len(registry) == 44
+    assert len(registry) == 45
 
 
 def test_a_write_sends_the_calls_key_and_a_repeat_acts_once(
