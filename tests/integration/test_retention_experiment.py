@@ -248,3 +248,38 @@ def test_a_seeded_batch_keeps_more_customers_in_the_generous_arm(tmp_path: Path)
             "asks for before deciding"
         ]
         assert not guardrail.breached and report.status == "running"
+
+
+def test_an_acceptance_counts_even_when_billing_then_fails(tmp_path: Path) -> None:
+    draws = random.Random(2026)
+    with open_enterprise(tmp_path / "work") as enterprise:
+        accord = enterprise.accord
+        accord.experiments.create(TENANT, DESIGN, actor="test")
+        httpx.put(
+            f"{enterprise.url('billing')}/_sandbox/faults",
+            json=[{"operation": "apply_discount", "error_rate": 1.0, "seed": 3}],
+        ).raise_for_status()
+        customers = emailable(enterprise)[:24]
+        # every customer accepts: whichever arm they are in, billing fails after the answer
+        with Driver(enterprise, advance_time=True) as driver:
+            runs = {
+                c: driver.start(
+                    case(c, c, 10.0, Persona(consents=(MARKETING,), draw=draws.random()))
+                )
+                for c in customers
+            }
+            driver.settle(seconds=240)
+        accepted = 0
+        for customer, run in runs.items():
+            view = accord.runtime.get(TENANT, str(run))
+            if view.steps.get("accept", {}).get("answer") != "confirmed":
+                continue
+            accepted += 1
+            assert "record_retained" in view.steps, (customer, view.status)
+            assert "discount" not in view.steps  # billing never answered
+        assert accepted >= 12
+        report = accord.experiments.report(TENANT, DESIGN.experiment)
+        [primary] = report.primary
+        held_out = report.assigned.get(HOLDOUT, 0)
+        assert primary.n_control + primary.n_variant == accepted - held_out
+        assert primary.control_mean == primary.variant_mean == 1.0

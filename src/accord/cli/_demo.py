@@ -337,7 +337,8 @@ def _experiment_report(
             if chances[v.name]
         }
         console.print(
-            "   the truth this estimates: the wave's customers accept p% off with probability "
+            "   the truth for the wave (the report also counts the mix's retention customers): "
+            "the wave's customers accept p% off with probability "
             f"1 / (1 + e^(-{response.slope:g} (p - {response.midpoint:g}))), so for the offers "
             "each arm made them they keep "
             + ", ".join(f"{arm} {rate:.3f}" for arm, rate in expected.items()),
