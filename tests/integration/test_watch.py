@@ -378,6 +378,176 @@ def test_accepting_a_kill_switch_switches_the_capability_off_as_the_person(
     assert accord.runtime.get(T, run_id).status == "waiting"
 
 
+def failing_till(accord: Accord, clock: FrozenClock, till: Till) -> None:
+    accord.runtime.catalog.deploy(T, load_journey_text(CHECKOUT.format(capability="watch.pay")))
+    checkout_runs(accord, range(0, 60))
+    clock.advance(3 * DAY)
+    till.failing = lambda n: n % 2 == 0
+    checkout_runs(accord, range(100, 160))
+    clock.advance(60)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_reject_while_the_change_is_being_applied_is_refused_and_the_accept_stands(
+    make_accord: Callable[..., Accord], clock: FrozenClock, till: Till
+) -> None:
+    accord = make_accord()
+    failing_till(accord, clock, till)
+    (proposal,) = accord.watch.check(T).opened
+    applying = accord.watch.flags.set
+    refused: list[ProposalConflict] = []
+
+    def set_while_someone_rejects(*args: Any, **kwargs: Any) -> Any:
+        record = applying(*args, **kwargs)
+        with pytest.raises(ProposalConflict, match="being accepted by ann") as raised:
+            accord.watch.reject(T, proposal.proposal_id, by="bob", reason="vendor fixing it")
+        refused.append(raised.value)
+        return record
+
+    accord.watch.flags.set = set_while_someone_rejects  # type: ignore[method-assign]
+    accepted = accord.watch.accept(T, proposal.proposal_id, by="ann", reason="till down")
+    assert refused and accepted.status == "accepted" and accepted.decided_by == "ann"
+    flag = accord.flags.get(T, "capability:watch.pay")
+    assert flag is not None and flag.value is False
+    assert [d["decision"] for d in kinds(accord, "watch.decided")] == ["accepted"]
+    with pytest.raises(ProposalConflict):
+        accord.watch.reject(T, proposal.proposal_id, by="bob", reason="too late")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_change_that_fails_to_apply_leaves_the_proposal_open(
+    make_accord: Callable[..., Accord], clock: FrozenClock, till: Till
+) -> None:
+    accord = make_accord()
+    failing_till(accord, clock, till)
+    (proposal,) = accord.watch.check(T).opened
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the flag store is away")
+
+    accord.watch.flags.set = broken  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        accord.watch.accept(T, proposal.proposal_id, by="ann", reason="till down")
+    again = accord.watch.get(T, proposal.proposal_id)
+    assert again.status == "open" and again.decided_by is again.decided_at is None
+    assert kinds(accord, "watch.decided") == []
+    rejected = accord.watch.reject(T, proposal.proposal_id, by="bob", reason="vendor fixing it")
+    assert rejected.status == "rejected"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_restoring_an_agent_version_is_refused_once_another_version_is_current(
+    accord: Accord, clock: FrozenClock, tmp_path: Path
+) -> None:
+    deploy_agent(accord, tmp_path, 1)
+    accord.runtime.catalog.deploy(T, load_journey_text(SUPPORT))
+    support_runs(accord, 40, start=0, change=lambda v: False)
+    clock.advance(2 * DAY)
+    deploy_agent(accord, tmp_path, 2)
+    rollout = accord.start_rollout("remedy", 2, percent=50.0, margin=1.0, by="rita")
+    accord.promote_rollout(rollout.rollout_id, by="rita")
+    clock.advance(DAY + 60)
+    support_runs(accord, 40, start=100, change=lambda v: v == "2")
+    clock.advance(3600)
+    (proposal,) = accord.watch.check(T).opened
+    assert proposal.candidate.kind == "restore_agent_version"
+    assert (proposal.candidate.change["version"], proposal.candidate.change["current"]) == (1, 2)
+    deploy_agent(accord, tmp_path, 3)
+    accord.agents.promote(T, "remedy", 3, by="rita")
+    with pytest.raises(ProposalConflict, match="at v3 now, not v2"):
+        accord.watch.accept(T, proposal.proposal_id, by="ann", reason="v2 is bad")
+    assert accord.agents.current_version(T, "remedy") == 3
+    assert accord.watch.get(T, proposal.proposal_id).status == "open"
+    assert kinds(accord, "watch.decided") == []
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_periodic_check_goes_on_after_an_unexpected_error(
+    accord: Accord, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[int] = []
+    checking = accord.watch.check
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("the pool is exhausted")
+        return checking(*args, **kwargs)
+
+    accord.watch.check = flaky  # type: ignore[method-assign]
+    stop = threading.Event()
+    loop = threading.Thread(
+        target=accord.watch.run, args=(stop,), kwargs={"tenant": T, "interval": 0.01}
+    )
+    with caplog.at_level("ERROR", logger="accord.watch._watch"):
+        loop.start()
+        try:
+            deadline = time.monotonic() + 30
+            while len(calls) < 3 and time.monotonic() < deadline:
+                time.sleep(0.02)
+        finally:
+            stop.set()
+            loop.join(timeout=30)
+    assert not loop.is_alive() and len(calls) >= 3
+    (failed,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert failed.exc_info is not None and "checking again later" in failed.getMessage()
+
+
+VIP = """
+journey: support
+purpose: dpv:ServiceProvision
+input: {message: string, vip: boolean}
+blocks:
+  - id: triage
+    kind: agent
+    agent: remedy
+    input: {message: input.message}
+  - id: which
+    kind: choice
+    choices:
+      - {when: input.vip, next: vip_done}
+    default: done
+  - {id: vip_done, kind: end, outcome: resolved_vip}
+  - {id: done, kind: end, outcome: resolved}
+"""
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_runs_still_waiting_on_a_person_make_no_drift_in_later_blocks(
+    accord: Accord, clock: FrozenClock, tmp_path: Path
+) -> None:
+    deploy_agent(accord, tmp_path, 1)
+    accord.runtime.catalog.deploy(T, load_journey_text(VIP))
+    accord.put_person("sue", roles=["support"], actor="test")
+
+    def runs(start: int, *, answer_vip: bool) -> None:
+        started = [
+            (
+                accord.runtime.start(
+                    T, "support", input={"message": "x", "vip": i % 2 == 0}, subject=f"cus-{i}"
+                ).run_id,
+                i % 2 == 0,
+            )
+            for i in range(start, start + 80)
+        ]
+        accord.runtime.drive()
+        for run_id, vip in started:
+            if vip and not answer_vip:
+                continue  # nobody has worked the VIP answers yet
+            (item,) = accord.review_items(run_id=run_id)
+            accord.decide_review(item.item_id, "sue", "approve", reason="fine")
+        accord.runtime.drive()
+
+    runs(0, answer_vip=True)
+    clock.advance(3 * DAY)
+    runs(100, answer_vip=False)
+    clock.advance(3600)
+    report = accord.watch.check(T)
+    assert report.opened == () and report.detection.findings == []
+    branches = [c for c in report.detection.compared if c.key.metric == "branches"]
+    assert branches and branches[0].recent.to_json()["pending"] == 40
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_the_periodic_check_opens_the_proposal_once_however_often_it_runs(
     make_accord: Callable[..., Accord], clock: FrozenClock, till: Till
@@ -514,6 +684,32 @@ def test_the_console_lists_proposals_and_a_reviewer_decides_within_their_roles(
         assert admin.get("/console/proposals/wp_missing").status_code == 404
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_proposal_page_shows_journey_source_only_to_who_may_read_journeys(
+    make_accord: Callable[..., Accord], clock: FrozenClock, till: Till
+) -> None:
+    accord = make_accord()
+    first = CHECKOUT.format(capability="watch.pay") + "# v1 keeps its till settings here\n"
+    accord.runtime.catalog.deploy(T, load_journey_text(first))
+    checkout_runs(accord, range(0, 60))
+    clock.advance(3 * DAY)
+    accord.runtime.catalog.deploy(T, load_journey_text(CHECKOUT.format(capability="watch.pay_v2")))
+    till.failing = lambda n: n % 3 == 0
+    checkout_runs(accord, range(100, 160))
+    clock.advance(60)
+    (proposal,) = accord.watch.check(T).opened
+    assert proposal.candidate.kind == "restore_journey_version"
+    with served(accord) as base:
+        reviewer = session(accord, base, "reviewer")
+        page = reviewer.get(f"/console/proposals/{proposal.proposal_id}")
+        assert page.status_code == 200 and proposal.title in page.text
+        assert "till settings" not in page.text
+        assert "The journey source is not shown" in page.text
+        admin = session(accord, base, "admin")
+        page = admin.get(f"/console/proposals/{proposal.proposal_id}")
+        assert "till settings" in page.text and "is not shown" not in page.text
+
+
 # -- the command line -------------------------------------------------------------------------
 
 
@@ -574,3 +770,22 @@ def test_accord_watch_checks_lists_shows_and_decides_from_the_command_line(
     assert f"rejected {proposal_id}" in rejected.stdout
     listed = invoke("list", "--status", "rejected", "--json")
     assert [p["proposal_id"] for p in json.loads(listed.stdout)] == [proposal_id]
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["--baseline-from", "nan", "--baseline-to", "inf"], "--baseline-from"),
+        (["--baseline-from", "0", "--baseline-to", "inf"], "--baseline-to"),
+        (["--min-psi", "nan"], "--min-psi"),
+        (["--min-change", "inf"], "--min-change"),
+        (["--alpha", "nan"], "--alpha"),
+    ],
+)
+def test_accord_watch_check_refuses_numbers_that_are_not_finite(
+    tmp_path: Path, args: list[str], option: str
+) -> None:
+    env = {"ACCORD_DATABASE_URL": f"sqlite:///{tmp_path / 'accord.db'}", "COLUMNS": "200"}
+    result = CliRunner().invoke(app, ["check", *args], env=env)
+    assert result.exit_code == 2
+    assert f"{option}: " in result.output and "not a finite number" in result.output

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import math
 from typing import Annotated, Any
 
 import typer
@@ -37,18 +38,27 @@ def _person(given: str | None) -> str:
         return "cli"
 
 
+def _finite(value: float, option: str) -> float:
+    if not math.isfinite(value):
+        fail(f"{option}: {value} is not a finite number")
+    return value
+
+
 def _seconds(text: str, option: str) -> float:
     try:
-        return parse_duration(text)
+        seconds = parse_duration(text)
     except ValueError as exc:
         fail(f"{option}: {exc}")
+    return _finite(seconds, option)
 
 
 def _moment(text: str, option: str) -> float:
     try:
-        return float(text)
+        epoch = float(text)
     except ValueError:
         pass
+    else:
+        return _finite(epoch, option)
     try:
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
@@ -104,6 +114,9 @@ def check_command(
         if baseline_from is not None and baseline_to is not None
         else None
     )
+    _finite(alpha, "--alpha")
+    _finite(min_change, "--min-change")
+    _finite(min_psi, "--min-psi")
     options = WatchOptions(
         window=_seconds(window, "--window"),
         baseline=_seconds(baseline, "--baseline"),
@@ -189,18 +202,21 @@ def _verdict(c: Comparison) -> str:
 
 
 def _figure(data: dict[str, Any]) -> str:
+    pending = f", {data['pending']} pending" if data.get("pending") else ""
     if "rate" in data:
-        return f"{data['rate']:.1%} ({data['events']}/{data['total']})"
+        return f"{data['rate']:.1%} ({data['events']}/{data['total']}{pending})"
     if "median" in data:
         return f"median {data['median']:.3g} s ({data['count']})"
     counts = data.get("counts") or {}
     total = data.get("total") or 1
-    return ", ".join(f"{k} {v / total:.0%}" for k, v in counts.items()) + f" ({total})"
+    return ", ".join(f"{k} {v / total:.0%}" for k, v in counts.items()) + f" ({total}{pending})"
 
 
 @app.command("list")
 def list_command(
-    status: Annotated[str, typer.Option(help="open, accepted, rejected, or all")] = "open",
+    status: Annotated[
+        str, typer.Option(help="open, accepting, accepted, rejected, or all")
+    ] = "open",
     json: Json = False,
     database: Database = None,
 ) -> None:

@@ -52,8 +52,17 @@ class DetectOptions:
 
     def check(self) -> None:
         """Raises:
-        InputError: an option is out of its range.
+        InputError: an option is out of its range, or not a finite number.
         """
+        for name, value in (
+            ("alpha", self.alpha),
+            ("the minimum rate change", self.min_rate_change),
+            ("the minimum PSI", self.min_psi),
+            ("the minimum duration ratio", self.min_duration_ratio),
+            ("the minimum duration change", self.min_duration_change),
+        ):
+            if not math.isfinite(value):
+                raise InputError(f"{name} must be a finite number, not {value}")
         if not 0.0 < self.alpha <= 0.5:
             raise InputError(f"alpha must be above 0 and at most 0.5, not {self.alpha}")
         if self.min_count < 1:
@@ -157,6 +166,36 @@ def two_proportion(baseline: Rate, recent: Rate) -> tuple[str, float | None, flo
     se = math.sqrt(pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n2))
     z = (x2 / n2 - x1 / n1) / se
     return "two-proportion z-test", z, float(_stats().norm.sf(z))
+
+
+def bounded_rates(baseline: Rate, recent: Rate) -> tuple[Rate, Rate]:
+    """The two rates with every pending observation at its least alarming: a pending one of
+    the baseline counted as an event, one of the recent window as no event.
+
+    Runs still going have not all reached every block yet, and which of them have depends on
+    what they met; so the observations known so far are not a fair sample of the window, and
+    the test must not alarm on what the pending ones could still change.
+    """
+    return (
+        Rate(baseline.events + baseline.pending, baseline.total + baseline.pending),
+        Rate(recent.events, recent.total + recent.pending),
+    )
+
+
+def filled(mix: Mix, toward: Mix) -> Mix:
+    """``mix`` with each of its pending visits counted where it brings the mix closest to
+    ``toward`` (the category furthest below its share there), so that visits not known yet
+    cannot make a drift (see :func:`bounded_rates`)."""
+    total = toward.count
+    if not mix.pending or not total:
+        return mix
+    shares = {c: n / total for c, n in toward.counts}
+    counts = dict(mix.counts)
+    for step in range(mix.pending):
+        size = mix.count + step + 1
+        category = max(sorted(shares), key=lambda c: shares[c] * size - counts.get(c, 0))
+        counts[category] = counts.get(category, 0) + 1
+    return Mix(tuple(sorted(counts.items())))
 
 
 def merge_sparse(baseline: Mix, recent: Mix) -> list[tuple[str, int, int]]:
@@ -302,8 +341,9 @@ def _test(key: MetricKey, before: Figure, after: Figure, options: DetectOptions)
     if isinstance(before, Rate) and isinstance(after, Rate):
         if before.events + after.events in (0, before.total + after.total):
             return "the rate is the same in every observation of both windows"
-        test, statistic, p = two_proportion(before, after)
-        change = after.value - before.value
+        low, high = bounded_rates(before, after)
+        test, statistic, p = two_proportion(low, high)
+        change = high.value - low.value
         return _Tested(
             key,
             "degradation",
@@ -318,7 +358,7 @@ def _test(key: MetricKey, before: Figure, after: Figure, options: DetectOptions)
             change > 0,
         )
     if isinstance(before, Mix) and isinstance(after, Mix):
-        columns = merge_sparse(before, after)
+        columns = merge_sparse(filled(before, after), filled(after, before))
         if len(columns) < 2:
             return "fewer than two categories with enough observations"
         statistic, p = chi_square(columns)
@@ -381,8 +421,10 @@ __all__ = [
     "Detection",
     "Kind",
     "Skipped",
+    "bounded_rates",
     "chi_square",
     "detect",
+    "filled",
     "holm",
     "mann_whitney",
     "merge_sparse",

@@ -6,7 +6,9 @@ person (an ``escalate`` block or an agent's escalate band), that a gateway refus
 diverted, and the durations of the completed ones; per agent block: the mix of bands and the
 share of escalations among its outputs, and the share of its reviewed outputs people changed
 (edited, rejected or overrode); per ``decide`` block the rules that decided, and per
-``choice`` block the branch taken. Nothing here reads the database.
+``choice`` block the branch taken. A block's figures also count what is still pending: runs
+still going that have not reached the block, and outputs still waiting for their review; the
+tests take those at their least alarming. Nothing here reads the database.
 """
 
 from __future__ import annotations
@@ -81,6 +83,10 @@ class MetricKey:
 class Rate:
     events: int
     total: int
+    pending: int = 0
+    """Observations not known yet: runs still going that have not reached the block, or
+    outputs of such runs still waiting for their review. The tests take each at its least
+    alarming (:func:`accord.watch._detect.bounded`)."""
 
     @property
     def value(self) -> float:
@@ -91,13 +97,22 @@ class Rate:
         return self.total
 
     def to_json(self) -> dict[str, float | int]:
-        return {"events": self.events, "total": self.total, "rate": round(self.value, 6)}
+        found: dict[str, float | int] = {
+            "events": self.events,
+            "total": self.total,
+            "rate": round(self.value, 6),
+        }
+        if self.pending:
+            found["pending"] = self.pending
+        return found
 
 
 @dataclass(frozen=True, slots=True)
 class Mix:
     counts: tuple[tuple[str, int], ...]
     """(category, count), by category."""
+    pending: int = 0
+    """Runs still going that have not reached the block yet: their visits are not known."""
 
     @property
     def count(self) -> int:
@@ -108,7 +123,10 @@ class Mix:
         return dict(self.counts).get(category, 0) / total if total else 0.0
 
     def to_json(self) -> dict[str, object]:
-        return {"counts": dict(self.counts), "total": self.count}
+        found: dict[str, object] = {"counts": dict(self.counts), "total": self.count}
+        if self.pending:
+            found["pending"] = self.pending
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,8 +207,12 @@ def measure(facts: Facts) -> dict[MetricKey, Figure]:
     """Every metric the facts allow, by key."""
     found: dict[MetricKey, Figure] = {}
     per_journey: dict[str, list[RunFact]] = defaultdict(list)
+    going: dict[str, set[str]] = defaultdict(set)
+    """The runs still going, per journey."""
     for run in facts.runs:
         per_journey[run.journey].append(run)
+        if run.ended_at is None:
+            going[run.journey].add(run.run_id)
     for journey, runs in per_journey.items():
         total = len(runs)
 
@@ -213,25 +235,36 @@ def measure(facts: Facts) -> dict[MetricKey, Figure]:
     for output in facts.agents:
         per_block[(output.journey, output.block)].append(output)
     for (journey, block), outputs in per_block.items():
+        # runs still going that have not reached the block: what they will do is not known
+        unreached = len(going[journey] - {o.run_id for o in outputs})
         reviewed = [o for o in outputs if o.review_outcome is not None]
+        waiting = sum(
+            o.review_outcome is None and o.band != "auto" and o.run_id in going[journey]
+            for o in outputs
+        )
         found[MetricKey(journey, block, "override_rate")] = Rate(
-            sum(o.review_outcome in CHANGED for o in reviewed), len(reviewed)
+            sum(o.review_outcome in CHANGED for o in reviewed), len(reviewed), unreached + waiting
         )
         found[MetricKey(journey, block, "agent_escalation_rate")] = Rate(
-            sum(o.band == "escalate" for o in outputs), len(outputs)
+            sum(o.band == "escalate" for o in outputs), len(outputs), unreached
         )
-        found[MetricKey(journey, block, "band_mix")] = mix(o.band for o in outputs)
-    per_route: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+        found[MetricKey(journey, block, "band_mix")] = mix(
+            (o.band for o in outputs), pending=unreached
+        )
+    per_route: dict[tuple[str, str, str], list[RouteFact]] = defaultdict(list)
     for route in facts.routes:
-        per_route[(route.journey, route.block, route.kind)].append(route.outcome)
-    for (journey, block, kind), outcomes in per_route.items():
+        per_route[(route.journey, route.block, route.kind)].append(route)
+    for (journey, block, kind), visits in per_route.items():
         metric: MetricName = "decision_outcomes" if kind == "decide" else "branches"
-        found[MetricKey(journey, block, metric)] = mix(outcomes)
+        unreached = len(going[journey] - {v.run_id for v in visits})
+        found[MetricKey(journey, block, metric)] = mix(
+            (v.outcome for v in visits), pending=unreached
+        )
     return found
 
 
-def mix(categories: Iterable[str]) -> Mix:
-    return Mix(tuple(sorted(Counter(categories).items())))
+def mix(categories: Iterable[str], *, pending: int = 0) -> Mix:
+    return Mix(tuple(sorted(Counter(categories).items())), pending)
 
 
 __all__ = [

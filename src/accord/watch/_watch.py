@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,8 +47,9 @@ log = logging.getLogger(__name__)
 
 DAY = 86_400.0
 MAX_REASON = 2000
-ProposalStatus = Literal["open", "accepted", "rejected"]
-STATUSES: tuple[ProposalStatus, ...] = ("open", "accepted", "rejected")
+ProposalStatus = Literal["open", "accepting", "accepted", "rejected"]
+STATUSES: tuple[ProposalStatus, ...] = ("open", "accepting", "accepted", "rejected")
+"""``accepting``: a person accepted and the change is being applied; nobody else may decide."""
 
 
 class ProposalNotFound(ReviewNotFound):
@@ -86,9 +88,13 @@ class WatchOptions:
 
     def windows(self, now: float) -> Windows:
         """Raises:
-        InputError: a window is empty, or the pinned baseline overlaps the recent window.
+        InputError: a window is empty or not finite, or the pinned baseline overlaps the
+            recent window.
         """
         self.detect.check()
+        pinned = self.baseline_window or ()
+        if not all(math.isfinite(v) for v in (self.window, self.baseline, now, *pinned)):
+            raise InputError("the windows must be finite numbers of seconds")
         if self.window <= 0 or self.baseline <= 0:
             raise InputError("the recent and baseline windows must be longer than zero")
         if not 0.0 < self.threshold_step <= 0.5:
@@ -313,6 +319,8 @@ class Watch:
                 log.warning("watch: database error, checking again later: %s", exc.orig)
             except AccordError as exc:
                 log.warning("watch: %s; checking again later", exc.message)
+            except Exception:
+                log.exception("watch: the check failed; checking again later")
             stop.wait(interval)
 
     # -- reading ----------------------------------------------------------------------------
@@ -364,9 +372,21 @@ class Watch:
                 rollout that ended meanwhile); then nothing changed.
         """
         _require_decision(by, reason, "accepting")
-        proposal = self._require_open(tenant, proposal_id)
-        applied = self._apply(tenant, proposal, by=by, reason=reason)
-        return self._decide(tenant, proposal, "accepted", by=by, reason=reason, applied=applied)
+        proposal = self._claim(tenant, proposal_id, by=by)
+        try:
+            applied = self._apply(tenant, proposal, by=by, reason=reason)
+        except BaseException:
+            self._release(tenant, proposal_id)
+            raise
+        return self._decide(
+            tenant,
+            proposal,
+            "accepted",
+            by=by,
+            reason=reason,
+            applied=applied,
+            claimed=True,
+        )
 
     def reject(self, tenant: str, proposal_id: str, *, by: str, reason: str) -> Proposal:
         """A person rejects: nothing changes, and the decision is recorded.
@@ -374,7 +394,7 @@ class Watch:
         Raises:
             InputError: no person or no reason.
             ProposalNotFound: no such proposal.
-            ProposalConflict: it was decided already.
+            ProposalConflict: it was decided already, or it is being accepted.
         """
         _require_decision(by, reason, "rejecting")
         proposal = self._require_open(tenant, proposal_id)
@@ -382,6 +402,12 @@ class Watch:
 
     def _require_open(self, tenant: str, proposal_id: str) -> Proposal:
         proposal = self.get(tenant, proposal_id)
+        if proposal.status == "accepting":
+            raise ProposalConflict(
+                f"proposal {proposal_id} is being accepted by {proposal.decided_by} (since "
+                f"{_when(proposal.decided_at or proposal.created_at)})",
+                hint=f"accord watch show {proposal_id}",
+            )
         if proposal.status != "open":
             raise ProposalConflict(
                 f"proposal {proposal_id} was {proposal.status} by {proposal.decided_by} at "
@@ -390,6 +416,47 @@ class Watch:
                 "degradation goes on",
             )
         return proposal
+
+    def _claim(self, tenant: str, proposal_id: str, *, by: str) -> Proposal:
+        """Mark an open proposal ``accepting`` before its change is applied, so that nobody
+        decides it meanwhile.
+
+        Raises:
+            ProposalNotFound: no such proposal.
+            ProposalConflict: it is not open (decided, or being accepted).
+        """
+        proposal = self._require_open(tenant, proposal_id)
+        with self.db.transaction() as connection:
+            result = connection.execute(
+                watch_proposals.update()
+                .where(
+                    watch_proposals.c.tenant_id == tenant,
+                    watch_proposals.c.proposal_id == proposal_id,
+                    watch_proposals.c.status == "open",
+                )
+                .values(status="accepting", decided_by=by, decided_at=self.clock.now())
+            )
+            claimed = result.rowcount == 1
+        if not claimed:
+            self._require_open(tenant, proposal_id)
+            raise ProposalConflict(
+                f"proposal {proposal_id} was decided by someone else just now",
+                hint=f"accord watch show {proposal_id}",
+            )
+        return proposal
+
+    def _release(self, tenant: str, proposal_id: str) -> None:
+        """Open a claimed proposal again, after its change could not be applied."""
+        with self.db.transaction() as connection:
+            connection.execute(
+                watch_proposals.update()
+                .where(
+                    watch_proposals.c.tenant_id == tenant,
+                    watch_proposals.c.proposal_id == proposal_id,
+                    watch_proposals.c.status == "accepting",
+                )
+                .values(status="open", decided_by=None, decided_at=None)
+            )
 
     def _apply(
         self, tenant: str, proposal: Proposal, *, by: str, reason: str
@@ -410,6 +477,16 @@ class Watch:
                     "percent": rolled.percent,
                 }
             if candidate.kind == "restore_agent_version":
+                agent = str(change["agent"])
+                current = self.agents.current_version(tenant, agent)
+                if current != int(change["current"]):
+                    raise ProposalConflict(
+                        f"proposal {proposal.proposal_id} cannot be applied: agent {agent} "
+                        f"is at v{current} now, not v{change['current']} as proposed",
+                        hint="the change no longer applies as proposed; reject the proposal "
+                        "with a reason that says so: "
+                        f"accord watch reject {proposal.proposal_id} --reason ...",
+                    )
                 promoted = self.agents.promote(
                     TenantId(tenant), str(change["agent"]), int(change["version"]), by=by
                 )
@@ -441,6 +518,7 @@ class Watch:
         by: str,
         reason: str,
         applied: dict[str, Any] | None,
+        claimed: bool = False,
     ) -> Proposal:
         now = self.clock.now()
         with self.db.transaction() as connection:
@@ -449,7 +527,7 @@ class Watch:
                 .where(
                     watch_proposals.c.tenant_id == tenant,
                     watch_proposals.c.proposal_id == proposal.proposal_id,
-                    watch_proposals.c.status == "open",
+                    watch_proposals.c.status == ("accepting" if claimed else "open"),
                 )
                 .values(
                     status=status,
@@ -461,7 +539,7 @@ class Watch:
                 )
             )
             if not result.rowcount:
-                # an applied change stands: its own ledger entry names this proposal
+                # accepting claims the proposal first, so only a reject gets here
                 raise ProposalConflict(
                     f"proposal {proposal.proposal_id} was decided by someone else just now",
                     hint=f"accord watch show {proposal.proposal_id}",
@@ -515,7 +593,7 @@ class Watch:
                         p.journey == key.journey,
                         p.point == key.point,
                         p.metric == key.metric,
-                        p.status != "open",
+                        p.status.in_(("accepted", "rejected")),
                     )
                     .order_by(p.decided_at.desc())
                     .limit(1)
