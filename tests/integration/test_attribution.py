@@ -25,6 +25,7 @@ from accord.errors import InputError, JourneyNotFound
 from accord.experiments import parse_experiment
 from accord.journeys import load_journey_text
 from accord.service import Accord
+from accord.testing import FrozenClock
 from tests.served import serving
 
 T = TenantId("default")
@@ -340,3 +341,100 @@ def test_runs_of_an_erased_subject_are_left_out(make_accord: Callable[..., Accor
     assert found.runs == SUBJECTS - 1 and found.erased == 1
     assert any("1 runs of erased subjects are left out" in n for n in found.notes)
     assert erased_run not in {p.run_id for p in accord.decision_paths("keep_customer")}
+
+
+SLOW_DESIGN = """
+experiment: slow-offer
+target: {kind: journey, name: keep_slow}
+control: usual
+variants:
+  - {name: usual}
+  - {name: generous}
+primary: {name: retained, kind: binary, minimum_effect: 0.2, baseline: 0.4}
+minimum_sample: 10
+"""
+
+SLOW_JOURNEY = """
+journey: keep_slow
+purpose: dpv:CustomerCare
+input:
+  stays: {type: boolean}
+blocks:
+  - id: arm
+    kind: task
+    capability: experiment.assign
+    input: {experiment: '"slow-offer"'}
+  - id: outcome
+    kind: choice
+    choices:
+      - {when: input.stays, next: settle_in}
+    default: lost
+  - id: settle_in
+    kind: wait
+    timer: 30d
+  - {id: kept, kind: end, outcome: retained}
+  - {id: lost, kind: end, outcome: lost}
+"""
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_an_arm_is_not_called_causal_while_runs_it_may_delay_are_still_open(
+    accord: Accord, clock: FrozenClock
+) -> None:
+    # retained customers' runs end 30 days later: until then only the lost ones have ended,
+    # and the arms' difference among ended runs is not the arm's effect
+    accord.experiments.create(T, parse_experiment(SLOW_DESIGN), actor="ann")
+    accord.runtime.catalog.deploy(T, load_journey_text(SLOW_JOURNEY))
+    rng = random.Random(3)
+    for i in range(160):
+        subject = f"cus_{i:04d}"
+        variant = accord.experiments.assign(T, "slow-offer", subject).variant
+        stays = rng.random() < (0.7 if variant == "generous" else 0.2)
+        accord.runtime.start(T, "keep_slow", input={"stays": stays}, subject=subject)
+    accord.runtime.drive()
+    early = accord.attribution("keep_slow", success="retained,lost", min_runs=5)
+    still_open = 160 - early.runs
+    assert still_open > 0
+    [estimate] = early.point("arm").estimates
+    assert estimate.method == RANDOMISED and not estimate.causal
+    assert estimate.note is not None and f"{still_open} runs" in estimate.note
+    assert any(f"{still_open} runs started in the window have not ended" in n for n in early.notes)
+
+    clock.advance(31 * 86_400)
+    accord.runtime.drive()
+    late = accord.attribution("keep_slow", success="retained", min_runs=5)
+    assert late.runs == 160
+    [estimate] = late.point("arm").estimates
+    assert estimate.method == RANDOMISED and estimate.causal and estimate.note is None
+    assert estimate.difference is not None and estimate.difference > 0.2
+    assert not any("have not ended" in n for n in late.notes)
+
+
+ONLY_TASKS = """
+journey: only_tasks
+purpose: dpv:CustomerCare
+input: {n: integer}
+blocks:
+  - id: arm
+    kind: task
+    capability: experiment.assign
+    input: {experiment: '"tasks-offer"'}
+  - {id: kept, kind: end, outcome: retained}
+"""
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_an_erased_run_whose_path_holds_only_completed_blocks_is_left_out(
+    accord: Accord,
+) -> None:
+    design = SLOW_DESIGN.replace("slow-offer", "tasks-offer").replace("keep_slow", "only_tasks")
+    accord.experiments.create(T, parse_experiment(design), actor="ann")
+    accord.runtime.catalog.deploy(T, load_journey_text(ONLY_TASKS))
+    for i in range(3):
+        accord.runtime.start(T, "only_tasks", input={"n": i}, subject=f"cus_{i}")
+    accord.runtime.drive()
+    assert accord.attribution("only_tasks", success="retained", min_runs=1).runs == 3
+    accord.erase_subject("cus_0", actor="dpo", reason="request")
+    found = accord.attribution("only_tasks", success="retained", min_runs=1)
+    assert (found.runs, found.erased) == (2, 1)
+    assert sum(v.runs for v in found.point("arm").values) == 2

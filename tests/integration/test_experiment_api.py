@@ -398,3 +398,78 @@ def test_another_tenants_experiments_are_neither_seen_nor_decided(
     assert (ours["status"], ours["subjects"]) == ("running", 60)
     assert [c["change"] for c in changes(shop, A)] == ["created"]
     assert [c["change"] for c in changes(shop, B)] == ["created", "stopped"]
+
+
+def _design(**primary: Any) -> dict[str, Any]:
+    found: dict[str, Any] = yaml.safe_load(DESIGN)
+    found["primary"] = found["primary"] | primary
+    return found
+
+
+@pytest.mark.parametrize(
+    ("design", "location"),
+    [
+        (_design(minimum_effect=1e-200), "body.source.primary.minimum_effect"),
+        (_design(minimum_effect=1e-8), "body.source"),
+        (_design(minimum_effect=float("inf")), "body.source.primary.minimum_effect"),
+        (_design(kind="number", sd=1e300), "body.source.primary.sd"),
+        (_design(kind="number", baseline=float("nan"), sd=1), "body.source.primary.baseline"),
+        (yaml.safe_load(DESIGN) | {"version": 10**30}, "body.source.version"),
+        (
+            yaml.safe_load(DESIGN)
+            | {"guardrails": [{"name": "discount", "worse": "higher", "scale": 1e-320}]},
+            "body.source.guardrails.0.scale",
+        ),
+        (
+            yaml.safe_load(DESIGN)
+            | {
+                "guardrails": [
+                    {"name": "discount", "worse": "higher", "scale": 1, "tolerance": 1e300}
+                ]
+            },
+            "body.source.guardrails.0.tolerance",
+        ),
+    ],
+)
+def test_a_design_that_cannot_be_run_is_refused_before_it_is_stored(
+    api: httpx.Client, shop: Accord, design: dict[str, Any], location: str
+) -> None:
+    author = auth(token(shop, "author", subject="ann"))
+    found = problem(
+        api.post("/v1/experiments", json={"source": yaml.safe_dump(design)}, headers=author),
+        422,
+        "experiment_invalid",
+    )
+    assert [e["location"] for e in found["errors"]] == [location]
+    assert shop.experiments.list(A) == []
+    listed = api.get("/v1/experiments", headers=author)
+    assert listed.status_code == 200, listed.text
+    assert listed.json()["items"] == []
+    # the name stays free: the same experiment, designed soundly, starts at once
+    sound = api.post("/v1/experiments", json={"source": DESIGN}, headers=author)
+    assert sound.status_code == 201, sound.text
+
+
+def test_a_stored_design_that_no_longer_reads_does_not_break_the_list(
+    api: httpx.Client, shop: Accord
+) -> None:
+    import sqlalchemy as sa
+
+    from accord.storage._schema import experiments
+
+    shop.experiments.create(A, parse_experiment(DESIGN), actor="tests")
+    shop.experiments.create(A, parse_experiment(DESIGN.replace(NAME, "second", 1)), actor="tests")
+    broken = _design(minimum_effect=1e-200) | {"experiment": "second"}
+    with shop.db.transaction() as connection:
+        connection.execute(
+            sa.update(experiments)
+            .where(experiments.c.tenant_id == A, experiments.c.name == "second")
+            .values(spec=json.dumps(broken))
+        )
+    listed = api.get("/v1/experiments", headers=auth(token(shop, "admin")))
+    assert listed.status_code == 200, listed.text
+    items = {i["experiment"]: i for i in listed.json()["items"]}
+    assert items[NAME]["verdict"] == "continue" and items[NAME]["error"] is None
+    assert items["second"]["verdict"] == "invalid"
+    assert items["second"]["status"] == "running"
+    assert "minimum_effect" in items["second"]["error"]

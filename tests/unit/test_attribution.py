@@ -346,3 +346,15 @@ def test_paths_are_read_from_the_events_the_runtime_records() -> None:
     # a task no run was refused at decides nothing, so it is no decision point
     alone, _ = paths_of([first])
     assert "lookup (gateway)" not in [s.point.label for s in alone[0].steps]
+
+
+def test_an_arm_is_not_causal_while_runs_of_the_selection_are_still_open() -> None:
+    paths = experiment(random.Random(5), 400, effect=0.1)
+    assert generous(paths).causal
+    found = attribute(paths, success=[WIN], references={ARM: "usual"}, open_runs=12)
+    [estimate] = found.point("arm").estimates
+    assert estimate.method == RANDOMISED and not estimate.causal
+    assert estimate.note is not None and "12 runs" in estimate.note
+    assert any("12 runs started in the window have not ended yet" in n for n in found.notes)
+    few = attribute(paths[:10], success=[WIN], references={ARM: "usual"}, open_runs=1)
+    assert not any(e.causal for p in few.points for e in p.estimates)

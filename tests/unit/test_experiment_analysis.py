@@ -12,7 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from accord.errors import InputError
-from accord.experiments import Comparison, Observation, compare, default_tau, required_sample
+from accord.experiments import (
+    Comparison,
+    Observation,
+    compare,
+    default_tau,
+    parse_experiment,
+    required_sample,
+)
 
 ALPHA = 0.05
 
@@ -369,3 +376,34 @@ def test_required_sample_refuses_bad_input(
     with pytest.raises(InputError, match=message) as caught:
         required_sample(effect, sd, alpha=alpha, power=power)
     assert caught.value.hint
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ("minimum_effect: 1e-200", "primary.minimum_effect"),
+        ("minimum_effect: .inf", "primary.minimum_effect"),
+        ("minimum_effect: .nan", "primary.minimum_effect"),
+        ("minimum_effect: 1e-8", "(top)"),
+    ],
+)
+def test_a_design_no_sample_could_test_is_refused_naming_the_field(change: str, field: str) -> None:
+
+    text = f"""
+experiment: tiny
+target: {{kind: agent, name: offer}}
+control: usual
+variants: [{{name: usual}}, {{name: generous}}]
+primary: {{name: retained, kind: binary, baseline: 0.3, {change}}}
+"""
+    with pytest.raises(InputError) as caught:
+        parse_experiment(text, source="tiny.yaml")
+    assert f"tiny.yaml: {field}:" in caught.value.message
+    sound = parse_experiment(text.replace(change, "minimum_effect: 0.05"))
+    assert sound.planned_sample() == required_sample(
+        0.05, 0.3**0.5 * 0.7**0.5, alpha=0.05, power=0.8
+    )
+    good = text.replace(change, "minimum_effect: 0.05")
+    assert parse_experiment(good + "version: 2147483647\n").version == 2**31 - 1
+    with pytest.raises(InputError, match="version"):
+        parse_experiment(good + "version: 2147483648\n")

@@ -104,6 +104,9 @@ class ExperimentSummary(Out):
     assigned: dict[str, int] = Field(description="subjects per arm, the holdout included")
     subjects: int = Field(ge=0, description="subjects assigned, the holdout included")
     created_at: float
+    error: str | None = Field(
+        None, description="why the stored design cannot be read (its verdict is 'invalid')"
+    )
 
 
 class ExperimentPage(Out):
@@ -166,8 +169,39 @@ def experiment_summaries(accord: Accord, tenant: str) -> list[dict[str, Any]]:
     found = []
     for row in sorted(store.list(t), key=lambda r: str(r["experiment"])):
         name = str(row["experiment"])
-        found.append(_summary(store.spec(t, name), store.report(t, name), row["created_at"]))
+        try:
+            found.append(_summary(store.spec(t, name), store.report(t, name), row["created_at"]))
+        except ExperimentNotFound:
+            continue  # removed between the list and the read
+        except (ValidationError, InputError, ArithmeticError, ValueError) as exc:
+            # one stored design that no longer reads must not hide the others
+            found.append(_unreadable(row, exc))
     return found
+
+
+def _unreadable(row: dict[str, Any], exc: Exception) -> dict[str, Any]:
+    if isinstance(exc, ValidationError):
+        message = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
+        )
+    else:
+        message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return {
+        "experiment": str(row["experiment"]),
+        "version": int(row["version"]),
+        "description": "",
+        "target": {"kind": "unknown", "name": ""},
+        "control": "",
+        "variants": [],
+        "holdout": 0.0,
+        "status": row["status"],
+        "decision": row["decision"],
+        "verdict": "invalid",
+        "assigned": {},
+        "subjects": 0,
+        "created_at": row["created_at"],
+        "error": f"the stored design cannot be read: {message}",
+    }
 
 
 def experiment_report(accord: Accord, tenant: str, name: str) -> dict[str, Any]:

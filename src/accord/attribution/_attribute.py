@@ -6,7 +6,8 @@ Three methods, each named in every result it produces:
 
 - ``randomised difference in means``: the point's value was an experiment's arm, drawn at
   random for each subject, so the difference in success rate between arms estimates the arm's
-  effect. Causal.
+  effect. Causal once every run selected has ended: only ended runs are compared, and an arm
+  that changes how long runs take to end changes which runs have ended (``open_runs``).
 - ``observational, stratified by earlier decisions (not causal)``: the difference between a
   value and the point's most common value, within strata of the values taken at up to
   :data:`MAX_ADJUST` earlier decision points (the nearest first; the farthest are dropped until
@@ -107,7 +108,8 @@ class Estimate:
         value: the value compared.
         reference: the value compared with (an experiment's control, else the most common).
         method: how the difference was estimated.
-        causal: the method estimates an effect (randomised), not an association.
+        causal: the method estimates an effect (randomised, with every selected run ended),
+            not an association.
         runs: runs that took ``value`` at the point.
         reference_runs: runs that took ``reference``.
         difference: the estimated difference in success rate; None when too few runs.
@@ -299,6 +301,7 @@ def attribute(
     since: float | None = None,
     until: float | None = None,
     erased: int = 0,
+    open_runs: int = 0,
 ) -> Attribution:
     """Attribute the outcomes of ``paths`` to their decision points (see the module).
 
@@ -311,6 +314,9 @@ def attribute(
             control), when it was taken; else the point's most common value.
         journey, version, since, until, erased: what the paths were selected by, for the
             result.
+        open_runs: runs of the selection that have not ended yet, so are not among
+            ``paths``. While there are any, a randomised estimate is not causal: an arm that
+            changes how long runs take to end changes which runs have ended.
 
     Raises:
         InputError: no success outcome, ``min_runs`` below 1 or ``confidence`` outside
@@ -345,7 +351,9 @@ def attribute(
             reached.setdefault(point, []).append(_Reach(run, position, step))
     removal, effects = _removal(paths, succeeded, min_runs)
     total = sum(effects.values())
-    context = _Context(firsts, succeeded, clusters, min_runs, confidence, references or {})
+    context = _Context(
+        firsts, succeeded, clusters, min_runs, confidence, references or {}, max(0, open_runs)
+    )
     points = [
         _point(
             point,
@@ -360,6 +368,8 @@ def attribute(
     notes = [CAUSAL_NOTE]
     if erased:
         notes.append(f"{erased} runs of erased subjects are left out: their paths are gone")
+    if open_runs > 0:
+        notes.append(_open_note(open_runs))
     return Attribution(
         journey=journey,
         version=version,
@@ -404,6 +414,15 @@ class _Context:
     min_runs: int
     confidence: float
     references: Mapping[Point, str]
+    open_runs: int
+
+
+def _open_note(open_runs: int) -> str:
+    return (
+        f"{open_runs} runs started in the window have not ended yet: only ended runs are "
+        "compared, and an arm that changes how long runs take to end changes which runs "
+        "have ended, so the experiment arms' estimates are causal only once they have ended"
+    )
 
 
 def _point(
@@ -513,7 +532,7 @@ def _estimate(
             value=value,
             reference=reference,
             method=RANDOMISED if randomised else OBSERVATIONAL,
-            causal=randomised,
+            causal=randomised and not context.open_runs,
             runs=n_value,
             reference_runs=n_reference,
             difference=None,
@@ -544,7 +563,7 @@ def _estimate(
         value=value,
         reference=reference,
         method=method,
-        causal=randomised,
+        causal=randomised and not context.open_runs,
         runs=n_value,
         reference_runs=n_reference,
         difference=found.estimate,
@@ -553,7 +572,7 @@ def _estimate(
         raw_difference=raw.estimate,
         adjusted_for=tuple(p.label for p in adjusted),
         left_out=found.left_out,
-        note=None,
+        note=_open_note(context.open_runs) if randomised and context.open_runs else None,
     )
 
 

@@ -9,13 +9,22 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from accord.errors import InputError
+from accord.experiments._analysis import required_sample
 
 NAME = r"^[a-z][a-z0-9_-]{0,63}$"
 Kind = Literal["journey", "decision_table", "policy", "agent"]
 
 
+LARGEST = 1e12
+"""The largest magnitude a design's effect, spread, baseline, scale or tolerance may state."""
+SMALLEST = 1e-9
+"""The smallest minimum effect, spread or guardrail scale a design may state."""
+MOST_SAMPLE = 10**9
+"""The most outcomes per arm a design may plan for; one needing more cannot be run."""
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Target(_Strict):
@@ -38,11 +47,18 @@ class Metric(_Strict):
     name: str = Field(pattern=NAME)
     kind: Literal["binary", "number"]
     better: Literal["higher", "lower"] = "higher"
-    minimum_effect: float = Field(gt=0, description="the smallest absolute change worth finding")
-    baseline: float | None = Field(
-        default=None, description="the control's expected mean (a rate, for a binary metric)"
+    minimum_effect: float = Field(
+        ge=SMALLEST, le=LARGEST, description="the smallest absolute change worth finding"
     )
-    sd: float | None = Field(default=None, gt=0, description="per-unit spread, number metrics")
+    baseline: float | None = Field(
+        default=None,
+        ge=-LARGEST,
+        le=LARGEST,
+        description="the control's expected mean (a rate, for a binary metric)",
+    )
+    sd: float | None = Field(
+        default=None, ge=SMALLEST, le=LARGEST, description="per-unit spread, number metrics"
+    )
 
     @model_validator(mode="after")
     def _spread_known(self) -> Metric:
@@ -65,15 +81,17 @@ class Guardrail(_Strict):
 
     name: str = Field(pattern=NAME)
     worse: Literal["higher", "lower"]
-    tolerance: float = Field(default=0.0, ge=0)
+    tolerance: float = Field(default=0.0, ge=0, le=LARGEST)
     scale: float = Field(
-        gt=0, description="the change the guardrail's test is tuned to notice, in its units"
+        ge=SMALLEST,
+        le=LARGEST,
+        description="the change the guardrail's test is tuned to notice, in its units",
     )
 
 
 class ExperimentSpec(_Strict):
     experiment: str = Field(pattern=NAME)
-    version: int = Field(default=1, ge=1)
+    version: int = Field(default=1, ge=1, le=2**31 - 1)
     description: str = ""
     target: Target
     control: str = Field(pattern=NAME)
@@ -86,7 +104,7 @@ class ExperimentSpec(_Strict):
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
     power: float = Field(default=0.8, gt=0.5, lt=1)
     minimum_sample: int = Field(
-        default=100, ge=2, description="per arm, before any decision is drawn"
+        default=100, ge=2, le=MOST_SAMPLE, description="per arm, before any decision is drawn"
     )
 
     @model_validator(mode="after")
@@ -101,7 +119,36 @@ class ExperimentSpec(_Strict):
         metrics = [self.primary.name, *(g.name for g in self.guardrails)]
         if len(set(metrics)) != len(metrics):
             raise ValueError(f"metric names repeat: {', '.join(metrics)}")
+        self.planned_sample()
         return self
+
+    def planned_sample(self) -> int | None:
+        """Outcomes per arm the design plans for (None: a number metric without ``sd``).
+
+        Raises:
+            ValueError: the design would need more than :data:`MOST_SAMPLE` per arm.
+        """
+        spread = self.primary.spread()
+        if spread is None:
+            return None
+        # A/B/n: each treatment is compared with the control at alpha / treatments (Bonferroni)
+        alpha = self.alpha / max(1, len(self.treatments))
+        try:
+            planned = required_sample(
+                self.primary.minimum_effect, spread, alpha=alpha, power=self.power
+            )
+        except (OverflowError, InputError) as exc:
+            raise ValueError(
+                f"primary.minimum_effect {self.primary.minimum_effect!r} is too small for the "
+                f"metric's spread {spread:.4g}: no sample could find it"
+            ) from exc
+        if planned > MOST_SAMPLE:
+            raise ValueError(
+                f"primary.minimum_effect {self.primary.minimum_effect!r} against the spread "
+                f"{spread:.4g} needs {planned:.3g} outcomes per arm, more than {MOST_SAMPLE:,}; "
+                "state a larger minimum effect"
+            )
+        return max(planned, self.minimum_sample)
 
     @property
     def metrics(self) -> tuple[str, ...]:

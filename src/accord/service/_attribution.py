@@ -23,12 +23,14 @@ from accord.errors import InputError
 from accord.experiments import Experiments
 from accord.journeys import EndBlock
 from accord.runtime import Runtime
-from accord.storage._paths import ended_runs, journey_outcomes, run_events
+from accord.storage._paths import ended_runs, journey_outcomes, open_runs, run_events
 
 MAX_RUNS = 100_000
 """The most runs one attribution reads (the newest of the window)."""
 
 ASSIGN_DETAIL = '"capability":"experiment.assign"'
+ERASED_DETAIL = '{"erased":true}'
+"""The detail an erased subject's events keep: it marks the run as erased."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +111,7 @@ def read_paths(
             selection.tenant,
             [r.run_id for r in found],
             kinds=PATH_EVENT_KINDS,
-            only_if={"block.completed": ASSIGN_DETAIL},
+            only_if={"block.completed": (ASSIGN_DETAIL, ERASED_DETAIL)},
         )
     recorded = [
         RecordedRun(
@@ -125,6 +127,19 @@ def read_paths(
     ]
     paths, erased = paths_of(recorded)
     return paths, erased, more
+
+
+def still_open(runtime: Runtime, selection: Selection) -> int:
+    """How many of the selected runs have not ended yet: their outcomes are not known."""
+    with runtime.db.read() as connection:
+        return open_runs(
+            connection,
+            selection.tenant,
+            selection.journey,
+            version=selection.version,
+            since=selection.since,
+            until=selection.until,
+        )
 
 
 def known_outcomes(runtime: Runtime, selection: Selection) -> set[str]:
@@ -173,6 +188,8 @@ def attribution(
             f"journey {selection.journey!r}{version} never ends with {names}",
             hint="its outcomes: " + ", ".join(sorted(known)),
         )
+    # counted before the ended runs are read: a run ending in between counts as still open
+    unended = still_open(runtime, selection)
     paths, erased, more = read_paths(runtime, selection, limit=MAX_RUNS)
     found = attribute(
         paths,
@@ -185,6 +202,7 @@ def attribution(
         since=selection.since,
         until=selection.until,
         erased=erased,
+        open_runs=unended,
     )
     if more:
         note = f"only the newest {MAX_RUNS} ended runs were read; narrow the window with since"

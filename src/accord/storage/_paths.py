@@ -1,4 +1,5 @@
-"""Ended runs of a journey and the events on their paths, read in bulk within one tenant."""
+"""Ended runs of a journey and the events on their paths, read in bulk within one tenant,
+and how many of its runs are still open."""
 
 from __future__ import annotations
 
@@ -73,26 +74,55 @@ def ended_runs(
     return list(reversed(found[:limit])), more
 
 
+def open_runs(
+    connection: Connection,
+    tenant: TenantId,
+    journey: str,
+    *,
+    version: int | None = None,
+    since: float | None = None,
+    until: float | None = None,
+) -> int:
+    """How many runs of ``journey`` started in [since, until) have not ended yet."""
+    query = (
+        sa.select(sa.func.count())
+        .select_from(runs)
+        .where(
+            runs.c.tenant_id == tenant,
+            runs.c.journey_name == journey,
+            runs.c.status.not_in(TERMINAL),
+        )
+    )
+    if version is not None:
+        query = query.where(runs.c.journey_version == version)
+    if since is not None:
+        query = query.where(runs.c.created_at >= since)
+    if until is not None:
+        query = query.where(runs.c.created_at < until)
+    return int(connection.execute(query).scalar_one())
+
+
 def run_events(
     connection: Connection,
     tenant: TenantId,
     run_ids: Sequence[str],
     *,
     kinds: Sequence[str],
-    only_if: Mapping[str, str] | None = None,
+    only_if: Mapping[str, str | Sequence[str]] | None = None,
 ) -> dict[str, list[HistoryEntry]]:
     """The events of ``kinds`` in each run's history, in order.
 
-    ``only_if`` maps a kind to a text: an event of that kind whose stored detail does not
-    contain the text comes back with an empty detail (details can be large, and of some
-    kinds only a few are needed).
+    ``only_if`` maps a kind to a text, or to several: an event of that kind whose stored
+    detail contains none of them comes back with an empty detail (details can be large, and
+    of some kinds only a few are needed).
     """
     t = transitions
     detail: sa.ColumnElement[str] = t.c.detail
-    for kind, text in (only_if or {}).items():
-        like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    for kind, wanted in (only_if or {}).items():
+        texts = [wanted] if isinstance(wanted, str) else list(wanted)
+        kept = [t.c.detail.like(_containing(text), escape="\\") for text in texts]
         detail = sa.case(
-            (sa.and_(t.c.kind == kind, ~t.c.detail.like(like, escape="\\")), "{}"),
+            (sa.and_(t.c.kind == kind, ~sa.or_(*kept)), "{}"),
             else_=detail,
         )
     found: dict[str, list[HistoryEntry]] = {run_id: [] for run_id in run_ids}
@@ -128,6 +158,11 @@ def run_events(
                 )
             )
     return found
+
+
+def _containing(text: str) -> str:
+    """A LIKE pattern (escaped with a backslash) matching any text that contains ``text``."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def journey_outcomes(
